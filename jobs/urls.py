@@ -1,5 +1,16 @@
+"""URLs of the app; objects are addressed by their random code, never the database id."""
+
 from django.urls import path
-from django.views.generic import TemplateView
+
+from jobs import views
 
 app_name = "jobs"
-urlpatterns = [path("", TemplateView.as_view(template_name="base.html"), name="home")]
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("upload/", views.upload, name="upload"),
+    path("datasets/<uuid:code>/new-job/", views.new_job, name="new_job"),
+    path("datasets/<uuid:code>/preview/", views.preview, name="preview"),
+    path("jobs/<uuid:code>/", views.job_detail, name="job_detail"),
+    path("jobs/<uuid:code>/progress/", views.job_progress, name="job_progress"),
+    path("jobs/<uuid:code>/download/<str:kind>/", views.download, name="download"),
+]

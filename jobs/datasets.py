@@ -1,0 +1,94 @@
+"""Uploaded datasets: store the file first, then learn its shape, then count its rows.
+
+The upload is saved before anything reads it, so a file that cannot be read is
+never lost: the dataset keeps it with a human message, and the user can change the
+encoding or delimiter and try again. Reading goes through jobs.tables.
+"""
+
+import contextlib
+import re
+import unicodedata
+from collections.abc import Iterator
+
+from django.core.files.uploadedfile import UploadedFile
+
+from jobs import tables
+from jobs.models import Dataset
+
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069/\\]")
+
+
+def display_name(filename: str) -> str:
+    """The user's file name, safe to show: no path, no control or direction-changing characters."""
+    name = unicodedata.normalize("NFC", filename).rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    name = _UNSAFE_NAME.sub("", name).strip() or "upload"
+    return name[:255]
+
+
+def create_from_upload(owner, uploaded: UploadedFile) -> Dataset:
+    """Keep the uploaded file and inspect its head (status `counting`, or `invalid` with a message)."""
+    dataset = Dataset(owner=owner, name=display_name(uploaded.name or "upload"), size_bytes=uploaded.size or 0)
+    dataset.file.save(dataset.name, uploaded, save=False)
+    analyse(dataset)
+    return dataset
+
+
+def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | None = None) -> Dataset:
+    """Read the head of the file and record columns, preview and problems; saves the dataset."""
+    try:
+        with dataset.file.open("rb") as stream:
+            info = tables.inspect(stream, dataset.name, encoding=encoding, delimiter=delimiter)
+    except tables.TableError as exc:
+        dataset.status = Dataset.Status.INVALID
+        dataset.error = str(exc)
+        dataset.save()
+        return dataset
+    dataset.format = info.format
+    dataset.encoding = info.encoding or ""
+    dataset.delimiter = info.delimiter or ""
+    dataset.sheet = info.sheet or ""
+    dataset.columns = info.columns
+    dataset.preview = info.preview
+    dataset.problems = [{"kind": p.kind, "message": p.message, "line": p.line} for p in info.problems]
+    dataset.status = Dataset.Status.COUNTING
+    dataset.error = ""
+    dataset.row_count = None
+    dataset.save()
+    return dataset
+
+
+def table_info(dataset: Dataset) -> tables.TableInfo:
+    return tables.TableInfo(
+        format=dataset.format,
+        encoding=dataset.encoding or None,
+        delimiter=dataset.delimiter or None,
+        columns=dataset.columns,
+        preview=dataset.preview,
+        problems=[],
+        column_stats=[],
+        sheet=dataset.sheet or None,
+    )
+
+
+@contextlib.contextmanager
+def rows(dataset: Dataset) -> Iterator[Iterator[tuple[int, list[str]]]]:
+    """Every data row as (row number, cells), streamed from storage."""
+    with dataset.file.open("rb") as stream:
+        yield tables.iter_rows(stream, table_info(dataset))
+
+
+def count_rows(dataset_id: int) -> None:
+    dataset = Dataset.objects.get(pk=dataset_id)
+    if dataset.status != Dataset.Status.COUNTING:
+        return
+    try:
+        with dataset.file.open("rb") as stream:
+            result = tables.count_rows(stream, table_info(dataset))
+    except tables.TableError as exc:
+        Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.INVALID, error=str(exc))
+        return
+    Dataset.objects.filter(pk=dataset.pk, status=Dataset.Status.COUNTING).update(
+        status=Dataset.Status.READY if result.rows else Dataset.Status.INVALID,
+        row_count=result.rows,
+        error="" if result.rows else "The file has a header but no rows.",
+    )

@@ -1,0 +1,41 @@
+"""First-start set-up for `make run`: an admin account and the simulator as the default provider.
+
+Safe to run on every start: it only creates what is missing.
+"""
+
+import os
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from jobs.models import ProviderCredential
+
+
+class Command(BaseCommand):
+    help = "Create the first admin (if there are no users) and the simulator provider (if enabled)."
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        if not User.objects.exists():
+            password = os.environ.get("BATCHDASH_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            User.objects.create_superuser("admin", "", password)
+            self.stdout.write(self.style.SUCCESS(
+                "\n  Created the first account.\n"
+                f"  Log in at http://127.0.0.1:{settings.PORT}/ as  admin  with password  {password}\n"
+            ))
+        if settings.SIMULATOR_ENABLED:
+            credential = ProviderCredential.objects.filter(kind=ProviderCredential.Kind.SIMULATOR).first()
+            if credential is None:
+                credential = ProviderCredential(
+                    name="Built-in simulator",
+                    kind=ProviderCredential.Kind.SIMULATOR,
+                    is_default=not ProviderCredential.objects.filter(is_default=True).exists(),
+                    poll_min_seconds=2,
+                    poll_max_seconds=10,
+                )
+                credential.set_api_key(settings.SIMULATOR_API_KEYS[0])
+            # Follow PORT changes: the simulator is served by this same server.
+            credential.base_url = settings.SIMULATOR_BASE_URL
+            credential.save()

@@ -1,0 +1,307 @@
+"""Batchdash's tables: provider credentials, uploaded datasets, jobs and their provider batches.
+
+Job and batch status are state machines kept here. Every transition that a worker
+makes is a conditional UPDATE that tells the caller whether it won, so a task that
+runs twice (redelivery, two workers, a restart) never does the work twice.
+Pages read only these tables, never the provider.
+"""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs import crypto
+
+
+def _private_upload_path(prefix: str):
+    """Stored files get random names; the user's file name is only display metadata."""
+
+    def upload_to(instance, filename: str) -> str:
+        suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+        return f"{prefix}/{uuid.uuid4().hex}.{suffix[:8]}"
+
+    return upload_to
+
+
+class ProviderCredential(models.Model):
+    """An API key for an OpenAI-compatible provider, entered by an admin.
+
+    The key is stored encrypted and shown back only as its last four characters.
+    The provider's batch limits and polling pace live here too, because they differ
+    between OpenAI, Azure and other compatible servers.
+    """
+
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        AZURE = "azure", "Azure OpenAI"
+        COMPATIBLE = "compatible", "OpenAI-compatible server"
+        SIMULATOR = "simulator", "Built-in simulator"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OPENAI)
+    base_url = models.URLField(blank=True, help_text="Leave empty for api.openai.com.")
+    api_key_encrypted = models.TextField(editable=False)
+    key_last4 = models.CharField(max_length=4, editable=False)
+    organization = models.CharField(max_length=100, blank=True)
+    project = models.CharField(max_length=100, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False)
+    max_requests_per_batch = models.PositiveIntegerField(default=50_000)
+    max_bytes_per_batch = models.PositiveBigIntegerField(default=200 * 1000 * 1000)
+    poll_min_seconds = models.FloatField(default=30.0)
+    poll_max_seconds = models.FloatField(default=300.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.masked_key})"
+
+    def set_api_key(self, raw_key: str) -> None:
+        raw_key = raw_key.strip()
+        self.api_key_encrypted = crypto.encrypt(raw_key)
+        self.key_last4 = raw_key[-4:]
+
+    def api_key(self) -> str:
+        """The decrypted key; only jobs.openai_client calls this."""
+        return crypto.decrypt(self.api_key_encrypted)
+
+    @property
+    def masked_key(self) -> str:
+        return f"…{self.key_last4}" if self.key_last4 else "(none)"
+
+
+class Dataset(models.Model):
+    """An uploaded table, with what was learned from its head and the full row count."""
+
+    class Status(models.TextChoices):
+        COUNTING = "counting", "Counting rows"
+        READY = "ready", "Ready"
+        INVALID = "invalid", "Has a problem"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=255)
+    file = models.FileField(upload_to=_private_upload_path("datasets"))
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    format = models.CharField(max_length=10, default="csv")
+    encoding = models.CharField(max_length=40, blank=True)
+    delimiter = models.CharField(max_length=4, blank=True)
+    sheet = models.CharField(max_length=255, blank=True)
+    columns = models.JSONField(default=list)
+    preview = models.JSONField(default=list)
+    problems = models.JSONField(default=list)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.COUNTING)
+    row_count = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Job(models.Model):
+    """One user's run of a prompt template over a dataset; split into provider batches."""
+
+    class Status(models.TextChoices):
+        PREPARING = "preparing", "Preparing"
+        RUNNING = "running", "Running"
+        FINISHING = "finishing", "Collecting results"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLING = "cancelling", "Cancelling"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    class Endpoint(models.TextChoices):
+        CHAT = "/v1/chat/completions", "Chat completions"
+        RESPONSES = "/v1/responses", "Responses"
+        EMBEDDINGS = "/v1/embeddings", "Embeddings"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
+    credential = models.ForeignKey(ProviderCredential, on_delete=models.PROTECT, related_name="jobs")
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREPARING)
+
+    # The template the job ran with: copied here so that later edits never change it.
+    endpoint = models.CharField(max_length=40, choices=Endpoint.choices, default=Endpoint.CHAT)
+    model = models.CharField(max_length=100)
+    system_prompt = models.TextField(blank=True)
+    user_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_processed = models.PositiveIntegerField(default=0)
+    rows_succeeded = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    results_file = models.FileField(upload_to=_private_upload_path("results"), blank=True)
+    failures_file = models.FileField(upload_to=_private_upload_path("results"), blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The sweeper's query for jobs whose background step may have been lost.
+            models.Index(
+                fields=["status", "updated_at"],
+                name="job_unfinished",
+                condition=Q(status__in=["preparing", "finishing"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def percent_done(self) -> int:
+        if self.status == self.Status.COMPLETED:
+            return 100
+        if not self.rows_total:
+            return 0
+        return min(100, int(100 * self.rows_processed / self.rows_total))
+
+    def transition(self, from_statuses, to_status: str, **fields) -> bool:
+        """Move to `to_status` only if still in one of `from_statuses`; True if this caller won."""
+        if isinstance(from_statuses, str):
+            from_statuses = [from_statuses]
+        won = Job.objects.filter(pk=self.pk, status__in=from_statuses).update(
+            status=to_status, updated_at=timezone.now(), **fields
+        )
+        if won:
+            self.refresh_from_db()
+        return bool(won)
+
+
+class Batch(models.Model):
+    """One provider batch: a part of a job, from its request file to its reconciled outcomes.
+
+    `status` is our own state machine; `remote_status` is what the provider said last.
+    queued → submitting → running → downloading → done
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SUBMITTING = "submitting", "Submitting"
+        RUNNING = "running", "At the provider"
+        DOWNLOADING = "downloading", "Downloading results"
+        DONE = "done", "Done"
+
+    REMOTE_TERMINAL = ("completed", "failed", "expired", "cancelled")
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="batches")
+    index = models.PositiveIntegerField()
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # Our idempotency key: sent in the batch metadata and the upload's file name, so
+    # that a retry after a crash finds what an earlier attempt already created.
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+
+    first_row = models.PositiveIntegerField()
+    last_row = models.PositiveIntegerField()
+    request_count = models.PositiveIntegerField()
+    input_bytes = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    input_file = models.FileField(upload_to=_private_upload_path("batches"))
+    input_sha256 = models.CharField(max_length=64)
+
+    remote_file_id = models.CharField(max_length=100, blank=True)
+    remote_batch_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    remote_status = models.CharField(max_length=20, blank=True)
+    remote_output_file_id = models.CharField(max_length=100, blank=True)
+    remote_error_file_id = models.CharField(max_length=100, blank=True)
+    remote_errors = models.JSONField(default=list, blank=True)
+    requests_completed = models.PositiveIntegerField(default=0)
+    requests_failed = models.PositiveIntegerField(default=0)
+
+    output_file = models.FileField(upload_to=_private_upload_path("batches"), blank=True)
+    error_file = models.FileField(upload_to=_private_upload_path("batches"), blank=True)
+    outcomes_file = models.FileField(upload_to=_private_upload_path("batches"), blank=True)
+    rows_succeeded = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    submit_attempts = models.PositiveIntegerField(default=0)
+    submit_started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_interval = models.FloatField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "attempt", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "attempt", "index"], name="batch_unique_part"),
+        ]
+        indexes = [
+            # The scheduler's "which batches are due for a poll" query.
+            models.Index(
+                fields=["next_poll_at"], name="batch_due_poll", condition=Q(status="running")
+            ),
+            # The sweeper's query for submissions and downloads whose message was lost.
+            models.Index(
+                fields=["status", "updated_at"],
+                name="batch_in_flight",
+                condition=Q(status__in=["queued", "submitting", "downloading"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} part {self.index + 1}"
+
+    @property
+    def display_state(self) -> str:
+        """What a user calls this part's state: queued, validating, in progress, …, done, failed."""
+        if self.status == self.Status.RUNNING and self.remote_status:
+            return self.remote_status.replace("_", " ")
+        if self.status == self.Status.DONE and self.remote_status in ("failed", "expired", "cancelled"):
+            return self.remote_status
+        if self.status == self.Status.DONE and self.error:
+            return "failed"
+        return self.get_status_display().lower()
+
+    def transition(self, from_status: str, to_status: str, **fields) -> bool:
+        """Conditional UPDATE: True if this caller moved the batch out of `from_status`."""
+        won = Batch.objects.filter(pk=self.pk, status=from_status).update(
+            status=to_status, updated_at=timezone.now(), **fields
+        )
+        if won:
+            self.refresh_from_db()
+        return bool(won)
+
+    def schedule_next_poll(self, progressed: bool) -> None:
+        """Back off while nothing changes; come back sooner when the batch is moving."""
+        credential = self.job.credential
+        if progressed or not self.poll_interval:
+            interval = credential.poll_min_seconds
+        else:
+            interval = min(credential.poll_max_seconds, self.poll_interval * 1.5)
+        self.poll_interval = interval
+        self.next_poll_at = timezone.now() + timedelta(seconds=interval)

@@ -1,0 +1,213 @@
+"""The one door to a provider: every call to an OpenAI-compatible API goes through here.
+
+Nothing else imports `openai`. SDK objects and exceptions are translated into small
+dataclasses and into RetryableError / PermanentError, with provider messages scrubbed
+of anything that looks like a key before anyone stores or logs them.
+
+Retries happen in one layer only: the Celery tasks. Calls that create something
+(upload, create batch) run with the SDK's own retries off, because the SDK sends no
+idempotency key and a retried create can make a second, billed batch.
+"""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import openai
+from django.conf import settings
+
+from jobs.models import ProviderCredential
+
+_KEY_PATTERN = re.compile(r"\b(sk|rk|pk|key)-[A-Za-z0-9_\-*.]{3,}")
+
+
+def scrub(text: str) -> str:
+    """Remove anything shaped like an API key (providers echo part of a wrong key)."""
+    return _KEY_PATTERN.sub("[redacted key]", text or "")
+
+
+class ProviderError(Exception):
+    """A provider call failed; `message` is safe to show and store."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, retry_after: float | None = None
+    ):
+        super().__init__(scrub(message))
+        self.message = scrub(message)
+        self.code = code
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RetryableError(ProviderError):
+    """Worth trying again later: rate limits, server errors, timeouts, no connection."""
+
+
+class PermanentError(ProviderError):
+    """Trying again will not help until someone changes something."""
+
+
+class AuthError(PermanentError):
+    """The key was refused (401/403): an admin has to act."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    id: str
+    filename: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class RemoteBatch:
+    id: str
+    status: str
+    total: int
+    completed: int
+    failed: int
+    output_file_id: str | None
+    error_file_id: str | None
+    created_at: int
+    metadata: dict[str, str] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in ("completed", "failed", "expired", "cancelled")
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _translate(exc: Exception) -> ProviderError:
+    if isinstance(exc, openai.APITimeoutError):
+        return RetryableError("The provider did not answer in time.", code="timeout")
+    if isinstance(exc, openai.APIConnectionError):
+        return RetryableError("Could not reach the provider (network or wrong address).", code="connection_error")
+    if isinstance(exc, openai.APIStatusError):
+        message = exc.message
+        status = exc.status_code
+        if status in (401, 403):
+            return AuthError(message, code=exc.code or "invalid_api_key", status=status)
+        if status in (408, 409, 429) or status >= 500:
+            return RetryableError(message, code=exc.code, status=status, retry_after=_retry_after(exc))
+        return PermanentError(message, code=exc.code, status=status)
+    return PermanentError(str(exc))
+
+
+def _remote_batch(batch: Any) -> RemoteBatch:
+    counts = batch.request_counts
+    errors = []
+    if batch.errors and batch.errors.data:
+        errors = [
+            {"code": e.code, "message": scrub(e.message or ""), "param": e.param, "line": e.line}
+            for e in batch.errors.data
+        ]
+    return RemoteBatch(
+        id=batch.id,
+        status=(batch.status or "").lower(),
+        total=counts.total if counts else 0,
+        completed=counts.completed if counts else 0,
+        failed=counts.failed if counts else 0,
+        output_file_id=batch.output_file_id,
+        error_file_id=batch.error_file_id,
+        created_at=batch.created_at,
+        metadata=dict(batch.metadata or {}),
+        errors=errors,
+    )
+
+
+class ProviderClient:
+    """The calls Batchdash makes, named after what they are for."""
+
+    def __init__(self, credential: ProviderCredential):
+        self._sdk = openai.OpenAI(
+            api_key=credential.api_key(),
+            base_url=credential.base_url or None,
+            organization=credential.organization or None,
+            project=credential.project or None,
+            timeout=settings.PROVIDER_TIMEOUT_SECONDS,
+            max_retries=0,
+        )
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from None
+
+    def check(self) -> None:
+        """A cheap call that proves the key and the address work."""
+        self._call(self._sdk.models.list)
+
+    def upload_batch_file(self, stream: IO[bytes], filename: str) -> RemoteFile:
+        # Large uploads need more than the default timeout: allow ~1 MB/s plus a minute.
+        timeout = settings.PROVIDER_TIMEOUT_SECONDS + 3600
+        f = self._call(self._sdk.files.create, file=(filename, stream), purpose="batch", timeout=timeout)
+        return RemoteFile(id=f.id, filename=f.filename, bytes=f.bytes)
+
+    def find_file(self, filename: str) -> RemoteFile | None:
+        """An uploaded batch file by name, for recovering from an upload whose answer was lost."""
+        page = self._call(self._sdk.files.list, purpose="batch", order="desc", limit=1000)
+        for f in page.data:
+            if f.filename == filename:
+                return RemoteFile(id=f.id, filename=f.filename, bytes=f.bytes)
+        return None
+
+    def create_batch(self, input_file_id: str, endpoint: str, metadata: dict[str, str]) -> RemoteBatch:
+        batch = self._call(
+            self._sdk.batches.create,
+            input_file_id=input_file_id,
+            endpoint=endpoint,
+            completion_window="24h",
+            metadata=metadata,
+        )
+        return _remote_batch(batch)
+
+    def find_batch(self, key: str, value: str, created_after: int) -> RemoteBatch | None:
+        """The batch whose metadata[key] == value, looking back to `created_after` (unix s).
+
+        The list endpoint has no filter, so this pages newest-first and stops once the
+        batches are older than the time our own attempt started.
+        """
+        after = None
+        while True:
+            kwargs = {"limit": 100} | ({"after": after} if after else {})
+            page = self._call(self._sdk.batches.list, **kwargs)
+            for batch in page.data:
+                if (batch.metadata or {}).get(key) == value:
+                    return _remote_batch(batch)
+            if not page.data or not page.has_more or page.data[-1].created_at < created_after:
+                return None
+            after = page.data[-1].id
+
+    def get_batch(self, batch_id: str) -> RemoteBatch:
+        return _remote_batch(self._call(self._sdk.batches.retrieve, batch_id))
+
+    def cancel_batch(self, batch_id: str) -> RemoteBatch:
+        return _remote_batch(self._call(self._sdk.batches.cancel, batch_id))
+
+    def download_file(self, file_id: str) -> Iterator[bytes]:
+        """The file's bytes in chunks, streamed rather than held in memory."""
+        try:
+            with self._sdk.files.with_streaming_response.content(
+                file_id, timeout=settings.PROVIDER_TIMEOUT_SECONDS + 3600
+            ) as response:
+                yield from response.iter_bytes(1 << 20)
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from None
+
+    def delete_file(self, file_id: str) -> None:
+        self._call(self._sdk.files.delete, file_id)
+
+    def complete(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One synchronous request (the pilot run), answered as the batch line's body would be."""
+        path = endpoint.removeprefix("/v1")
+        response = self._call(self._sdk.post, path, body=body, cast_to=object)
+        return response if isinstance(response, dict) else {}

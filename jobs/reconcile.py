@@ -1,0 +1,174 @@
+"""Provider output and error files → one outcome per input row, joined by custom_id.
+
+Pure: reads JSONL streams, writes an outcomes file sorted by row. Never trusts line
+order. A line is a success only if `error` is null and the HTTP status is 2xx;
+otherwise the message comes from `error` or from `response.body.error`. Rows that
+appear in neither file are reported as lost, which is retryable.
+Memory is bounded by the size of one batch (at most 50,000 requests).
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+
+from jobs.batchfiles import EMBEDDINGS, RESPONSES, row_of
+
+# Failures worth sending again as they are; anything else needs the user to change something.
+RETRYABLE_CODES = frozenset(
+    {"batch_expired", "batch_cancelled", "request_timeout", "rate_limit_exceeded", "server_error", "lost", "timeout"}
+)
+
+_CUSTOM_ID_PREFIX = b'{"custom_id":"'
+
+
+@dataclass(slots=True)
+class Outcome:
+    row: int
+    ok: bool
+    answer: str = ""
+    code: str = ""
+    message: str = ""
+    retryable: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            [self.row, self.ok, self.answer, self.code, self.message, self.retryable, self.input_tokens,
+             self.output_tokens]
+        )
+
+    @classmethod
+    def from_json(cls, line: bytes) -> "Outcome":
+        return cls(*orjson.loads(line))
+
+
+@dataclass
+class Summary:
+    succeeded: int = 0
+    failed: int = 0
+    lost: int = 0
+    unknown_lines: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def expected_rows(input_stream: IO[bytes]) -> list[int]:
+    """The row numbers of the requests in one of our input files, in file order."""
+    rows = []
+    for line in input_stream:
+        if line.startswith(_CUSTOM_ID_PREFIX):
+            end = line.index(b'"', len(_CUSTOM_ID_PREFIX))
+            cid = line[len(_CUSTOM_ID_PREFIX) : end].decode()
+        else:  # not written by us in the usual key order: parse it properly
+            cid = orjson.loads(line).get("custom_id", "")
+        row = row_of(cid)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _answer(endpoint: str, body: dict[str, Any]) -> str:
+    if endpoint == EMBEDDINGS:
+        data = body.get("data") or []
+        return orjson.dumps(data[0].get("embedding", [])).decode() if data else ""
+    if endpoint == RESPONSES:
+        texts = [
+            part.get("text", "")
+            for item in body.get("output") or []
+            for part in item.get("content") or []
+            if part.get("type") == "output_text"
+        ]
+        return "".join(texts)
+    choices = body.get("choices") or []
+    if not choices:
+        return ""
+    message = choices[0].get("message") or {}
+    return message.get("content") or message.get("refusal") or ""
+
+
+def _usage(body: dict[str, Any]) -> tuple[int, int]:
+    usage = body.get("usage") or {}
+    return (
+        usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0,
+        usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0,
+    )
+
+
+def parse_line(line: bytes, endpoint: str) -> Outcome | None:
+    """One result line → an Outcome, or None when the line is not about one of our rows."""
+    try:
+        record = orjson.loads(line)
+        row = row_of(record.get("custom_id") or "")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    if row is None:
+        return None
+    error = record.get("error")
+    response = record.get("response") or {}
+    status = response.get("status_code") or 0
+    body = response.get("body") or {}
+    if not error and 200 <= status < 300:
+        tokens_in, tokens_out = _usage(body)
+        return Outcome(row, True, _answer(endpoint, body), input_tokens=tokens_in, output_tokens=tokens_out)
+    if not error:
+        error = (body.get("error") if isinstance(body, dict) else None) or {}
+    code = str(error.get("code") or (f"http_{status}" if status else "unknown_error"))
+    message = error.get("message") or f"The provider answered with status {status}."
+    retryable = code in RETRYABLE_CODES or status == 429 or status >= 500
+    return Outcome(row, False, code=code, message=message, retryable=retryable)
+
+
+def failure(row: int, code: str, message: str) -> Outcome:
+    return Outcome(row, False, code=code, message=message, retryable=code in RETRYABLE_CODES)
+
+
+def write_outcomes(outcomes: Iterable[Outcome], out: IO[bytes]) -> Summary:
+    """Write outcomes (already sorted by row) and add them up."""
+    summary = Summary()
+    for outcome in outcomes:
+        if outcome.ok:
+            summary.succeeded += 1
+        else:
+            summary.failed += 1
+            summary.lost += outcome.code == "lost"
+        summary.input_tokens += outcome.input_tokens
+        summary.output_tokens += outcome.output_tokens
+        out.write(outcome.to_json() + b"\n")
+    return summary
+
+
+def reconcile(
+    expected: Iterable[int], result_streams: Iterable[IO[bytes]], endpoint: str, out: IO[bytes]
+) -> Summary:
+    """Join result lines to the expected rows and write one outcome per row, sorted by row.
+
+    A row that appears twice keeps its first success; a row that appears nowhere is lost.
+    Lines about rows we did not send are counted and ignored.
+    """
+    wanted = set(expected)
+    found: dict[int, Outcome] = {}
+    unknown = 0
+    for stream in result_streams:
+        for line in stream:
+            if not line.strip():
+                continue
+            outcome = parse_line(line, endpoint)
+            if outcome is None or outcome.row not in wanted:
+                unknown += 1
+                continue
+            previous = found.get(outcome.row)
+            if previous is None or (outcome.ok and not previous.ok):
+                found[outcome.row] = outcome
+    lost = "The provider returned no result for this row."
+    summary = write_outcomes((found.get(row) or failure(row, "lost", lost) for row in sorted(wanted)), out)
+    summary.unknown_lines = unknown
+    return summary
+
+
+def read_outcomes(stream: IO[bytes]) -> Iterator[Outcome]:
+    for line in stream:
+        if line.strip():
+            yield Outcome.from_json(line)

@@ -1,0 +1,92 @@
+"""Celery tasks: thin wrappers that call jobs.pipeline and enqueue the next step.
+
+Tasks receive ids only (never keys or model objects). Retries live here, in the
+decorators, and nowhere else: the SDK's own retries are off. Every task is safe to
+run twice, which is what makes late acknowledgement and the sweeper safe.
+"""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+
+from jobs import datasets, pipeline
+from jobs.models import Batch, Job
+from jobs.openai_client import RetryableError
+
+log = logging.getLogger(__name__)
+
+_RETRY = dict(
+    autoretry_for=(RetryableError,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+
+
+@shared_task
+def count_dataset_rows(dataset_id: int) -> None:
+    """Count every row of an upload in the background, with progress on the dataset."""
+    datasets.count_rows(dataset_id)
+
+
+@shared_task
+def prepare_job(job_id: int) -> None:
+    """Build the request files of a job, then submit each batch."""
+    for batch_id in pipeline.prepare_job(job_id):
+        submit_batch.delay(batch_id)
+
+
+@shared_task(**_RETRY)
+def submit_batch(batch_id: int) -> None:
+    """Upload and create one remote batch; idempotent through the batch's token."""
+    pipeline.submit_batch(batch_id)
+
+
+@shared_task
+def poll_due_batches() -> None:
+    """Scheduled: fan out a poll for every batch whose next poll time has come."""
+    for batch_id in pipeline.claim_due_batches():
+        poll_batch.delay(batch_id)
+
+
+@shared_task(**_RETRY)
+def poll_batch(batch_id: int) -> None:
+    if pipeline.poll_batch(batch_id):
+        finish_batch.delay(batch_id)
+
+
+@shared_task(**_RETRY)
+def finish_batch(batch_id: int) -> None:
+    """Download and reconcile an ended batch; the last one of a job starts the results."""
+    if pipeline.finish_batch(batch_id):
+        job_id = Batch.objects.values_list("job_id", flat=True).get(pk=batch_id)
+        if pipeline.start_results(job_id):
+            build_results.delay(job_id)
+
+
+@shared_task
+def build_results(job_id: int) -> None:
+    pipeline.build_results(job_id)
+
+
+@shared_task
+def resume_stalled_work() -> None:
+    """Scheduled: re-enqueue steps whose message was lost; each step ignores work already done."""
+    stalled = pipeline.stalled_work(older_than=timedelta(minutes=10))
+    for job_id in stalled["prepare"]:
+        prepare_job.delay(job_id)
+    for batch_id in stalled["submit"]:
+        submit_batch.delay(batch_id)
+    for batch_id in stalled["finish"]:
+        finish_batch.delay(batch_id)
+    for job_id in stalled["results"]:
+        build_results.delay(job_id)
+    for job_id in Job.objects.filter(status=Job.Status.RUNNING).exclude(
+        batches__status__in=[s for s in Batch.Status if s != Batch.Status.DONE]
+    ).values_list("pk", flat=True):
+        if pipeline.start_results(job_id):
+            build_results.delay(job_id)
+    if any(stalled.values()):
+        log.info("Resumed stalled work: %s", {k: len(v) for k, v in stalled.items()})

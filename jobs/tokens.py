@@ -1,0 +1,48 @@
+"""Token counts with the model's own tokenizer, offline.
+
+tiktoken downloads its BPE files at first use, which cannot work without internet;
+bpe-openai bundles o200k_base and cl100k_base and gives the same tokens.
+"""
+
+from collections.abc import Callable
+from functools import cache
+
+import bpe_openai
+
+# Models before GPT-4o use cl100k_base; everything newer uses o200k_base.
+_CL100K_PREFIXES = ("gpt-4-", "gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
+_O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
+
+
+def encoding_name(model: str) -> str:
+    if model.startswith(_O200K_PREFIXES):
+        return "o200k_base"
+    if model.startswith(_CL100K_PREFIXES):
+        return "cl100k_base"
+    return "o200k_base"
+
+
+@cache
+def _encoding(name: str):
+    return bpe_openai.get_encoding(name)
+
+
+def counter(model: str) -> Callable[[str], int]:
+    """A function that counts the tokens of a text for `model`."""
+    encode = _encoding(encoding_name(model)).encode_ordinary
+    return lambda text: len(encode(text)) if text else 0
+
+
+def prompt_counter(model: str) -> Callable[[str, str], int]:
+    """Tokens of a (system, user) pair as a chat request bills them: text plus per-message overhead."""
+    count = counter(model)
+
+    def count_prompt(system: str, user: str) -> int:
+        # Each message costs 3 framing tokens and the reply is primed with 3 more
+        # (OpenAI's published counting recipe for chat models).
+        total = count(user) + 3 + 3
+        if system:
+            total += count(system) + 3
+        return total
+
+    return count_prompt

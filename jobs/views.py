@@ -1,0 +1,138 @@
+"""Pages and htmx fragments. Views stay thin: they check access, validate, and hand off.
+
+Every object a user reaches goes through one of the `_get_*_for_user` helpers, so a
+stranger's id answers 404. Progress fragments read only our tables.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HTMX_STOP_POLLING
+
+from jobs import datasets, tasks
+from jobs.batchfiles import RequestBuilder
+from jobs.forms import SUGGESTED_MODELS, JobForm, UploadForm
+from jobs.models import Dataset, Job
+from jobs.pipeline import request_spec
+
+PREVIEW_ROWS = 3
+
+
+def _owned(request: HttpRequest, queryset):
+    return queryset if request.user.is_staff else queryset.filter(owner=request.user)
+
+
+def _get_job_for_user(request: HttpRequest, code) -> Job:
+    return get_object_or_404(_owned(request, Job.objects.select_related("dataset", "credential")), code=code)
+
+
+def _get_dataset_for_user(request: HttpRequest, code) -> Dataset:
+    return get_object_or_404(_owned(request, Dataset.objects.all()), code=code)
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    jobs = _owned(request, Job.objects.select_related("dataset", "owner"))[:50]
+    return render(request, "jobs/home.html", {"jobs": jobs})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def upload(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        dataset = datasets.create_from_upload(request.user, form.cleaned_data["file"])
+        if dataset.status == Dataset.Status.COUNTING:
+            tasks.count_dataset_rows.delay_on_commit(dataset.pk)
+        return redirect("jobs:new_job", dataset.code)
+    return render(request, "jobs/upload.html", {"form": form})
+
+
+def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]:
+    """The exact request bodies the first rows will produce, or a message saying why not yet."""
+    data = {f: form.data.get(f, "") for f in ("endpoint", "model", "system_prompt", "user_prompt")}
+    job = Job(
+        endpoint=data["endpoint"] or Job.Endpoint.CHAT,
+        model=data["model"] or "(choose a model)",
+        system_prompt=data["system_prompt"],
+        user_prompt=data["user_prompt"],
+    )
+    try:
+        builder = RequestBuilder(request_spec(job), dataset.columns)
+    except KeyError as exc:
+        return [], f"No column is called {{{{ {exc.args[0]} }}}}."
+    if not job.user_prompt.strip():
+        return [], "Write a prompt to see the requests it makes."
+    previews = []
+    for number, cells in enumerate(dataset.preview[:PREVIEW_ROWS], start=1):
+        previews.append({"row": number, "body": builder.body(cells)})
+    return previews, ""
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def new_job(request: HttpRequest, code) -> HttpResponse:
+    dataset = _get_dataset_for_user(request, code)
+    form = JobForm(request.POST or None, columns=dataset.columns, initial={"name": dataset.name})
+    if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
+        job = form.save(commit=False)
+        job.owner = request.user
+        job.dataset = dataset
+        with transaction.atomic():
+            job.save()
+            tasks.prepare_job.delay_on_commit(job.pk)
+        return redirect("jobs:job_detail", job.code)
+    previews, preview_message = _preview_requests(dataset, form)
+    context = {
+        "dataset": dataset,
+        "form": form,
+        "previews": previews,
+        "preview_message": preview_message,
+        "suggested_models": sorted({m for models in SUGGESTED_MODELS.values() for m in models}),
+    }
+    return render(request, "jobs/new_job.html", context)
+
+
+@login_required
+@require_POST
+def preview(request: HttpRequest, code) -> HttpResponse:
+    dataset = _get_dataset_for_user(request, code)
+    form = JobForm(request.POST, columns=dataset.columns)
+    previews, preview_message = _preview_requests(dataset, form)
+    return render(
+        request, "jobs/new_job.html#preview", {"previews": previews, "preview_message": preview_message}
+    )
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, code) -> HttpResponse:
+    job = _get_job_for_user(request, code)
+    return render(request, "jobs/job_detail.html", {"job": job, "batches": job.batches.all()})
+
+
+@login_required
+@require_GET
+def job_progress(request: HttpRequest, code) -> HttpResponse:
+    job = _get_job_for_user(request, code)
+    response = render(request, "jobs/job_detail.html#progress", {"job": job, "batches": job.batches.all()})
+    if job.is_finished:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_GET
+def download(request: HttpRequest, code, kind: str) -> FileResponse:
+    job = _get_job_for_user(request, code)
+    stored = {"results": job.results_file, "failures": job.failures_file}.get(kind)
+    if not stored:
+        raise Http404("This file is not ready yet.")
+    stem = job.dataset.name.rsplit(".", 1)[0]
+    response = FileResponse(stored.open("rb"), as_attachment=True, filename=f"{stem} - {kind}.csv",
+                            content_type="text/csv; charset=utf-8")
+    response["Cache-Control"] = "private, no-store"
+    return response
