@@ -228,10 +228,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Provider defaults ---------------------------------------------------------
-# How often a running batch is polled: starts at the minimum, backs off to the maximum.
-POLL_MIN_SECONDS = env_float("POLL_MIN_SECONDS", 30.0)
-POLL_MAX_SECONDS = env_float("POLL_MAX_SECONDS", 300.0)
+# --- Providers (batch limits and polling pace are set per credential) -------------
 # Timeout for one provider call; large uploads get more (see jobs.openai_client).
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60.0)
 

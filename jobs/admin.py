@@ -20,8 +20,20 @@ class CredentialForm(forms.ModelForm):
 
     class Meta:
         model = ProviderCredential
-        fields = ["name", "kind", "base_url", "api_key", "organization", "project", "is_active", "is_default",
-                  "max_requests_per_batch", "max_bytes_per_batch", "poll_min_seconds", "poll_max_seconds"]
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "organization",
+            "project",
+            "is_active",
+            "is_default",
+            "max_requests_per_batch",
+            "max_bytes_per_batch",
+            "poll_min_seconds",
+            "poll_max_seconds",
+        ]
 
     def clean(self):
         data = super().clean()
@@ -58,14 +70,32 @@ class BatchInline(admin.TabularInline):
     model = Batch
     extra = 0
     can_delete = False
-    fields = ["index", "attempt", "status", "remote_status", "remote_batch_id", "request_count", "rows_succeeded",
-              "rows_failed", "error"]
+    fields = [
+        "index",
+        "attempt",
+        "status",
+        "remote_status",
+        "remote_batch_id",
+        "request_count",
+        "rows_succeeded",
+        "rows_failed",
+        "error",
+    ]
     readonly_fields = fields
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "model", "status", "rows_total", "rows_succeeded", "rows_failed", "created_at"]
+    list_display = [
+        "name",
+        "owner",
+        "model",
+        "status",
+        "rows_total",
+        "rows_succeeded",
+        "rows_failed",
+        "created_at",
+    ]
     list_filter = ["status", "model"]
     search_fields = ["name"]
     inlines = [BatchInline]

@@ -131,7 +131,9 @@ def write_batch_files(
     for row, cells in rows:
         line = builder.line(row, cells) + b"\n"
         if len(line) > max_bytes:
-            raise ValueError(f"Row {row} makes a request of {len(line):,} bytes, over the limit of {max_bytes:,}.")
+            raise ValueError(
+                f"Row {row} makes a request of {len(line):,} bytes, over the limit of {max_bytes:,}."
+            )
         if current and (current.request_count >= max_requests or current.bytes + len(line) > max_bytes):
             yield close()
             current = None

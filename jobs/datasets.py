@@ -27,7 +27,9 @@ def display_name(filename: str) -> str:
 
 def create_from_upload(owner, uploaded: UploadedFile) -> Dataset:
     """Keep the uploaded file and inspect its head (status `counting`, or `invalid` with a message)."""
-    dataset = Dataset(owner=owner, name=display_name(uploaded.name or "upload"), size_bytes=uploaded.size or 0)
+    dataset = Dataset(
+        owner=owner, name=display_name(uploaded.name or "upload"), size_bytes=uploaded.size or 0
+    )
     dataset.file.save(dataset.name, uploaded, save=False)
     analyse(dataset)
     return dataset

@@ -94,8 +94,15 @@ def write_results(
             counts.succeeded += 1
             result_writer.writerow(
                 safe_cells
-                + [neutralize(outcome.answer), "succeeded", "", "", attempts, outcome.input_tokens,
-                   outcome.output_tokens]
+                + [
+                    neutralize(outcome.answer),
+                    "succeeded",
+                    "",
+                    "",
+                    attempts,
+                    outcome.input_tokens,
+                    outcome.output_tokens,
+                ]
             )
         else:
             counts.failed += 1

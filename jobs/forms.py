@@ -8,7 +8,15 @@ from jobs import prompts
 from jobs.models import Job, ProviderCredential
 
 SUGGESTED_MODELS = {
-    Job.Endpoint.CHAT: ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4.1", "gpt-5-mini", "gpt-5"],
+    Job.Endpoint.CHAT: [
+        "gpt-4o-mini",
+        "gpt-4o",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "gpt-4.1",
+        "gpt-5-mini",
+        "gpt-5",
+    ],
     Job.Endpoint.RESPONSES: ["gpt-4.1-mini", "gpt-4o-mini", "gpt-5-mini", "gpt-5"],
     Job.Endpoint.EMBEDDINGS: ["text-embedding-3-small", "text-embedding-3-large"],
 }
@@ -40,8 +48,16 @@ class JobForm(forms.ModelForm):
 
     class Meta:
         model = Job
-        fields = ["name", "credential", "endpoint", "model", "system_prompt", "user_prompt", "temperature",
-                  "max_output_tokens"]
+        fields = [
+            "name",
+            "credential",
+            "endpoint",
+            "model",
+            "system_prompt",
+            "user_prompt",
+            "temperature",
+            "max_output_tokens",
+        ]
         labels = {
             "credential": "Provider",
             "system_prompt": "Instructions (system prompt)",

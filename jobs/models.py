@@ -13,18 +13,24 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.deconstruct import deconstructible
 
 from jobs import crypto
 
 
-def _private_upload_path(prefix: str):
+@deconstructible
+class _PrivatePath:
     """Stored files get random names; the user's file name is only display metadata."""
 
-    def upload_to(instance, filename: str) -> str:
-        suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
-        return f"{prefix}/{uuid.uuid4().hex}.{suffix[:8]}"
+    def __init__(self, prefix: str):
+        self.prefix = prefix
 
-    return upload_to
+    def __call__(self, instance, filename: str) -> str:
+        suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+        return f"{self.prefix}/{uuid.uuid4().hex}.{suffix[:8]}"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _PrivatePath) and other.prefix == self.prefix
 
 
 class ProviderCredential(models.Model):
@@ -89,7 +95,7 @@ class Dataset(models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=255)
-    file = models.FileField(upload_to=_private_upload_path("datasets"))
+    file = models.FileField(upload_to=_PrivatePath("datasets"))
     size_bytes = models.PositiveBigIntegerField(default=0)
     format = models.CharField(max_length=10, default="csv")
     encoding = models.CharField(max_length=40, blank=True)
@@ -152,8 +158,8 @@ class Job(models.Model):
     output_tokens = models.PositiveBigIntegerField(default=0)
     error = models.TextField(blank=True)
 
-    results_file = models.FileField(upload_to=_private_upload_path("results"), blank=True)
-    failures_file = models.FileField(upload_to=_private_upload_path("results"), blank=True)
+    results_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
+    failures_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -226,7 +232,7 @@ class Batch(models.Model):
     request_count = models.PositiveIntegerField()
     input_bytes = models.PositiveBigIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
-    input_file = models.FileField(upload_to=_private_upload_path("batches"))
+    input_file = models.FileField(upload_to=_PrivatePath("batches"))
     input_sha256 = models.CharField(max_length=64)
 
     remote_file_id = models.CharField(max_length=100, blank=True)
@@ -238,9 +244,9 @@ class Batch(models.Model):
     requests_completed = models.PositiveIntegerField(default=0)
     requests_failed = models.PositiveIntegerField(default=0)
 
-    output_file = models.FileField(upload_to=_private_upload_path("batches"), blank=True)
-    error_file = models.FileField(upload_to=_private_upload_path("batches"), blank=True)
-    outcomes_file = models.FileField(upload_to=_private_upload_path("batches"), blank=True)
+    output_file = models.FileField(upload_to=_PrivatePath("batches"), blank=True)
+    error_file = models.FileField(upload_to=_PrivatePath("batches"), blank=True)
+    outcomes_file = models.FileField(upload_to=_PrivatePath("batches"), blank=True)
     rows_succeeded = models.PositiveIntegerField(default=0)
     rows_failed = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
@@ -262,9 +268,7 @@ class Batch(models.Model):
         ]
         indexes = [
             # The scheduler's "which batches are due for a poll" query.
-            models.Index(
-                fields=["next_poll_at"], name="batch_due_poll", condition=Q(status="running")
-            ),
+            models.Index(fields=["next_poll_at"], name="batch_due_poll", condition=Q(status="running")),
             # The sweeper's query for submissions and downloads whose message was lost.
             models.Index(
                 fields=["status", "updated_at"],

@@ -31,7 +31,12 @@ class ProviderError(Exception):
     """A provider call failed; `message` is safe to show and store."""
 
     def __init__(
-        self, message: str, *, code: str | None = None, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
     ):
         super().__init__(scrub(message))
         self.message = scrub(message)
@@ -89,7 +94,9 @@ def _translate(exc: Exception) -> ProviderError:
     if isinstance(exc, openai.APITimeoutError):
         return RetryableError("The provider did not answer in time.", code="timeout")
     if isinstance(exc, openai.APIConnectionError):
-        return RetryableError("Could not reach the provider (network or wrong address).", code="connection_error")
+        return RetryableError(
+            "Could not reach the provider (network or wrong address).", code="connection_error"
+        )
     if isinstance(exc, openai.APIStatusError):
         message = exc.message
         status = exc.status_code

@@ -81,8 +81,12 @@ def prepare_job(job_id: int) -> list[int]:
             part.path.unlink()
             batches.append(batch)
     if not batches:
-        job.transition(Job.Status.PREPARING, Job.Status.FAILED, error="The file has no rows to send.",
-                       finished_at=timezone.now())
+        job.transition(
+            Job.Status.PREPARING,
+            Job.Status.FAILED,
+            error="The file has no rows to send.",
+            finished_at=timezone.now(),
+        )
         return []
     with transaction.atomic():
         won = job.transition(
@@ -150,8 +154,12 @@ def submit_batch(batch_id: int) -> None:
     batch = Batch.objects.select_related("job__credential").get(pk=batch_id)
     now = timezone.now()
     if batch.status == Batch.Status.QUEUED:
-        if not batch.transition(Batch.Status.QUEUED, Batch.Status.SUBMITTING, submit_started_at=now,
-                                submit_attempts=F("submit_attempts") + 1):
+        if not batch.transition(
+            Batch.Status.QUEUED,
+            Batch.Status.SUBMITTING,
+            submit_started_at=now,
+            submit_attempts=F("submit_attempts") + 1,
+        ):
             return
         recovering = False
     elif batch.status == Batch.Status.SUBMITTING:
@@ -175,13 +183,17 @@ def submit_batch(batch_id: int) -> None:
             remote = client.find_batch(METADATA_KEY, str(batch.token), since)
         if remote is None:
             remote = client.create_batch(
-                batch.remote_file_id, job.endpoint, {METADATA_KEY: str(batch.token), "batchdash_job": str(job.code)}
+                batch.remote_file_id,
+                job.endpoint,
+                {METADATA_KEY: str(batch.token), "batchdash_job": str(job.code)},
             )
     except PermanentError as exc:
         if "cannot find file" in exc.message.lower():
             # The provider sometimes needs a moment before a fresh upload is visible.
             raise RetryableError(exc.message, code="file_not_ready", status=exc.status) from None
-        summary = _fail_batch_rows(batch, exc.code or "submit_failed", f"The provider refused the batch: {exc.message}")
+        summary = _fail_batch_rows(
+            batch, exc.code or "submit_failed", f"The provider refused the batch: {exc.message}"
+        )
         _settle(batch, Batch.Status.SUBMITTING, summary, error=exc.message)
         return
     credential = job.credential
@@ -270,7 +282,9 @@ def finish_batch(batch_id: int) -> bool:
         summary = _validation_failure(batch)
         error = "; ".join(e["message"] for e in batch.remote_errors[:3]) or "The provider rejected the batch."
     else:
-        streams = [getattr(batch, f).open("rb") for f in ("output_file", "error_file") if getattr(batch, f).name]
+        streams = [
+            getattr(batch, f).open("rb") for f in ("output_file", "error_file") if getattr(batch, f).name
+        ]
         try:
             with tempfile.TemporaryFile() as out:
                 summary = reconcile.reconcile(_expected_rows(batch), streams, job.endpoint, out)
@@ -297,7 +311,9 @@ def _validation_failure(batch: Batch) -> reconcile.Summary:
             line_errors[int(error["line"])] = (error.get("code") or "invalid_request", message)
         else:
             general.append((error.get("code") or "batch_failed", message))
-    code, message = general[0] if general else ("batch_rejected", "The provider rejected another line of this batch.")
+    code, message = (
+        general[0] if general else ("batch_rejected", "The provider rejected another line of this batch.")
+    )
     return _fail_batch_rows(batch, code, message, line_errors)
 
 
@@ -371,12 +387,24 @@ def stalled_work(older_than: timedelta) -> dict[str, list[int]]:
     """Work whose task message may have been lost (a broker restart, a killed worker)."""
     cutoff = timezone.now() - older_than
     return {
-        "prepare": list(Job.objects.filter(status=Job.Status.PREPARING, updated_at__lt=cutoff)
-                        .values_list("pk", flat=True)),
-        "results": list(Job.objects.filter(status=Job.Status.FINISHING, updated_at__lt=cutoff)
-                        .values_list("pk", flat=True)),
-        "submit": list(Batch.objects.filter(status__in=[Batch.Status.QUEUED, Batch.Status.SUBMITTING],
-                                            updated_at__lt=cutoff).values_list("pk", flat=True)),
-        "finish": list(Batch.objects.filter(status=Batch.Status.DOWNLOADING, updated_at__lt=cutoff)
-                       .values_list("pk", flat=True)),
+        "prepare": list(
+            Job.objects.filter(status=Job.Status.PREPARING, updated_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )
+        ),
+        "results": list(
+            Job.objects.filter(status=Job.Status.FINISHING, updated_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )
+        ),
+        "submit": list(
+            Batch.objects.filter(
+                status__in=[Batch.Status.QUEUED, Batch.Status.SUBMITTING], updated_at__lt=cutoff
+            ).values_list("pk", flat=True)
+        ),
+        "finish": list(
+            Batch.objects.filter(status=Batch.Status.DOWNLOADING, updated_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )
+        ),
     }

@@ -17,7 +17,15 @@ from jobs.batchfiles import EMBEDDINGS, RESPONSES, row_of
 
 # Failures worth sending again as they are; anything else needs the user to change something.
 RETRYABLE_CODES = frozenset(
-    {"batch_expired", "batch_cancelled", "request_timeout", "rate_limit_exceeded", "server_error", "lost", "timeout"}
+    {
+        "batch_expired",
+        "batch_cancelled",
+        "request_timeout",
+        "rate_limit_exceeded",
+        "server_error",
+        "lost",
+        "timeout",
+    }
 )
 
 _CUSTOM_ID_PREFIX = b'{"custom_id":"'
@@ -36,8 +44,16 @@ class Outcome:
 
     def to_json(self) -> bytes:
         return orjson.dumps(
-            [self.row, self.ok, self.answer, self.code, self.message, self.retryable, self.input_tokens,
-             self.output_tokens]
+            [
+                self.row,
+                self.ok,
+                self.answer,
+                self.code,
+                self.message,
+                self.retryable,
+                self.input_tokens,
+                self.output_tokens,
+            ]
         )
 
     @classmethod

@@ -83,9 +83,11 @@ def resume_stalled_work() -> None:
         finish_batch.delay(batch_id)
     for job_id in stalled["results"]:
         build_results.delay(job_id)
-    for job_id in Job.objects.filter(status=Job.Status.RUNNING).exclude(
-        batches__status__in=[s for s in Batch.Status if s != Batch.Status.DONE]
-    ).values_list("pk", flat=True):
+    for job_id in (
+        Job.objects.filter(status=Job.Status.RUNNING)
+        .exclude(batches__status__in=[s for s in Batch.Status if s != Batch.Status.DONE])
+        .values_list("pk", flat=True)
+    ):
         if pipeline.start_results(job_id):
             build_results.delay(job_id)
     if any(stalled.values()):

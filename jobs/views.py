@@ -132,7 +132,11 @@ def download(request: HttpRequest, code, kind: str) -> FileResponse:
     if not stored:
         raise Http404("This file is not ready yet.")
     stem = job.dataset.name.rsplit(".", 1)[0]
-    response = FileResponse(stored.open("rb"), as_attachment=True, filename=f"{stem} - {kind}.csv",
-                            content_type="text/csv; charset=utf-8")
+    response = FileResponse(
+        stored.open("rb"),
+        as_attachment=True,
+        filename=f"{stem} - {kind}.csv",
+        content_type="text/csv; charset=utf-8",
+    )
     response["Cache-Control"] = "private, no-store"
     return response

@@ -1,7 +1,21 @@
-"""Shared fixtures: people, the simulator served over real HTTP, an SDK client for it."""
+"""Shared fixtures: people, the simulator served over real HTTP, providers, and a real worker."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+
+from jobs import datasets
+from jobs.models import ProviderCredential
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -27,3 +41,139 @@ def sdk(simulator_url):
     import openai
 
     return openai.OpenAI(base_url=simulator_url, api_key="sk-simulator", max_retries=0)
+
+
+@pytest.fixture
+def simulator_credential(simulator_url) -> ProviderCredential:
+    credential = ProviderCredential(
+        name="Simulator",
+        kind=ProviderCredential.Kind.SIMULATOR,
+        base_url=simulator_url,
+        is_default=True,
+        poll_min_seconds=0.2,
+        poll_max_seconds=1,
+    )
+    credential.set_api_key("sk-simulator")
+    credential.save()
+    return credential
+
+
+REVIEWS_CSV = (
+    "Review Text,Stars,Reviewer\n"
+    '"Great shoes, very comfy",5,Zoë\n'
+    "Fell apart after a week,1,Bob\n"
+    '"Okay, nothing special",3,Chloé\n'
+    "Would buy again!,5,Ana\n"
+    "Too small,2,Tom\n"
+).encode()
+
+
+@pytest.fixture
+def reviews_csv() -> bytes:
+    return REVIEWS_CSV
+
+
+def make_dataset(owner, content: bytes = REVIEWS_CSV, name: str = "reviews.csv"):
+    return datasets.create_from_upload(owner, SimpleUploadedFile(name, content, content_type="text/csv"))
+
+
+@pytest.fixture
+def worker(live_server, settings, tmp_path):
+    """A real Celery worker with its embedded scheduler, in a subprocess, on this test's database.
+
+    It reads the same settings as the test process, but with the test database's name, so
+    what the test writes the worker sees, and the other way round.
+    """
+    from batchdash.celery import app
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        database_url = f"sqlite:///{db['NAME']}"
+    else:
+        database_url = (
+            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        )
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        SCHEDULER_TICK_SECONDS="0.5",
+        CELERY_BROKER_URL=django_settings.CELERY_BROKER_URL,
+    )
+    app.control.purge()
+    log = (tmp_path / "worker.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "batchdash",
+            "worker",
+            "-B",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def wait_for(predicate, timeout: float = 90, interval: float = 0.25, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"Timed out after {timeout}s waiting for {message}")
+
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture
+def page(live_server, monkeypatch):
+    """A page in Debian's headless chromium, driven by Playwright (whose own browser download cannot work here)."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between browser steps are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+        context.close()
+        browser.close()
+
+
+def screenshot(page, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -26,8 +26,10 @@ def test_latest_outcomes_keeps_the_last_attempt_and_counts_attempts():
 
 def test_results_keep_original_order_and_columns_and_list_failures_apart():
     rows = [(1, ["Ünï", "=cmd"]), (2, ["b", "x"]), (3, ["c", "y"])]
-    outcomes = [(Outcome(1, True, "yes", input_tokens=5, output_tokens=1), 1),
-                (Outcome(3, False, code="context_length_exceeded", message="too long"), 1)]
+    outcomes = [
+        (Outcome(1, True, "yes", input_tokens=5, output_tokens=1), 1),
+        (Outcome(3, False, code="context_length_exceeded", message="too long"), 1),
+    ]
     results, failures = io.StringIO(), io.StringIO()
     counts = write_results(["name", "formula"], rows, iter(outcomes), results, failures)
     assert (counts.rows, counts.succeeded, counts.failed, counts.not_sent) == (3, 1, 1, 1)

@@ -7,29 +7,64 @@ from jobs.batchfiles import CHAT, EMBEDDINGS, RESPONSES
 
 
 def chat_ok(row, text, prompt=10, completion=3):
-    return orjson.dumps({
-        "id": f"batch_req_{row}", "custom_id": f"row-{row}",
-        "response": {"status_code": 200, "request_id": "req_1", "body": {
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-        }},
-        "error": None,
-    })
+    return orjson.dumps(
+        {
+            "id": f"batch_req_{row}",
+            "custom_id": f"row-{row}",
+            "response": {
+                "status_code": 200,
+                "request_id": "req_1",
+                "body": {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt,
+                        "completion_tokens": completion,
+                        "total_tokens": prompt + completion,
+                    },
+                },
+            },
+            "error": None,
+        }
+    )
 
 
 def http_error(row, status, code, message):
-    return orjson.dumps({
-        "id": f"batch_req_{row}", "custom_id": f"row-{row}",
-        "response": {"status_code": status, "request_id": "req_2",
-                     "body": {"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                        "code": code}}},
-        "error": None,
-    })
+    return orjson.dumps(
+        {
+            "id": f"batch_req_{row}",
+            "custom_id": f"row-{row}",
+            "response": {
+                "status_code": status,
+                "request_id": "req_2",
+                "body": {
+                    "error": {
+                        "message": message,
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": code,
+                    }
+                },
+            },
+            "error": None,
+        }
+    )
 
 
 def expired(row):
-    return orjson.dumps({"id": "x", "custom_id": f"row-{row}", "response": None,
-                         "error": {"code": "batch_expired", "message": "This request could not be executed."}})
+    return orjson.dumps(
+        {
+            "id": "x",
+            "custom_id": f"row-{row}",
+            "response": None,
+            "error": {"code": "batch_expired", "message": "This request could not be executed."},
+        }
+    )
 
 
 def run(expected, *files, endpoint=CHAT):
@@ -49,7 +84,9 @@ def test_it_joins_by_custom_id_not_by_line_order():
 
 def test_an_http_error_with_a_null_error_field_is_a_failure():
     message = "This model's maximum context length is 128000 tokens."
-    summary, outcomes = run([1, 2], [chat_ok(1, "fine")], [http_error(2, 400, "context_length_exceeded", message)])
+    summary, outcomes = run(
+        [1, 2], [chat_ok(1, "fine")], [http_error(2, 400, "context_length_exceeded", message)]
+    )
     assert outcomes[1].ok is False
     assert outcomes[1].code == "context_length_exceeded"
     assert outcomes[1].message == message
@@ -58,10 +95,15 @@ def test_an_http_error_with_a_null_error_field_is_a_failure():
 
 
 def test_rate_limits_server_errors_and_expiry_are_retryable():
-    _, outcomes = run([1, 2, 3], [http_error(1, 429, "rate_limit_exceeded", "slow"),
-                                  http_error(2, 500, None, "oops"), expired(3)])
+    _, outcomes = run(
+        [1, 2, 3],
+        [http_error(1, 429, "rate_limit_exceeded", "slow"), http_error(2, 500, None, "oops"), expired(3)],
+    )
     assert [(o.code, o.retryable) for o in outcomes] == [
-        ("rate_limit_exceeded", True), ("http_500", True), ("batch_expired", True)]
+        ("rate_limit_exceeded", True),
+        ("http_500", True),
+        ("batch_expired", True),
+    ]
 
 
 def test_a_row_missing_from_both_files_is_lost_and_retryable():
@@ -82,13 +124,31 @@ def test_a_success_wins_over_a_duplicate_failure():
 
 
 def test_responses_and_embeddings_answers():
-    responses_line = orjson.dumps({"custom_id": "row-1", "error": None, "response": {"status_code": 200, "body": {
-        "output": [{"type": "message", "content": [{"type": "output_text", "text": "Hi!"}]}],
-        "usage": {"input_tokens": 4, "output_tokens": 2}}}})
+    responses_line = orjson.dumps(
+        {
+            "custom_id": "row-1",
+            "error": None,
+            "response": {
+                "status_code": 200,
+                "body": {
+                    "output": [{"type": "message", "content": [{"type": "output_text", "text": "Hi!"}]}],
+                    "usage": {"input_tokens": 4, "output_tokens": 2},
+                },
+            },
+        }
+    )
     _, outcomes = run([1], [responses_line], endpoint=RESPONSES)
     assert (outcomes[0].answer, outcomes[0].input_tokens, outcomes[0].output_tokens) == ("Hi!", 4, 2)
-    embedding_line = orjson.dumps({"custom_id": "row-1", "error": None, "response": {"status_code": 200, "body": {
-        "data": [{"embedding": [0.5, -0.25]}], "usage": {"prompt_tokens": 3}}}})
+    embedding_line = orjson.dumps(
+        {
+            "custom_id": "row-1",
+            "error": None,
+            "response": {
+                "status_code": 200,
+                "body": {"data": [{"embedding": [0.5, -0.25]}], "usage": {"prompt_tokens": 3}},
+            },
+        }
+    )
     _, outcomes = run([1], [embedding_line], endpoint=EMBEDDINGS)
     assert orjson.loads(outcomes[0].answer) == [0.5, -0.25]
 

@@ -21,10 +21,12 @@ class Command(BaseCommand):
         if not User.objects.exists():
             password = os.environ.get("BATCHDASH_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             User.objects.create_superuser("admin", "", password)
-            self.stdout.write(self.style.SUCCESS(
-                "\n  Created the first account.\n"
-                f"  Log in at http://127.0.0.1:{settings.PORT}/ as  admin  with password  {password}\n"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    "\n  Created the first account.\n"
+                    f"  Log in at http://127.0.0.1:{settings.PORT}/ as  admin  with password  {password}\n"
+                )
+            )
         if settings.SIMULATOR_ENABLED:
             credential = ProviderCredential.objects.filter(kind=ProviderCredential.Kind.SIMULATOR).first()
             if credential is None:

@@ -1,0 +1,27 @@
+"""Run every benchmark, each in a fresh process, and print its figures."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CASES = [
+    ["bench.prepare", "ours"],
+    ["bench.prepare", "reference"],
+    ["bench.reconcile"],
+]
+
+
+def main() -> int:
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="batchdash.settings")
+    failed = 0
+    for case in CASES:
+        result = subprocess.run([sys.executable, "-m", *case], cwd=ROOT, env=env)
+        failed += result.returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

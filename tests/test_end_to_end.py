@@ -1,0 +1,99 @@
+"""The whole journey on the real stack: a real Celery worker and scheduler, the simulator over HTTP."""
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from jobs.models import Job
+from tests.conftest import REVIEWS_CSV, screenshot, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def test_a_real_worker_takes_an_uploaded_csv_to_the_downloaded_results(
+    client, alice, simulator_credential, worker, settings
+):
+    settings.SIMULATOR_SPEED = 500
+    client.force_login(alice)
+    response = client.post(reverse("jobs:upload"), {"file": _upload("reviews.csv", REVIEWS_CSV)})
+    assert response.status_code == 302
+    response = client.post(
+        response["Location"],
+        {
+            "name": "Sentiment",
+            "credential": simulator_credential.pk,
+            "endpoint": "/v1/chat/completions",
+            "model": "gpt-4o-mini",
+            "user_prompt": "Is this review positive? {{ Review Text }}",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    job = Job.objects.get()
+
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=120, message="the job to finish")
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.COMPLETED
+    assert (job.rows_succeeded, job.rows_failed) == (5, 0)
+    download = client.get(reverse("jobs:download", args=[job.code, "results"]))
+    assert download["Content-Disposition"].startswith("attachment")
+    text = b"".join(download.streaming_content).decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(text)))
+    assert [row[0] for row in table[1:]] == [
+        "Great shoes, very comfy",
+        "Fell apart after a week",
+        "Okay, nothing special",
+        "Would buy again!",
+        "Too small",
+    ]
+    assert all(row[3] for row in table[1:])
+
+
+def _upload(name, content):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type="text/csv")
+
+
+@pytest.mark.browser
+def test_a_person_does_the_whole_journey_in_a_browser(
+    page, live_server, simulator_credential, worker, settings, tmp_path, django_user_model
+):
+    settings.SIMULATOR_SPEED = 200
+    django_user_model.objects.create_user("zoe", password="zoe-password-1")
+    csv_path = tmp_path / "product reviews.csv"
+    csv_path.write_bytes(REVIEWS_CSV)
+
+    page.goto(live_server.url)
+    page.get_by_label("User name").fill("zoe")
+    page.get_by_label("Password").fill("zoe-password-1")
+    page.get_by_role("button", name="Log in").click()
+    screenshot(page, "01-empty-job-list")
+
+    page.get_by_role("link", name="Start a new job").click()
+    page.get_by_label("Your table").set_input_files(str(csv_path))
+    page.get_by_role("button", name="Upload and continue").click()
+
+    page.get_by_label("Model").fill("gpt-4o-mini")
+    page.get_by_label("Prompt for each row").fill("Is this review positive or negative? {{ Review Text }}")
+    preview = page.locator("#request-preview")
+    preview.get_by_text("Is this review positive or negative? Great shoes, very comfy").wait_for()
+    screenshot(page, "02-mapping-with-preview")
+
+    page.get_by_role("button", name="Submit job").click()
+    progress = page.locator("#job-progress")
+    progress.get_by_text("Completed").wait_for(timeout=120_000)
+    assert page.get_by_test_id("percent").inner_text() == "100%"
+    # Polling has stopped: the finished fragment carries no trigger.
+    assert progress.get_attribute("hx-get") is None
+    screenshot(page, "03-job-completed")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download results (CSV)").click()
+    downloaded = download_info.value.path().read_bytes().decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(downloaded)))
+    assert table[0][:4] == ["Review Text", "Stars", "Reviewer", "answer"]
+    assert [row[2] for row in table[1:]] == ["Zoë", "Bob", "Chloé", "Ana", "Tom"]
+    assert all(row[3] for row in table[1:])

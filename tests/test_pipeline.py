@@ -1,0 +1,145 @@
+"""The pipeline's steps called directly, against the real database and the simulator over HTTP."""
+
+import csv
+import io
+
+import pytest
+from django.utils import timezone
+
+from jobs import pipeline
+from jobs.models import Batch, Job
+from jobs.openai_client import ProviderClient
+from tests.conftest import make_dataset, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fast_simulator(settings):
+    settings.SIMULATOR_SPEED = 1_000_000
+
+
+def new_job(owner, credential, **fields) -> Job:
+    dataset = make_dataset(owner, fields.pop("content")) if "content" in fields else make_dataset(owner)
+    defaults = dict(name="Reviews", model="gpt-4o-mini", user_prompt="Sentiment of: {{ Review Text }}")
+    return Job.objects.create(owner=owner, dataset=dataset, credential=credential, **(defaults | fields))
+
+
+def run_to_the_end(job: Job) -> Job:
+    for batch_id in pipeline.prepare_job(job.pk):
+        pipeline.submit_batch(batch_id)
+    for batch in job.batches.all():
+        wait_for(lambda b=batch: pipeline.poll_batch(b.pk), timeout=30, message="the batch to end")
+        pipeline.finish_batch(batch.pk)
+    assert pipeline.start_results(job.pk)
+    pipeline.build_results(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def read_csv(field) -> list[list[str]]:
+    with field.open("rb") as fh:
+        text = fh.read().decode("utf-8")
+    assert text.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(text[1:])))
+
+
+def test_a_csv_goes_all_the_way_to_a_results_file(alice, simulator_credential, fast_simulator):
+    job = run_to_the_end(new_job(alice, simulator_credential))
+    assert job.status == Job.Status.COMPLETED
+    assert (job.rows_total, job.rows_succeeded, job.rows_failed) == (5, 5, 0)
+    table = read_csv(job.results_file)
+    assert table[0] == [
+        "Review Text",
+        "Stars",
+        "Reviewer",
+        "answer",
+        "status",
+        "error_code",
+        "error",
+        "attempts",
+        "input_tokens",
+        "output_tokens",
+    ]
+    assert [row[0] for row in table[1:]] == [
+        "Great shoes, very comfy",
+        "Fell apart after a week",
+        "Okay, nothing special",
+        "Would buy again!",
+        "Too small",
+    ]
+    assert [row[2] for row in table[1:]] == ["Zoë", "Bob", "Chloé", "Ana", "Tom"]
+    assert all(row[3] and row[4] == "succeeded" for row in table[1:])
+    assert all(int(row[8]) > 0 for row in table[1:])
+
+
+def test_a_job_larger_than_one_batch_is_split_and_joined_back(alice, simulator_credential, fast_simulator):
+    simulator_credential.max_requests_per_batch = 2
+    simulator_credential.save()
+    job = run_to_the_end(new_job(alice, simulator_credential))
+    assert job.batches.count() == 3
+    assert [(b.first_row, b.last_row) for b in job.batches.all()] == [(1, 2), (3, 4), (5, 5)]
+    assert [row[4] for row in read_csv(job.results_file)[1:]] == ["succeeded"] * 5
+
+
+def test_rows_the_model_rejects_are_reported_with_their_error(alice, simulator_credential, fast_simulator):
+    content = b"Review Text\nfine\n[[simulate:context_length_exceeded]] far too long\nalso fine\n"
+    job = run_to_the_end(new_job(alice, simulator_credential, content=content))
+    assert (job.status, job.rows_succeeded, job.rows_failed) == (Job.Status.COMPLETED, 2, 1)
+    failures = read_csv(job.failures_file)
+    assert len(failures) == 2
+    assert failures[1][1:3] == ["2", "context_length_exceeded"]
+    assert failures[1][4] == "no"
+
+
+def test_a_batch_the_provider_rejects_fails_its_rows_with_the_reason(
+    alice, simulator_credential, fast_simulator
+):
+    job = run_to_the_end(new_job(alice, simulator_credential, model="no-such-model"))
+    assert job.status == Job.Status.FAILED
+    assert job.rows_failed == 5
+    failures = read_csv(job.failures_file)
+    assert {row[4] for row in failures[1:]} == {"model_not_found"}
+    assert "no-such-model" in failures[1][5]
+
+
+def test_submitting_twice_creates_one_remote_batch(alice, simulator_credential, sdk):
+    job = new_job(alice, simulator_credential)
+    [batch_id] = pipeline.prepare_job(job.pk)
+    pipeline.submit_batch(batch_id)
+    pipeline.submit_batch(batch_id)
+    assert len(list(sdk.batches.list())) == 1
+    assert Batch.objects.get(pk=batch_id).status == Batch.Status.RUNNING
+
+
+def test_a_restart_after_create_adopts_the_batch_instead_of_creating_another(
+    alice, simulator_credential, sdk
+):
+    """The worker died after the provider created the batch but before we saved its id."""
+    job = new_job(alice, simulator_credential)
+    [batch_id] = pipeline.prepare_job(job.pk)
+    batch = Batch.objects.get(pk=batch_id)
+    client = ProviderClient(simulator_credential)
+    with batch.input_file.open("rb") as fh:
+        remote_file = client.upload_batch_file(fh, f"batchdash-{batch.token}.jsonl")
+    remote = client.create_batch(remote_file.id, job.endpoint, {pipeline.METADATA_KEY: str(batch.token)})
+    Batch.objects.filter(pk=batch_id).update(status=Batch.Status.SUBMITTING, submit_started_at=timezone.now())
+
+    pipeline.submit_batch(batch_id)
+
+    batch.refresh_from_db()
+    assert batch.remote_batch_id == remote.id
+    assert batch.remote_file_id == remote_file.id
+    assert len(list(sdk.batches.list())) == 1
+    assert len(list(sdk.files.list(purpose="batch"))) == 1
+
+
+def test_finishing_twice_does_nothing_the_second_time(alice, simulator_credential, fast_simulator):
+    job = new_job(alice, simulator_credential)
+    [batch_id] = pipeline.prepare_job(job.pk)
+    pipeline.submit_batch(batch_id)
+    wait_for(lambda: pipeline.poll_batch(batch_id), timeout=30)
+    assert pipeline.finish_batch(batch_id) is True
+    assert pipeline.finish_batch(batch_id) is False
+    assert pipeline.start_results(job.pk) is True
+    assert pipeline.start_results(job.pk) is False
