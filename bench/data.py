@@ -5,10 +5,41 @@ import random
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "bench-data"
-WORDS = (
-    "the a great product shoes fit comfy small large colour price quality delivery fast slow broke loved "
-    "hated would buy again never okay fine good bad soft hard cheap expensive return gift size"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "great",
+    "product",
+    "shoes",
+    "fit",
+    "comfy",
+    "small",
+    "large",
+    "colour",
+    "price",
+    "quality",
+    "delivery",
+    "fast",
+    "slow",
+    "broke",
+    "loved",
+    "hated",
+    "would",
+    "buy",
+    "again",
+    "never",
+    "okay",
+    "fine",
+    "good",
+    "bad",
+    "soft",
+    "hard",
+    "cheap",
+    "expensive",
+    "return",
+    "gift",
+    "size",
+]
 
 
 def reviews_csv(rows: int = 1_000_000) -> Path:

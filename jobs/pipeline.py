@@ -117,7 +117,7 @@ def _expected_rows(batch: Batch) -> list[int]:
 def _fail_batch_rows(
     batch: Batch, code: str, message: str, line_errors: dict[int, tuple[str, str]] | None = None
 ) -> reconcile.Summary:
-    """Every row of the batch ends failed; a row whose input line the provider named gets that line's error."""
+    """Every row of the batch ends failed; a row whose line the provider named gets that line's error."""
     line_errors = line_errors or {}
     outcomes = [
         reconcile.failure(row, *line_errors.get(line, (code, message)))
