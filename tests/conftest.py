@@ -146,7 +146,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 @pytest.fixture
 def page(live_server, monkeypatch):
-    """A page in Debian's headless chromium, driven by Playwright (its own browser download cannot work here)."""
+    """A page in Debian's headless chromium, driven by Playwright (its browser download fails here)."""
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
