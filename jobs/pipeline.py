@@ -20,11 +20,12 @@ from jobs import datasets, reconcile, tokens
 from jobs.batchfiles import RequestBuilder, RequestSpec, write_batch_files
 from jobs.exports import latest_outcomes, write_results
 from jobs.models import Batch, Job
-from jobs.openai_client import PermanentError, ProviderClient, RetryableError
+from jobs.openai_client import PermanentError, ProviderClient, ProviderError, RetryableError
 
 log = logging.getLogger(__name__)
 
 METADATA_KEY = "batchdash_batch"
+CANCELLED_MESSAGE = "The job was cancelled before this row was sent."
 # How far back to look for a batch an earlier attempt may have created: our clock and
 # the provider's may disagree by a little.
 CLOCK_MARGIN = timedelta(minutes=5)
@@ -169,6 +170,9 @@ def submit_batch(batch_id: int) -> None:
     job = batch.job
     client = ProviderClient(job.credential)
     filename = f"batchdash-{batch.token}.jsonl"
+    if job.cancel_requested_at and not recovering:
+        _settle(batch, Batch.Status.SUBMITTING, _fail_batch_rows(batch, "batch_cancelled", CANCELLED_MESSAGE))
+        return
     try:
         if not batch.remote_file_id:
             remote_file = client.find_file(filename) if recovering else None
@@ -197,7 +201,9 @@ def submit_batch(batch_id: int) -> None:
         _settle(batch, Batch.Status.SUBMITTING, summary, error=exc.message)
         return
     credential = job.credential
-    Batch.objects.filter(pk=batch.pk, status=Batch.Status.SUBMITTING, remote_batch_id__isnull=True).update(
+    adopted = Batch.objects.filter(
+        pk=batch.pk, status=Batch.Status.SUBMITTING, remote_batch_id__isnull=True
+    ).update(
         remote_batch_id=remote.id,
         remote_status=remote.status,
         status=Batch.Status.RUNNING,
@@ -206,6 +212,40 @@ def submit_batch(batch_id: int) -> None:
         next_poll_at=timezone.now() + timedelta(seconds=credential.poll_min_seconds),
         updated_at=timezone.now(),
     )
+    # The job may have been cancelled while this batch was being created.
+    if adopted and Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists():
+        _cancel_remote(client, remote.id)
+
+
+def _cancel_remote(client: ProviderClient, remote_batch_id: str) -> None:
+    try:
+        client.cancel_batch(remote_batch_id)
+    except ProviderError as exc:
+        # 409: the batch ended before the cancel arrived; its results are collected as usual.
+        if exc.status != 409:
+            raise
+
+
+def cancel_job(job_id: int) -> None:
+    """Stop a job: queued parts are never sent, running ones are cancelled at the provider.
+
+    Parts that already have answers keep them; the results are built from whatever ends up
+    done, and the job ends `cancelled`. Safe to run again.
+    """
+    job = Job.objects.select_related("credential").get(pk=job_id)
+    if job.status != Job.Status.CANCELLING:
+        return
+    if not job.batches.exists():
+        job.transition(Job.Status.CANCELLING, Job.Status.CANCELLED, finished_at=timezone.now())
+        return
+    for batch in job.batches.filter(status=Batch.Status.QUEUED):
+        summary = _fail_batch_rows(batch, "batch_cancelled", CANCELLED_MESSAGE)
+        _settle(batch, Batch.Status.QUEUED, summary)
+    client = ProviderClient(job.credential)
+    for batch in job.batches.filter(status=Batch.Status.RUNNING):
+        if batch.remote_status not in Batch.REMOTE_TERMINAL + ("cancelling",):
+            _cancel_remote(client, batch.remote_batch_id)
+        Batch.objects.filter(pk=batch.pk).update(next_poll_at=timezone.now())
 
 
 def claim_due_batches(limit: int = 100) -> list[int]:
@@ -340,7 +380,7 @@ def start_results(job_id: int) -> bool:
     job = Job.objects.get(pk=job_id)
     if job.batches.exclude(status=Batch.Status.DONE).exists():
         return False
-    return job.transition(Job.Status.RUNNING, Job.Status.FINISHING)
+    return job.transition([Job.Status.RUNNING, Job.Status.CANCELLING], Job.Status.FINISHING)
 
 
 def build_results(job_id: int) -> None:
@@ -370,15 +410,21 @@ def build_results(job_id: int) -> None:
     finally:
         for stream in streams:
             stream.close()
+    if job.cancel_requested_at:
+        final = Job.Status.CANCELLED
+    else:
+        final = Job.Status.COMPLETED if counts.succeeded else Job.Status.FAILED
     job.transition(
         Job.Status.FINISHING,
-        Job.Status.COMPLETED if counts.succeeded else Job.Status.FAILED,
+        final,
         results_file=job.results_file.name,
         failures_file=job.failures_file.name,
         rows_succeeded=counts.succeeded,
         rows_failed=counts.failed,
         rows_processed=counts.succeeded + counts.failed,
-        error="" if counts.succeeded else "No row got an answer; see the failures file for why.",
+        error=""
+        if counts.succeeded or job.cancel_requested_at
+        else "No row got an answer; see the failures file.",
         finished_at=timezone.now(),
     )
 

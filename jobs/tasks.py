@@ -11,7 +11,7 @@ from datetime import timedelta
 from celery import shared_task
 
 from jobs import datasets, pipeline
-from jobs.models import Batch, Job
+from jobs.models import Batch
 from jobs.openai_client import RetryableError
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,12 @@ def build_results(job_id: int) -> None:
     pipeline.build_results(job_id)
 
 
+@shared_task(**_RETRY)
+def cancel_job(job_id: int) -> None:
+    """Stop sending a job's parts and cancel the running ones at the provider."""
+    pipeline.cancel_job(job_id)
+
+
 @shared_task
 def resume_stalled_work() -> None:
     """Scheduled: re-enqueue steps whose message was lost; each step ignores work already done."""
@@ -81,14 +87,12 @@ def resume_stalled_work() -> None:
         submit_batch.delay(batch_id)
     for batch_id in stalled["finish"]:
         finish_batch.delay(batch_id)
-    for job_id in stalled["results"]:
-        build_results.delay(job_id)
-    for job_id in (
-        Job.objects.filter(status=Job.Status.RUNNING)
-        .exclude(batches__status__in=[s for s in Batch.Status if s != Batch.Status.DONE])
-        .values_list("pk", flat=True)
-    ):
+    for job_id in stalled["cancel"]:
+        cancel_job.delay(job_id)
+    for job_id in stalled["results_ready"]:
         if pipeline.start_results(job_id):
             build_results.delay(job_id)
+    for job_id in stalled["results"]:
+        build_results.delay(job_id)
     if any(stalled.values()):
         log.info("Resumed stalled work: %s", {k: len(v) for k, v in stalled.items()})

@@ -12,5 +12,6 @@ urlpatterns = [
     path("datasets/<uuid:code>/preview/", views.preview, name="preview"),
     path("jobs/<uuid:code>/", views.job_detail, name="job_detail"),
     path("jobs/<uuid:code>/progress/", views.job_progress, name="job_progress"),
+    path("jobs/<uuid:code>/cancel/", views.cancel, name="cancel"),
     path("jobs/<uuid:code>/download/<str:kind>/", views.download, name="download"),
 ]

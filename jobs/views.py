@@ -4,10 +4,12 @@ Every object a user reaches goes through one of the `_get_*_for_user` helpers, s
 stranger's id answers 404. Progress fragments read only our tables.
 """
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
@@ -122,6 +124,16 @@ def job_progress(request: HttpRequest, code) -> HttpResponse:
     if job.is_finished:
         response.status_code = HTMX_STOP_POLLING
     return response
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, code) -> HttpResponse:
+    job = _get_job_for_user(request, code)
+    if job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now()):
+        tasks.cancel_job.delay_on_commit(job.pk)
+        messages.info(request, "Cancelling. Rows that already have answers stay downloadable.")
+    return redirect("jobs:job_detail", job.code)
 
 
 @login_required
