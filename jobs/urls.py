@@ -7,6 +7,7 @@ from jobs import views
 app_name = "jobs"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("health/", views.health, name="health"),
     path("upload/", views.upload, name="upload"),
     path("datasets/<uuid:code>/new-job/", views.new_job, name="new_job"),
     path("datasets/<uuid:code>/preview/", views.preview, name="preview"),

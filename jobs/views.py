@@ -6,13 +6,14 @@ stranger's id answers 404. Progress fragments read only our tables.
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.db import DatabaseError, connection, transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
+from batchdash.celery import app as celery_app
 from jobs import datasets, tasks
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, JobForm, UploadForm
@@ -32,6 +33,28 @@ def _get_job_for_user(request: HttpRequest, code) -> Job:
 
 def _get_dataset_for_user(request: HttpRequest, code) -> Dataset:
     return get_object_or_404(_owned(request, Dataset.objects.all()), code=code)
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """For load balancers and monitoring: can we reach the database and the broker?"""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except DatabaseError:
+        checks["database"] = "unreachable"
+    try:
+        with celery_app.connection_for_write() as broker:
+            broker.ensure_connection(max_retries=1, timeout=3)
+        checks["broker"] = "ok"
+    except Exception:  # kombu raises transport-specific errors
+        checks["broker"] = "unreachable"
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unhealthy", **checks}, status=200 if healthy else 503
+    )
 
 
 @login_required

@@ -143,3 +143,45 @@ def test_finishing_twice_does_nothing_the_second_time(alice, simulator_credentia
     assert pipeline.finish_batch(batch_id) is False
     assert pipeline.start_results(job.pk) is True
     assert pipeline.start_results(job.pk) is False
+
+
+def test_cancelling_before_submission_sends_nothing_and_ends_cancelled(alice, simulator_credential, sdk):
+    simulator_credential.max_requests_per_batch = 2
+    simulator_credential.save()
+    job = new_job(alice, simulator_credential)
+    pipeline.prepare_job(job.pk)
+    assert job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now())
+
+    pipeline.cancel_job(job.pk)
+
+    assert set(job.batches.values_list("status", flat=True)) == {Batch.Status.DONE}
+    assert pipeline.start_results(job.pk)
+    pipeline.build_results(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert list(sdk.batches.list()) == []
+    assert {row[4] for row in read_csv(job.results_file)[1:]} == {"failed"}
+    assert {row[5] for row in read_csv(job.results_file)[1:]} == {"batch_cancelled"}
+
+
+def test_cancelling_a_running_job_cancels_at_the_provider_and_keeps_what_finished(
+    alice, simulator_credential, sdk, settings
+):
+    settings.SIMULATOR_SPEED = 0.001  # the batch stays in progress until cancelled
+    job = new_job(alice, simulator_credential)
+    [batch_id] = pipeline.prepare_job(job.pk)
+    pipeline.submit_batch(batch_id)
+    job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now())
+
+    pipeline.cancel_job(job.pk)
+
+    remote = sdk.batches.retrieve(Batch.objects.get(pk=batch_id).remote_batch_id)
+    assert remote.status in ("cancelling", "cancelled")
+    settings.SIMULATOR_SPEED = 1_000_000
+    wait_for(lambda: pipeline.poll_batch(batch_id), timeout=30, message="the cancel to finish")
+    pipeline.finish_batch(batch_id)
+    assert pipeline.start_results(job.pk)
+    pipeline.build_results(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert job.rows_succeeded + job.rows_failed == 5
