@@ -7,8 +7,9 @@ order the provider returns them in.
 """
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ class RequestBuilder:
         return system, self._user.render(cells)
 
     def body(self, cells: list[str]) -> dict[str, Any]:
-        system, user = self.texts(cells)
+        return self.body_from_texts(*self.texts(cells))
+
+    def body_from_texts(self, system: str, user: str) -> dict[str, Any]:
         body = dict(self._params)
         if self.spec.endpoint == EMBEDDINGS:
             body["input"] = user
@@ -82,10 +85,52 @@ class RequestBuilder:
             body["messages"] = messages
         return body
 
-    def line(self, row: int, cells: list[str]) -> bytes:
-        return orjson.dumps(
-            {"custom_id": custom_id(row), "method": "POST", "url": self.url, "body": self.body(cells)}
+    def line(self, row: int, system: str, user: str) -> bytes:
+        """The JSONL request line of a row, from the texts it rendered to."""
+        parts = self._line_parts
+        if len(parts) == 3:
+            return b"".join((parts[0], str(row).encode(), parts[1], orjson.dumps(user), parts[2]))
+        return b"".join(
+            (
+                parts[0],
+                str(row).encode(),
+                parts[1],
+                orjson.dumps(system),
+                parts[2],
+                orjson.dumps(user),
+                parts[3],
+            )
         )
+
+    @cached_property
+    def _line_parts(self) -> list[bytes]:
+        """The line serialised once around markers, split where the row's own values go.
+
+        Only the row number and the rendered texts differ between lines, so the rest is
+        serialised once; the result is byte-for-byte what serialising each line whole gives.
+        """
+        system = _MARK + "system" if self._system else ""
+        line = orjson.dumps(
+            {
+                "custom_id": custom_id(0).replace("0", _MARK + "row"),
+                "method": "POST",
+                "url": self.url,
+                "body": self.body_from_texts(system, _MARK + "user"),
+            }
+        )
+        parts = []
+        for marker in (b"row", b"system", b"user") if system else (b"row", b"user"):
+            quoted = orjson.dumps(_MARK + marker.decode())
+            # The row number sits inside the custom_id string; the texts are whole JSON strings.
+            target = quoted[1:-1] if marker == b"row" else quoted
+            before, _, line = line.partition(target)
+            parts.append(before)
+        parts.append(line)
+        return parts
+
+
+# A character that cannot appear in the constant parts of a request, to find where values go.
+_MARK = "\x00batchdash:"
 
 
 @dataclass
@@ -108,7 +153,7 @@ def write_batch_files(
     *,
     max_requests: int,
     max_bytes: int,
-    count_tokens=None,
+    count_tokens: Callable[[str, str], int] | None = None,
 ) -> Iterator[BatchFile]:
     """Write rows as JSONL request files of at most `max_requests` lines and `max_bytes` bytes.
 
@@ -118,37 +163,51 @@ def write_batch_files(
     Raises ValueError if a single request is larger than `max_bytes`.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    texts, line_of = builder.texts, builder.line
     index = 0
-    current: BatchFile | None = None
-    handle = None
-    digest = None
+    part: BatchFile | None = None
+    # Per-row work is kept to local variables and lines are written in blocks: this loop
+    # runs once per row of files with millions of rows.
+    buffer: list[bytes] = []
+    requests = size = tokens = last_row = 0
+
+    def flush() -> None:
+        block = b"".join(buffer)
+        handle.write(block)
+        digest.update(block)
+        buffer.clear()
 
     def close() -> BatchFile:
+        flush()
         handle.close()
-        current.sha256 = digest.hexdigest()
-        return current
+        part.last_row, part.request_count, part.bytes, part.input_tokens = last_row, requests, size, tokens
+        part.sha256 = digest.hexdigest()
+        return part
 
     for row, cells in rows:
-        line = builder.line(row, cells) + b"\n"
-        if len(line) > max_bytes:
+        system, user = texts(cells)
+        line = line_of(row, system, user) + b"\n"
+        length = len(line)
+        if length > max_bytes:
             raise ValueError(
-                f"Row {row} makes a request of {len(line):,} bytes, over the limit of {max_bytes:,}."
+                f"Row {row} makes a request of {length:,} bytes, over the limit of {max_bytes:,}."
             )
-        if current and (current.request_count >= max_requests or current.bytes + len(line) > max_bytes):
+        if part is not None and (requests >= max_requests or size + length > max_bytes):
             yield close()
-            current = None
-        if current is None:
-            path = directory / f"part-{index:05d}.jsonl"
+            part = None
+        if part is None:
+            part = BatchFile(path=directory / f"part-{index:05d}.jsonl", first_row=row, last_row=row)
             index += 1
-            current = BatchFile(path=path, first_row=row, last_row=row)
-            handle = path.open("wb")
+            handle = part.path.open("wb")
             digest = hashlib.sha256()
-        handle.write(line)
-        digest.update(line)
-        current.last_row = row
-        current.request_count += 1
-        current.bytes += len(line)
+            requests = size = tokens = 0
+        buffer.append(line)
+        if len(buffer) >= 1000:
+            flush()
+        last_row = row
+        requests += 1
+        size += length
         if count_tokens:
-            current.input_tokens += count_tokens(*builder.texts(cells))
-    if current:
+            tokens += count_tokens(system, user)
+    if part is not None:
         yield close()

@@ -287,19 +287,36 @@ def _skip_blank(reader, log: ProblemLog) -> Iterator[tuple[int, list[str]]]:
 
 
 def _rows(reader, width: int, log: ProblemLog, bad_rows: str) -> Iterator[tuple[int, list[str]]]:
-    """Data rows as (row number, cells of exactly `width`), numbered from 1 over the rows kept."""
+    """Data rows as (row number, cells of exactly `width`), numbered from 1 over the rows kept.
+
+    The hot loop of every full pass, so blank lines are handled here rather than through
+    _skip_blank, and a row of the right width costs one length check.
+    """
     number = 0
-    for line, cells in _skip_blank(reader, log):
+    for cells in reader:
         count = len(cells)
+        if count == width:
+            number += 1
+            yield number, cells
+            continue
+        line = reader.line_num
+        if count == 0 or (count == 1 and not cells[0].strip()):
+            log.add(Problem("blank_line", f"Line {line} is blank and was skipped.", line))
+            continue
         if count > width:
             if any(c.strip() for c in cells[width:]):
-                message = f"Line {line} has {count} cells but the header has {width}; the row was skipped."
                 if bad_rows == "stop":
                     raise TableError(f"Line {line} has {count} cells but the header has {width}.")
-                log.add(Problem("long_row", message, line))
+                log.add(
+                    Problem(
+                        "long_row",
+                        f"Line {line} has {count} cells but the header has {width}; the row was skipped.",
+                        line,
+                    )
+                )
                 continue
             cells = cells[:width]  # trailing empty cells, as spreadsheets often write: harmless
-        elif count < width:
+        else:
             if bad_rows == "stop":
                 raise TableError(f"Line {line} has {count} cells but the header has {width}.")
             log.add(

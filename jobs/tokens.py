@@ -1,13 +1,16 @@
 """Token counts with the model's own tokenizer, offline.
 
 tiktoken downloads its BPE files at first use, which cannot work without internet;
-bpe-openai bundles o200k_base and cl100k_base and gives the same tokens.
+bpe-openai bundles o200k_base and cl100k_base and gives the same tokens. Its native
+tokenizer can count without building the token list, which is what the prepare step
+needs for millions of rows.
 """
 
 from collections.abc import Callable
 from functools import cache
 
 import bpe_openai
+from bpe_openai import _bindings
 
 # Models before GPT-4o use cl100k_base; everything newer uses o200k_base.
 _CL100K_PREFIXES = ("gpt-4-", "gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
@@ -23,14 +26,22 @@ def encoding_name(model: str) -> str:
 
 
 @cache
-def _encoding(name: str):
-    return bpe_openai.get_encoding(name)
+def _counter(name: str) -> Callable[[str], int]:
+    native = _bindings.tokenizer_for_encoding(name).count
+    encode = bpe_openai.get_encoding(name).encode_ordinary
+
+    def count(text: str) -> int:
+        try:
+            return native(text)
+        except UnicodeEncodeError:  # lone surrogates: the public API cleans them first
+            return len(encode(text))
+
+    return count
 
 
 def counter(model: str) -> Callable[[str], int]:
     """A function that counts the tokens of a text for `model`."""
-    encode = _encoding(encoding_name(model)).encode_ordinary
-    return lambda text: len(encode(text)) if text else 0
+    return _counter(encoding_name(model))
 
 
 def prompt_counter(model: str) -> Callable[[str, str], int]:

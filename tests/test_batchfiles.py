@@ -31,7 +31,7 @@ def test_chat_lines_carry_the_contract_fields():
     builder = RequestBuilder(
         RequestSpec(CHAT, "gpt-4o-mini", "Be brief.", "Rate: {{ Review Text }}", 0.0, 50), COLUMNS
     )
-    line = orjson.loads(builder.line(7, ["nice", "7"]))
+    line = orjson.loads(builder.line(7, *builder.texts(["nice", "7"])))
     assert line == {
         "custom_id": "row-7",
         "method": "POST",
@@ -79,7 +79,7 @@ def test_it_splits_by_request_count_and_keeps_every_row_once(tmp_path):
 
 def test_it_splits_by_bytes(tmp_path):
     builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", "{{ Review Text }}"), COLUMNS)
-    line_size = len(builder.line(1, ["review number 1", "1"])) + 1
+    line_size = len(builder.line(1, *builder.texts(["review number 1", "1"]))) + 1
     parts = list(
         write_batch_files(rows(9), builder, tmp_path, max_requests=1000, max_bytes=line_size * 3 + 5)
     )
