@@ -165,7 +165,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Uploaded datasets and provider results live in MEDIA_ROOT, which is never
 # served directly: downloads go through views that check who is asking.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "files")))
-MEDIA_URL = None
+# No URL serves MEDIA_ROOT; this prefix exists only because Django's test server expects one.
+MEDIA_URL = "/media-never-served/"
 STORAGES = {
     "default": {"BACKEND": env_str("FILE_STORAGE", "django.core.files.storage.FileSystemStorage")},
     "staticfiles": {
@@ -238,6 +239,8 @@ SIMULATOR_API_KEYS = env_list("SIMULATOR_API_KEYS", "sk-simulator")
 # Simulated seconds that pass per real second: 1 is realistic, 20 runs a
 # 1,000-row batch in about 15 seconds.
 SIMULATOR_SPEED = env_float("SIMULATOR_SPEED", 20.0)
+# Enqueued prompt tokens per model across unfinished batches, as OpenAI limits them.
+SIMULATOR_ENQUEUED_TOKEN_LIMIT = env_int("SIMULATOR_ENQUEUED_TOKEN_LIMIT", 20_000_000)
 PORT = env_int("PORT", 8000)
 SIMULATOR_BASE_URL = env_str("SIMULATOR_BASE_URL", f"http://127.0.0.1:{PORT}/simulator/v1")
 

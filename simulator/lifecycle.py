@@ -1,0 +1,250 @@
+"""A batch's life, computed from the time since it was created; nothing runs in the background.
+
+validating → in_progress (counts rising) → finalizing → completed, or failed (validation),
+expired (the 24 h window, with partial output) and cancelling → cancelled. Time runs
+SIMULATOR_SPEED times faster than the wall clock. When a batch is first seen at its end,
+its output and error files are written once, and the result is stored.
+"""
+
+import math
+import random
+import tempfile
+from dataclasses import dataclass
+
+import orjson
+from django.conf import settings
+from django.core.files import File
+
+from simulator import answers, clock, storage
+from simulator.models import SimBatch
+
+# Simulated seconds: realistic for a small batch at SIMULATOR_SPEED=1.
+VALIDATING_S = 30.0
+PER_REQUEST_S = 0.25
+FINALIZING_S = 20.0
+CANCELLING_S = 10.0
+WINDOW_S = 24 * 3600.0
+SHUFFLE_WINDOW = 2000
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+
+
+@dataclass
+class State:
+    status: str
+    done: int
+    stamps: dict[str, float]
+
+
+def _phases(batch: SimBatch) -> tuple[float, float, float]:
+    validating = VALIDATING_S + batch.total * 0.001
+    processing = batch.total * PER_REQUEST_S
+    finalizing = math.inf if "stuck_finalizing" in batch.faults else FINALIZING_S + batch.total * 0.001
+    return validating, processing, finalizing
+
+
+def state(batch: SimBatch, now: float | None = None) -> State:
+    """Where the batch is at `now`, from its timeline; the stored end state wins once set."""
+    speed = settings.SIMULATOR_SPEED
+    elapsed = ((clock.now() if now is None else now) - batch.created) * speed
+    validating, processing, finalizing = _phases(batch)
+    if batch.errors:
+        end, end_status = validating, "failed"
+    else:
+        expire_at = WINDOW_S
+        if "expire" in batch.faults:
+            expire_at = validating + float(batch.faults["expire"].get("fraction", 0.5)) * processing
+        if validating + processing > expire_at:
+            end, end_status = expire_at, "expired"
+        else:
+            end, end_status = validating + processing + finalizing, "completed"
+    cancel_at = (batch.cancel_requested - batch.created) * speed if batch.cancel_requested else math.inf
+    if cancel_at < end:
+        end, end_status = cancel_at + CANCELLING_S, "cancelled"
+    stamps: dict[str, float] = {}
+    if elapsed >= validating and validating < cancel_at and not batch.errors:
+        stamps["in_progress_at"] = validating
+    stop = min(elapsed, cancel_at, end)
+    done = max(0, min(batch.total, int((stop - validating) / PER_REQUEST_S))) if not batch.errors else 0
+    if elapsed >= end:
+        status = end_status
+        stamps[f"{end_status}_at"] = end
+    elif elapsed >= cancel_at:
+        status = "cancelling"
+    elif elapsed < validating:
+        status = "validating"
+    elif elapsed < validating + processing:
+        status = "in_progress"
+    else:
+        status = "finalizing"
+    if status in ("finalizing", "completed"):
+        stamps["finalizing_at"] = validating + processing
+    if status in ("cancelling", "cancelled"):
+        stamps["cancelling_at"] = cancel_at
+    real = {key: batch.created + value / speed for key, value in stamps.items()}
+    return State(status, done, real)
+
+
+def _result_lines(batch: SimBatch, done: int, end_status: str):
+    """(is_success, line bytes, input tokens, output tokens) for every request of the batch."""
+    dropped = (
+        batch.faults.get("drop_line", {}).get("index", batch.total - 1)
+        if "drop_line" in batch.faults
+        else None
+    )
+    with storage.open(batch.input_file_id) as source:
+        index = -1
+        for raw in source:
+            if not raw.strip():
+                continue
+            index += 1
+            record = orjson.loads(raw)
+            if index == dropped:
+                continue
+            line = {
+                "id": f"batch_req_{batch.id[6:22]}{index:06d}",
+                "custom_id": record["custom_id"],
+                "response": None,
+                "error": None,
+            }
+            if index >= done:
+                code = "batch_expired" if end_status == "expired" else "batch_cancelled"
+                message = (
+                    "This request could not be executed before the completion window expired."
+                    if end_status == "expired"
+                    else "This request was not executed because the batch was cancelled."
+                )
+                line["error"] = {"code": code, "message": message}
+                yield False, orjson.dumps(line), 0, 0
+                continue
+            request_id = f"req_{answers._seed(batch.id, index).hex()[:32]}"
+            try:
+                body, tokens_in, tokens_out = answers.answer(batch.endpoint, record["body"])
+                line["response"] = {"status_code": 200, "request_id": request_id, "body": body}
+                yield True, orjson.dumps(line), tokens_in, tokens_out
+            except answers.RequestFailed as failure:
+                line["response"] = {
+                    "status_code": failure.status,
+                    "request_id": request_id,
+                    "body": failure.body(),
+                }
+                yield False, orjson.dumps(line), 0, 0
+
+
+def _write_shuffled(lines: list[bytes], rng: random.Random, handle) -> None:
+    rng.shuffle(lines)
+    handle.write(b"\n".join(lines) + b"\n")
+    lines.clear()
+
+
+def _finalize(batch: SimBatch, current: State) -> dict:
+    """Write the output and error files of a batch that has reached its end; returns its final state."""
+    final = {
+        "status": current.status,
+        "stamps": current.stamps,
+        "output_file_id": None,
+        "error_file_id": None,
+        "completed": 0,
+        "failed": 0,
+        "usage": None,
+    }
+    if current.status == "failed":
+        return final
+    rng = random.Random(batch.id)
+    usage_in = usage_out = 0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        pending: dict[bool, list[bytes]] = {True: [], False: []}
+        for ok, line, tokens_in, tokens_out in _result_lines(batch, current.done, current.status):
+            final["completed" if ok else "failed"] += 1
+            usage_in += tokens_in
+            usage_out += tokens_out
+            pending[ok].append(line)
+            if len(pending[ok]) >= SHUFFLE_WINDOW:
+                _write_shuffled(pending[ok], rng, out if ok else err)
+        for ok, handle in ((True, out), (False, err)):
+            if pending[ok]:
+                _write_shuffled(pending[ok], rng, handle)
+        for ok, handle, key in ((True, out, "output_file_id"), (False, err, "error_file_id")):
+            if handle.tell():
+                handle.seek(0)
+                kind = "output" if ok else "error"
+                final[key] = storage.save(File(handle), f"batch_{batch.id}_{kind}.jsonl", "batch_output").id
+    final["usage"] = {
+        "input_tokens": usage_in,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": usage_out,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage_in + usage_out,
+    }
+    return final
+
+
+def settle(batch: SimBatch) -> SimBatch:
+    """Bring a batch up to date: at its end, write its files exactly once."""
+    if batch.final:
+        return batch
+    current = state(batch)
+    if current.status not in TERMINAL:
+        return batch
+    final = _finalize(batch, current)
+    # Two readers may finish the same batch at once; the first stored result wins and the
+    # other one's files are removed.
+    won = SimBatch.objects.filter(pk=batch.pk, final__isnull=True).update(final=final)
+    if not won:
+        for key in ("output_file_id", "error_file_id"):
+            if final[key]:
+                storage.delete(final[key])
+    batch.refresh_from_db()
+    return batch
+
+
+def present(batch: SimBatch) -> dict:
+    """The Batch object as the API returns it."""
+    batch = settle(batch)
+    if batch.final:
+        status, stamps = batch.final["status"], batch.final["stamps"]
+        completed, failed = batch.final["completed"], batch.final["failed"]
+        output_id, error_id, usage = (
+            batch.final["output_file_id"],
+            batch.final["error_file_id"],
+            batch.final["usage"],
+        )
+    else:
+        current = state(batch)
+        status, stamps = current.status, current.stamps
+        failed = sum(1 for index in batch.failing if index < current.done)
+        completed, output_id, error_id, usage = current.done - failed, None, None, None
+    created = int(batch.created)
+    body = {
+        "id": batch.id,
+        "object": "batch",
+        "endpoint": batch.endpoint,
+        "model": batch.model or None,
+        "errors": {"object": "list", "data": batch.errors} if batch.errors and status == "failed" else None,
+        "input_file_id": batch.input_file_id,
+        "completion_window": batch.completion_window,
+        "status": status,
+        "output_file_id": output_id,
+        "error_file_id": error_id,
+        "created_at": created,
+        "expires_at": created + int(WINDOW_S),
+        "request_counts": {
+            "total": 0 if status == "failed" else batch.total,
+            "completed": completed,
+            "failed": failed,
+        },
+        "usage": usage,
+        "metadata": batch.metadata,
+    }
+    if status == "validating":
+        body["request_counts"]["total"] = 0
+    for key in (
+        "in_progress_at",
+        "finalizing_at",
+        "completed_at",
+        "failed_at",
+        "expired_at",
+        "cancelling_at",
+        "cancelled_at",
+    ):
+        body[key] = int(stamps[key]) if key in stamps else None
+    return body

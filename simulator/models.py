@@ -1,0 +1,63 @@
+"""The simulator's state: files, batches and armed faults, in the database so that it
+survives restarts and is shared by every process that serves it."""
+
+from django.db import models
+
+
+class SimFile(models.Model):
+    id = models.CharField(primary_key=True, max_length=40)
+    filename = models.CharField(max_length=255)
+    purpose = models.CharField(max_length=40)
+    bytes = models.PositiveBigIntegerField()
+    created = models.FloatField()
+    expires_at = models.PositiveBigIntegerField(null=True)
+    path = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class SimBatch(models.Model):
+    """A batch whose progress is computed from the time elapsed since `created`."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    endpoint = models.CharField(max_length=40)
+    input_file_id = models.CharField(max_length=40)
+    completion_window = models.CharField(max_length=10, default="24h")
+    metadata = models.JSONField(null=True)
+    model = models.CharField(max_length=100, blank=True)
+    created = models.FloatField()
+    total = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    # 0-based positions of the requests that will fail, decided when the batch is created.
+    failing = models.JSONField(default=list)
+    errors = models.JSONField(null=True)
+    faults = models.JSONField(default=dict)
+    cancel_requested = models.FloatField(null=True)
+    # Set once the batch has reached its end and its files exist.
+    final = models.JSONField(null=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Fault(models.Model):
+    """A failure armed by a test or an operator, used up by the next matching calls."""
+
+    op = models.CharField(max_length=40)
+    kind = models.CharField(max_length=40)
+    params = models.JSONField(default=dict)
+    remaining = models.PositiveIntegerField(default=1)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.op} ({self.remaining} left)"

@@ -1,0 +1,438 @@
+"""The simulator's HTTP API, shaped like OpenAI's so that the real SDK cannot tell the difference.
+
+Every answer carries an x-request-id; every error uses OpenAI's envelope; a bearer key
+from SIMULATOR_API_KEYS is required. Armed faults (simulator.faults) apply per call.
+"""
+
+import secrets
+import time
+from functools import wraps
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from simulator import answers, clock, faults, lifecycle, storage, validation
+from simulator.catalog import ENDPOINT_KINDS, MODELS
+from simulator.models import SimBatch, SimFile
+
+ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
+MAX_UPLOAD_BYTES = 200 * 1000 * 1000
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        param=None,
+        code=None,
+        headers: dict | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+        self.headers = headers or {}
+
+
+def _json(data, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(exc: ApiError) -> HttpResponse:
+    response = _json(
+        {"error": {"message": exc.message, "type": exc.kind, "param": exc.param, "code": exc.code}},
+        exc.status,
+    )
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+def _masked(key: str) -> str:
+    return f"{key[:3]}***{key[-2:]}" if len(key) > 6 else "***"
+
+
+def api(ops: dict[str, str]):
+    """Method check, bearer auth, per-call faults, error envelope and x-request-id.
+
+    `ops` names the operation of each allowed method, as faults are armed for it.
+    """
+
+    def decorate(view):
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            try:
+                if request.method not in ops:
+                    raise ApiError(405, f"Method {request.method} is not allowed here.")
+                key = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                if key not in settings.SIMULATOR_API_KEYS:
+                    raise ApiError(
+                        401,
+                        f"Incorrect API key provided: {_masked(key)}. You can find your API key at "
+                        "https://platform.openai.com/account/api-keys.",
+                        code="invalid_api_key",
+                    )
+                fault = faults.take(ops[request.method])
+                commit_then = None
+                if fault and fault.kind == "http_error":
+                    status = int(fault.params.get("status", 500))
+                    headers = {}
+                    if fault.params.get("retry_after") is not None:
+                        headers["retry-after"] = str(fault.params["retry_after"])
+                    raise ApiError(
+                        status,
+                        fault.params.get("message", "Simulated failure."),
+                        "server_error"
+                        if status >= 500
+                        else "requests"
+                        if status == 429
+                        else "invalid_request_error",
+                        code=fault.params.get("code"),
+                        headers=headers,
+                    )
+                if fault and fault.kind == "delay":
+                    time.sleep(float(fault.params.get("seconds", 1)))
+                if fault and fault.kind in ("commit_then_error", "commit_then_delay", "file_not_ready"):
+                    commit_then = fault
+                if commit_then and commit_then.kind == "file_not_ready":
+                    raise ApiError(
+                        400,
+                        f"Cannot find file {request_json(request).get('input_file_id')}, or "
+                        "project proj_simulator does not have access to it.",
+                        param="file_id",
+                    )
+                response = view(request, *args, **kwargs)
+                if commit_then and commit_then.kind == "commit_then_delay":
+                    time.sleep(float(commit_then.params.get("seconds", 5)))
+                if commit_then and commit_then.kind == "commit_then_error":
+                    raise ApiError(
+                        int(commit_then.params.get("status", 500)),
+                        "Simulated failure after the work was done.",
+                        "server_error",
+                    )
+            except ApiError as exc:
+                response = _error(exc)
+            response["x-request-id"] = f"req_{secrets.token_hex(16)}"
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def request_json(request: HttpRequest) -> dict:
+    try:
+        data = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "We could not parse the JSON body of your request.") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    return data
+
+
+def _page(items: list, after: str | None, limit: int) -> dict:
+    ids = [item["id"] for item in items]
+    start = ids.index(after) + 1 if after in ids else 0
+    data = items[start : start + limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": start + limit < len(items),
+    }
+
+
+def _limit(request: HttpRequest, default: int, maximum: int) -> int:
+    try:
+        limit = int(request.GET.get("limit", default))
+    except ValueError:
+        raise ApiError(400, "Invalid value for 'limit'.", param="limit", code="invalid_value") from None
+    if not 1 <= limit <= maximum:
+        raise ApiError(
+            400, f"Invalid 'limit': must be between 1 and {maximum}.", param="limit", code="invalid_value"
+        )
+    return limit
+
+
+# --- Files ---------------------------------------------------------------------------
+
+
+@api({"GET": "files.list", "POST": "files.create"})
+def files(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        listed = SimFile.objects.all()
+        if request.GET.get("purpose"):
+            listed = listed.filter(purpose=request.GET["purpose"])
+        ordered = (
+            listed.order_by("created", "id")
+            if request.GET.get("order") == "asc"
+            else listed.order_by("-created", "-id")
+        )
+        items = [storage.present(f) for f in ordered]
+        return _json(_page(items, request.GET.get("after"), _limit(request, 10_000, 10_000)))
+    upload = request.FILES.get("file")
+    purpose = request.POST.get("purpose")
+    if upload is None:
+        raise ApiError(
+            400, "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
+        )
+    if not purpose:
+        raise ApiError(
+            400, "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+        )
+    if purpose == "batch" and not (upload.name or "").endswith(".jsonl"):
+        raise ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise ApiError(400, "File is too large.", param="file")
+    seconds = request.POST.get("expires_after[seconds]")
+    return _json(
+        storage.present(storage.save(upload, upload.name, purpose, int(seconds) if seconds else None))
+    )
+
+
+def _get_file(file_id: str) -> SimFile:
+    sim_file = SimFile.objects.filter(pk=file_id).first()
+    if sim_file is None:
+        raise ApiError(404, f"No such File object: {file_id}", param="id")
+    return sim_file
+
+
+@api({"GET": "files.retrieve", "DELETE": "files.delete"})
+def file_detail(request: HttpRequest, file_id: str) -> HttpResponse:
+    sim_file = _get_file(file_id)
+    if request.method == "DELETE":
+        storage.delete(file_id)
+        return _json({"id": file_id, "object": "file", "deleted": True})
+    return _json(storage.present(sim_file))
+
+
+@api({"GET": "files.content"})
+def file_content(request: HttpRequest, file_id: str) -> HttpResponse:
+    _get_file(file_id)
+    return FileResponse(storage.open(file_id), content_type="application/octet-stream")
+
+
+# --- Batches ---------------------------------------------------------------------------
+
+
+@api({"GET": "batches.list", "POST": "batches.create"})
+def batches(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _list_batches(request)
+    data = request_json(request)
+    endpoint = data.get("endpoint")
+    if endpoint not in ENDPOINTS:
+        raise ApiError(
+            400,
+            f"Invalid value: '{endpoint}'. Supported values are: "
+            + ", ".join(f"'{e}'" for e in ENDPOINTS)
+            + ".",
+            param="endpoint",
+            code="invalid_value",
+        )
+    if data.get("completion_window") != "24h":
+        raise ApiError(
+            400,
+            f"Invalid value for 'completion_window': '{data.get('completion_window')}'. Supported "
+            "values are: '24h'.",
+            param="completion_window",
+            code="invalid_value",
+        )
+    metadata = data.get("metadata")
+    _check_metadata(metadata)
+    input_file_id = data.get("input_file_id")
+    if not input_file_id:
+        raise ApiError(
+            400,
+            "Missing required parameter: 'input_file_id'.",
+            param="input_file_id",
+            code="missing_required_parameter",
+        )
+    sim_file = SimFile.objects.filter(pk=input_file_id).first()
+    batch_faults = faults.take_batch_faults()
+    if sim_file is None:
+        checked = validation.Checked(
+            errors=[
+                {
+                    "code": "invalid_request",
+                    "line": None,
+                    "param": "file_id",
+                    "message": f"Cannot find file {input_file_id}, or organization "
+                    "org-simulator does not have access to it.",
+                }
+            ]
+        )
+    else:
+        with storage.open(input_file_id) as source:
+            checked = validation.check_file(source, endpoint)
+    errors = checked.errors
+    if not errors and "validation_failure" in batch_faults:
+        params = batch_faults["validation_failure"]
+        errors = [
+            {
+                "code": params.get("code", "invalid_request"),
+                "line": params.get("line"),
+                "param": params.get("param"),
+                "message": params.get("message", "Simulated validation failure."),
+            }
+        ]
+    if not errors and ("token_limit" in batch_faults or _over_token_limit(checked)):
+        errors = [
+            {
+                "code": "token_limit_exceeded",
+                "line": None,
+                "param": None,
+                "message": f"Enqueued token limit reached for {checked.model} in organization org-simulator. "
+                f"Limit: {settings.SIMULATOR_ENQUEUED_TOKEN_LIMIT:,} enqueued tokens. Please try "
+                "again once some in_progress batches have been completed.",
+            }
+        ]
+    batch = SimBatch.objects.create(
+        id=storage.new_id("batch_", 32, "0123456789abcdef"),
+        endpoint=endpoint,
+        input_file_id=input_file_id,
+        metadata=metadata,
+        model=checked.model,
+        created=clock.now(),
+        total=checked.total,
+        input_tokens=checked.input_tokens,
+        failing=checked.failing,
+        errors=errors or None,
+        faults=batch_faults,
+    )
+    return _json(lifecycle.present(batch))
+
+
+def _check_metadata(metadata) -> None:
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise ApiError(
+            400, "Invalid type for 'metadata': expected an object.", param="metadata", code="invalid_type"
+        )
+    if len(metadata) > 16:
+        raise ApiError(400, "Invalid 'metadata': at most 16 keys.", param="metadata", code="invalid_value")
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise ApiError(
+                400,
+                f"Invalid type for 'metadata.{key}': expected a string, but got "
+                f"{type(value).__name__} instead.",
+                param=f"metadata.{key}",
+                code="invalid_type",
+            )
+        if len(key) > 64 or len(value) > 512:
+            raise ApiError(
+                400,
+                f"Invalid 'metadata.{key}': keys are at most 64 characters, values 512.",
+                param=f"metadata.{key}",
+                code="invalid_value",
+            )
+
+
+def _over_token_limit(checked: validation.Checked) -> bool:
+    if checked.errors or not checked.model:
+        return False
+    in_flight = sum(
+        b.input_tokens
+        for b in SimBatch.objects.filter(model=checked.model, final__isnull=True, errors__isnull=True)
+        if lifecycle.state(b).status not in lifecycle.TERMINAL
+    )
+    return in_flight + checked.input_tokens > settings.SIMULATOR_ENQUEUED_TOKEN_LIMIT
+
+
+def _list_batches(request: HttpRequest) -> HttpResponse:
+    limit = _limit(request, 20, 100)
+    ordered = list(SimBatch.objects.order_by("-created", "-id"))
+    after = request.GET.get("after")
+    ids = [b.id for b in ordered]
+    start = ids.index(after) + 1 if after in ids else 0
+    page = ordered[start : start + limit]
+    data = [lifecycle.present(b) for b in page]
+    return _json(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": start + limit < len(ordered),
+        }
+    )
+
+
+def _get_batch(batch_id: str) -> SimBatch:
+    batch = SimBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        raise ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
+    return batch
+
+
+@api({"GET": "batches.retrieve"})
+def batch_detail(request: HttpRequest, batch_id: str) -> HttpResponse:
+    return _json(lifecycle.present(_get_batch(batch_id)))
+
+
+@api({"POST": "batches.cancel"})
+def batch_cancel(request: HttpRequest, batch_id: str) -> HttpResponse:
+    with transaction.atomic():
+        batch = lifecycle.settle(_get_batch(batch_id))
+        status = lifecycle.present(batch)["status"]
+        if status in ("completed", "failed", "expired"):
+            raise ApiError(409, f"Cannot cancel a batch with status '{status}'.")
+        if status not in ("cancelling", "cancelled"):
+            SimBatch.objects.filter(pk=batch.pk, cancel_requested__isnull=True).update(
+                cancel_requested=clock.now()
+            )
+            batch.refresh_from_db()
+    return _json(lifecycle.present(batch))
+
+
+# --- Synchronous endpoints -----------------------------------------------------------
+
+
+def _synchronous(request: HttpRequest, endpoint: str) -> HttpResponse:
+    body = request_json(request)
+    model = body.get("model")
+    if not model:
+        raise ApiError(
+            400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
+        )
+    if MODELS.get(model, {}).get("kind") != ENDPOINT_KINDS[endpoint]:
+        raise ApiError(
+            404,
+            f"The model '{model}' does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
+    try:
+        response, _, _ = answers.answer(endpoint, body)
+    except answers.RequestFailed as failure:
+        return _json(failure.body(), failure.status)
+    return _json(response)
+
+
+@api({"POST": "chat.completions"})
+def chat_completions(request: HttpRequest) -> HttpResponse:
+    return _synchronous(request, "/v1/chat/completions")
+
+
+@api({"POST": "responses"})
+def responses(request: HttpRequest) -> HttpResponse:
+    return _synchronous(request, "/v1/responses")
+
+
+@api({"POST": "embeddings"})
+def embeddings(request: HttpRequest) -> HttpResponse:
+    return _synchronous(request, "/v1/embeddings")
+
+
+@api({"GET": "models"})
+def models(request: HttpRequest) -> HttpResponse:
+    data = [
+        {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "simulator"} for name in MODELS
+    ]
+    return _json({"object": "list", "data": data})
