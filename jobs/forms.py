@@ -80,6 +80,7 @@ class JobForm(forms.ModelForm):
         credentials = ProviderCredential.objects.filter(is_active=True)
         self.fields["credential"].queryset = credentials
         self.fields["credential"].empty_label = None
+        self.fields["credential"].label_from_instance = lambda credential: credential.name
         default = credentials.filter(is_default=True).first() or credentials.first()
         if default and not self.is_bound:
             self.initial.setdefault("credential", default.pk)

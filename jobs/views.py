@@ -4,6 +4,8 @@ Every object a user reaches goes through one of the `_get_*_for_user` helpers, s
 stranger's id answers 404. Progress fragments read only our tables.
 """
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection, transaction
@@ -93,7 +95,7 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
         return [], "Write a prompt to see the requests it makes."
     previews = []
     for number, cells in enumerate(dataset.preview[:PREVIEW_ROWS], start=1):
-        previews.append({"row": number, "body": builder.body(cells)})
+        previews.append({"row": number, "json": json.dumps(builder.body(cells), indent=2, ensure_ascii=False)})
     return previews, ""
 
 
@@ -101,7 +103,7 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
 @require_http_methods(["GET", "POST"])
 def new_job(request: HttpRequest, code) -> HttpResponse:
     dataset = _get_dataset_for_user(request, code)
-    form = JobForm(request.POST or None, columns=dataset.columns, initial={"name": dataset.name})
+    form = JobForm(request.POST or None, columns=dataset.columns, initial={"name": dataset.name.rsplit(".", 1)[0]})
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
         job = form.save(commit=False)
         job.owner = request.user
