@@ -1,6 +1,7 @@
 """Shared fixtures: people, the simulator served over real HTTP, providers, and a real worker."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import connection, connections
 
 from jobs import datasets
 from jobs.models import ProviderCredential
@@ -179,6 +180,9 @@ def page(live_server, monkeypatch):
         yield page
         context.close()
         browser.close()
+        # ORM calls made while Playwright's loop runs get their own connection; close it
+        # so that the test database can be dropped at the end.
+        connections.close_all()
 
 
 def screenshot(page, name: str) -> Path:
