@@ -257,5 +257,9 @@ LOGGING = {
     "loggers": {
         "httpx2": {"level": "WARNING"},
         "httpcore2": {"level": "WARNING"},
+        # The scheduler ticks every few seconds; one line per tick would bury everything else.
+        "celery.beat": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
     },
 }

@@ -43,9 +43,6 @@ class UploadForm(forms.Form):
 class JobForm(forms.ModelForm):
     """What to send for each row; placeholders are checked against the dataset's columns."""
 
-    # Fields whose changes refresh the request preview.
-    LIVE_PREVIEW = ("endpoint", "model", "system_prompt", "user_prompt", "temperature", "max_output_tokens")
-
     class Meta:
         model = Job
         fields = [
@@ -88,8 +85,6 @@ class JobForm(forms.ModelForm):
         self.fields["max_output_tokens"].widget.attrs.update(min=1)
         for name, field in self.fields.items():
             css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
-            if name in self.LIVE_PREVIEW:
-                css += " live-preview"
             if self.is_bound and name in self.errors:
                 css += " is-invalid"
             field.widget.attrs["class"] = css

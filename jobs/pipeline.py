@@ -432,25 +432,24 @@ def build_results(job_id: int) -> None:
 def stalled_work(older_than: timedelta) -> dict[str, list[int]]:
     """Work whose task message may have been lost (a broker restart, a killed worker)."""
     cutoff = timezone.now() - older_than
+    stale_jobs = Job.objects.filter(updated_at__lt=cutoff)
+    stale_batches = Batch.objects.filter(updated_at__lt=cutoff)
+    unfinished = [s for s in Batch.Status if s != Batch.Status.DONE]
     return {
-        "prepare": list(
-            Job.objects.filter(status=Job.Status.PREPARING, updated_at__lt=cutoff).values_list(
-                "pk", flat=True
-            )
-        ),
-        "results": list(
-            Job.objects.filter(status=Job.Status.FINISHING, updated_at__lt=cutoff).values_list(
-                "pk", flat=True
-            )
+        "prepare": list(stale_jobs.filter(status=Job.Status.PREPARING).values_list("pk", flat=True)),
+        "results": list(stale_jobs.filter(status=Job.Status.FINISHING).values_list("pk", flat=True)),
+        "cancel": list(stale_jobs.filter(status=Job.Status.CANCELLING).values_list("pk", flat=True)),
+        # Every part is done, but the step that starts the results never ran.
+        "results_ready": list(
+            stale_jobs.filter(status__in=[Job.Status.RUNNING, Job.Status.CANCELLING], batches__isnull=False)
+            .exclude(batches__status__in=unfinished)
+            .distinct()
+            .values_list("pk", flat=True)
         ),
         "submit": list(
-            Batch.objects.filter(
-                status__in=[Batch.Status.QUEUED, Batch.Status.SUBMITTING], updated_at__lt=cutoff
-            ).values_list("pk", flat=True)
-        ),
-        "finish": list(
-            Batch.objects.filter(status=Batch.Status.DOWNLOADING, updated_at__lt=cutoff).values_list(
+            stale_batches.filter(status__in=[Batch.Status.QUEUED, Batch.Status.SUBMITTING]).values_list(
                 "pk", flat=True
             )
         ),
+        "finish": list(stale_batches.filter(status=Batch.Status.DOWNLOADING).values_list("pk", flat=True)),
     }

@@ -95,7 +95,9 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
         return [], "Write a prompt to see the requests it makes."
     previews = []
     for number, cells in enumerate(dataset.preview[:PREVIEW_ROWS], start=1):
-        previews.append({"row": number, "json": json.dumps(builder.body(cells), indent=2, ensure_ascii=False)})
+        previews.append(
+            {"row": number, "json": json.dumps(builder.body(cells), indent=2, ensure_ascii=False)}
+        )
     return previews, ""
 
 
@@ -103,7 +105,9 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
 @require_http_methods(["GET", "POST"])
 def new_job(request: HttpRequest, code) -> HttpResponse:
     dataset = _get_dataset_for_user(request, code)
-    form = JobForm(request.POST or None, columns=dataset.columns, initial={"name": dataset.name.rsplit(".", 1)[0]})
+    form = JobForm(
+        request.POST or None, columns=dataset.columns, initial={"name": dataset.name.rsplit(".", 1)[0]}
+    )
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
         job = form.save(commit=False)
         job.owner = request.user

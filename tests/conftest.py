@@ -130,13 +130,17 @@ def worker(live_server, settings, tmp_path):
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     yield process
-    process.terminate()
+    # The worker's pool processes hold database connections too: stop the whole group,
+    # so that the test database can be dropped.
+    os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     log.close()
 
 

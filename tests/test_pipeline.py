@@ -185,3 +185,36 @@ def test_cancelling_a_running_job_cancels_at_the_provider_and_keeps_what_finishe
     job.refresh_from_db()
     assert job.status == Job.Status.CANCELLED
     assert job.rows_succeeded + job.rows_failed == 5
+
+
+def test_the_sweeper_resumes_work_whose_message_was_lost(alice, simulator_credential, fast_simulator):
+    """A broker restart lost every message: the sweeper alone takes the job to its end."""
+    from datetime import timedelta
+
+    job = new_job(alice, simulator_credential)
+    assert pipeline.stalled_work(timedelta(0))["prepare"] == [job.pk]
+    pipeline.prepare_job(job.pk)
+    [batch] = job.batches.all()
+    assert pipeline.stalled_work(timedelta(0))["submit"] == [batch.pk]
+    assert pipeline.stalled_work(timedelta(hours=1)) == {k: [] for k in pipeline.stalled_work(timedelta(0))}
+    pipeline.submit_batch(batch.pk)
+    wait_for(lambda: pipeline.poll_batch(batch.pk), timeout=30)
+    assert pipeline.stalled_work(timedelta(0))["finish"] == [batch.pk]
+    pipeline.finish_batch(batch.pk)
+    assert pipeline.stalled_work(timedelta(0))["results_ready"] == [job.pk]
+
+
+def test_the_sweeper_task_enqueues_each_kind_of_lost_work(alice, simulator_credential, monkeypatch):
+    from datetime import timedelta
+
+    from jobs import tasks
+
+    sent = []
+    for name in ("prepare_job", "submit_batch", "finish_batch", "cancel_job", "build_results"):
+        monkeypatch.setattr(getattr(tasks, name), "delay", lambda pk, name=name: sent.append((name, pk)))
+    job = new_job(alice, simulator_credential)
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=11))
+
+    tasks.resume_stalled_work()
+
+    assert sent == [("prepare_job", job.pk)]
