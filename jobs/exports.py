@@ -25,9 +25,15 @@ FAILURE_COLUMNS = ["row", "error_code", "error", "retryable", "attempts"]
 
 def neutralize(value: str) -> str:
     """Prefix a cell that a spreadsheet would execute; plain numbers such as -5 stay as they are."""
-    if not value or _NUMBER.fullmatch(value):
+    if not value:
         return value
-    if value[0] in _TRIGGERS or value.lstrip()[:1] in ("=", "+", "-", "@"):
+    first = value[0]
+    # Most cells start with a letter or digit: decide those without a regex.
+    if first not in _TRIGGERS and not first.isspace():
+        return value
+    if _NUMBER.fullmatch(value):
+        return value
+    if first in _TRIGGERS or value.lstrip()[:1] in ("=", "+", "-", "@"):
         return "'" + value
     return value
 

@@ -117,11 +117,12 @@ def parse_line(line: bytes, endpoint: str) -> Outcome | None:
     """One result line → an Outcome, or None when the line is not about one of our rows."""
     try:
         record = orjson.loads(line)
-        row = row_of(record.get("custom_id") or "")
-    except (orjson.JSONDecodeError, AttributeError):
+        cid = record["custom_id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
-    if row is None:
+    if not isinstance(cid, str) or not cid.startswith("row-") or not cid[4:].isdigit():
         return None
+    row = int(cid[4:])
     error = record.get("error")
     response = record.get("response") or {}
     status = response.get("status_code") or 0
