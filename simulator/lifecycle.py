@@ -64,7 +64,10 @@ def state(batch: SimBatch, now: float | None = None) -> State:
     if elapsed >= validating and validating < cancel_at and not batch.errors:
         stamps["in_progress_at"] = validating
     stop = min(elapsed, cancel_at, end)
-    done = max(0, min(batch.total, int((stop - validating) / PER_REQUEST_S))) if not batch.errors else 0
+    # The small epsilon keeps 9.999… requests (float arithmetic) from counting as 9.
+    done = (
+        max(0, min(batch.total, int((stop - validating) / PER_REQUEST_S + 1e-9))) if not batch.errors else 0
+    )
     if elapsed >= end:
         status = end_status
         stamps[f"{end_status}_at"] = end
