@@ -77,9 +77,14 @@ REVIEWS_CSV = (
 ).encode()
 
 
-@pytest.fixture
-def reviews_csv() -> bytes:
-    return REVIEWS_CSV
+# The first column of REVIEWS_CSV, in file order.
+REVIEW_TEXTS = [
+    "Great shoes, very comfy",
+    "Fell apart after a week",
+    "Okay, nothing special",
+    "Would buy again!",
+    "Too small",
+]
 
 
 def make_dataset(owner, content: bytes = REVIEWS_CSV, name: str = "reviews.csv"):

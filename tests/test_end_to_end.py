@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from jobs.models import Job
-from tests.conftest import REVIEWS_CSV, screenshot, wait_for
+from tests.conftest import REVIEW_TEXTS, REVIEWS_CSV, screenshot, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -41,13 +41,7 @@ def test_a_real_worker_takes_an_uploaded_csv_to_the_downloaded_results(
     assert download["Content-Disposition"].startswith("attachment")
     text = b"".join(download.streaming_content).decode("utf-8-sig")
     table = list(csv.reader(io.StringIO(text)))
-    assert [row[0] for row in table[1:]] == [
-        "Great shoes, very comfy",
-        "Fell apart after a week",
-        "Okay, nothing special",
-        "Would buy again!",
-        "Too small",
-    ]
+    assert [row[0] for row in table[1:]] == REVIEW_TEXTS
     assert all(row[3] for row in table[1:])
 
 

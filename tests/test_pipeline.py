@@ -9,7 +9,7 @@ from django.utils import timezone
 from jobs import pipeline
 from jobs.models import Batch, Job
 from jobs.openai_client import ProviderClient
-from tests.conftest import make_dataset, wait_for
+from tests.conftest import REVIEW_TEXTS, make_dataset, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,13 +61,7 @@ def test_a_csv_goes_all_the_way_to_a_results_file(alice, simulator_credential, f
         "input_tokens",
         "output_tokens",
     ]
-    assert [row[0] for row in table[1:]] == [
-        "Great shoes, very comfy",
-        "Fell apart after a week",
-        "Okay, nothing special",
-        "Would buy again!",
-        "Too small",
-    ]
+    assert [row[0] for row in table[1:]] == REVIEW_TEXTS
     assert [row[2] for row in table[1:]] == ["Zoë", "Bob", "Chloé", "Ana", "Tom"]
     assert all(row[3] and row[4] == "succeeded" for row in table[1:])
     assert all(int(row[8]) > 0 for row in table[1:])
