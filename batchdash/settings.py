@@ -215,8 +215,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # The scheduler wakes up this often; each batch keeps its own next-poll time.
 SCHEDULER_TICK_SECONDS = env_float("SCHEDULER_TICK_SECONDS", 2.0)
 CELERY_BEAT_SCHEDULE = {
-    "poll-due-batches": {
-        "task": "jobs.tasks.poll_due_batches",
+    "schedule-batches": {
+        "task": "jobs.tasks.schedule_batches",
         "schedule": SCHEDULER_TICK_SECONDS,
         "options": {"expires": max(SCHEDULER_TICK_SECONDS - 0.5, 1)},
     },
@@ -225,11 +225,32 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    "clean-up-files": {
+        "task": "jobs.tasks.clean_up_files",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
 }
+# Bearer token a Prometheus scraper sends to /metrics (admins signed in need none).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# A step whose row has not moved for this long is assumed lost and enqueued again.
+STALLED_AFTER_SECONDS = env_float("STALLED_AFTER_SECONDS", 600.0)
 
 # --- Providers (batch limits and polling pace are set per credential) -------------
 # Timeout for one provider call; large uploads get more (see jobs.openai_client).
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60.0)
+# Delete our files at the provider once their content is safely stored here.
+DELETE_PROVIDER_FILES = env_bool("DELETE_PROVIDER_FILES", True)
+# Days to keep the raw request and result files of finished jobs (0: forever). The
+# results, failures and per-row outcomes are always kept.
+RAW_FILE_RETENTION_DAYS = env_int("RAW_FILE_RETENTION_DAYS", 0)
+# How many times a job's expired rows are sent again on their own in follow-up batches.
+MAX_AUTO_ATTEMPTS = env_int("MAX_AUTO_ATTEMPTS", 3)
+# A batch longer than this in `validating` or `finalizing` is flagged on its page.
+STUCK_VALIDATING_MINUTES = env_float("STUCK_VALIDATING_MINUTES", 60.0)
+STUCK_FINALIZING_MINUTES = env_float("STUCK_FINALIZING_MINUTES", 120.0)
+# Waiting after the provider said its queue for a model was full, doubling each time.
+TOKEN_LIMIT_BACKOFF_SECONDS = env_float("TOKEN_LIMIT_BACKOFF_SECONDS", 60.0)
 
 # --- Simulator -----------------------------------------------------------------
 SIMULATOR_ENABLED = env_bool("SIMULATOR_ENABLED", True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -162,14 +162,27 @@ def write_batch_files(
     when given, adds up the prompt tokens of each file.
     Raises ValueError if a single request is larger than `max_bytes`.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     texts, line_of = builder.texts, builder.line
+
+    def requests() -> Iterator[tuple[int, bytes, int]]:
+        for row, cells in rows:
+            system, user = texts(cells)
+            yield row, line_of(row, system, user) + b"\n", count_tokens(system, user) if count_tokens else 0
+
+    return split_requests(requests(), directory, max_requests=max_requests, max_bytes=max_bytes)
+
+
+def split_requests(
+    requests: Iterable[tuple[int, bytes, int]], directory: Path, *, max_requests: int, max_bytes: int
+) -> Iterator[BatchFile]:
+    """Write (row, request line, prompt tokens) into files that each fit the provider's limits."""
+    directory.mkdir(parents=True, exist_ok=True)
     index = 0
     part: BatchFile | None = None
     # Per-row work is kept to local variables and lines are written in blocks: this loop
     # runs once per row of files with millions of rows.
     buffer: list[bytes] = []
-    requests = size = tokens = last_row = 0
+    count = size = tokens = last_row = 0
 
     def flush() -> None:
         block = b"".join(buffer)
@@ -180,19 +193,17 @@ def write_batch_files(
     def close() -> BatchFile:
         flush()
         handle.close()
-        part.last_row, part.request_count, part.bytes, part.input_tokens = last_row, requests, size, tokens
+        part.last_row, part.request_count, part.bytes, part.input_tokens = last_row, count, size, tokens
         part.sha256 = digest.hexdigest()
         return part
 
-    for row, cells in rows:
-        system, user = texts(cells)
-        line = line_of(row, system, user) + b"\n"
+    for row, line, line_tokens in requests:
         length = len(line)
         if length > max_bytes:
             raise ValueError(
                 f"Row {row} makes a request of {length:,} bytes, over the limit of {max_bytes:,}."
             )
-        if part is not None and (requests >= max_requests or size + length > max_bytes):
+        if part is not None and (count >= max_requests or size + length > max_bytes):
             yield close()
             part = None
         if part is None:
@@ -200,14 +211,54 @@ def write_batch_files(
             index += 1
             handle = part.path.open("wb")
             digest = hashlib.sha256()
-            requests = size = tokens = 0
+            count = size = tokens = 0
         buffer.append(line)
         if len(buffer) >= 1000:
             flush()
         last_row = row
-        requests += 1
+        count += 1
         size += length
-        if count_tokens:
-            tokens += count_tokens(system, user)
+        tokens += line_tokens
     if part is not None:
         yield close()
+
+
+_CUSTOM_ID_PREFIX = b'{"custom_id":"'
+
+
+def line_row(line: bytes) -> int | None:
+    """The row number of one of our request lines, read without parsing the whole line."""
+    if line.startswith(_CUSTOM_ID_PREFIX):
+        end = line.index(b'"', len(_CUSTOM_ID_PREFIX))
+        return row_of(line[len(_CUSTOM_ID_PREFIX) : end].decode())
+    return row_of(orjson.loads(line).get("custom_id", ""))  # not in our usual key order
+
+
+def select_requests(
+    sources: Iterable[tuple[IO[bytes], int, float]], rows: Iterable[int]
+) -> Iterator[tuple[int, bytes, int]]:
+    """The request lines of the given rows, copied from earlier request files.
+
+    `sources` are (request file, its last row, prompt tokens per line) in row order and
+    `rows` is sorted, so one pass over both is enough, and a file holding none of the
+    rows is not read. A resent request is byte for byte the one first sent, whatever
+    happened to the template since. Tokens per line are the source file's average.
+    """
+    wanted = iter(rows)
+    target = next(wanted, None)
+    for stream, last_row, tokens_per_line in sources:
+        if target is None:
+            return
+        if target > last_row:
+            continue
+        for line in stream:
+            row = line_row(line)
+            if row is None:
+                continue
+            while target is not None and target < row:
+                target = next(wanted, None)
+            if row == target:
+                yield row, line if line.endswith(b"\n") else line + b"\n", round(tokens_per_line)
+                target = next(wanted, None)
+            if target is None or target > last_row:
+                break

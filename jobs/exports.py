@@ -43,6 +43,7 @@ class Counts:
     rows: int = 0
     succeeded: int = 0
     failed: int = 0
+    retryable: int = 0
     not_sent: int = 0
 
 
@@ -112,6 +113,7 @@ def write_results(
             )
         else:
             counts.failed += 1
+            counts.retryable += outcome.retryable
             message = neutralize(outcome.message)
             result_writer.writerow(safe_cells + ["", "failed", outcome.code, message, attempts, "", ""])
             failure_writer.writerow(

@@ -8,6 +8,7 @@ Pages read only these tables, never the provider.
 
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -61,6 +62,16 @@ class ProviderCredential(models.Model):
     max_bytes_per_batch = models.PositiveBigIntegerField(default=200 * 1000 * 1000)
     poll_min_seconds = models.FloatField(default=30.0)
     poll_max_seconds = models.FloatField(default=300.0)
+    # The provider caps the prompt tokens of all batches waiting at once, per model.
+    enqueued_token_limit = models.PositiveBigIntegerField(
+        default=20_000_000,
+        help_text="Prompt tokens that may wait at the provider at once, per model.",
+    )
+    model_token_limits = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Limits for particular models, overriding the one above: {"gpt-4o": 5000000}.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -82,6 +93,28 @@ class ProviderCredential(models.Model):
     @property
     def masked_key(self) -> str:
         return f"…{self.key_last4}" if self.key_last4 else "(none)"
+
+    def token_limit(self, model: str) -> int:
+        return int(self.model_token_limits.get(model) or self.enqueued_token_limit)
+
+
+class ModelPrice(models.Model):
+    """A model's synchronous list price in US dollars per million tokens, kept by admins.
+
+    Batch requests cost `batch_discount` times these (half, at OpenAI).
+    """
+
+    model = models.CharField(max_length=100, unique=True)
+    input_per_million = models.DecimalField(max_digits=10, decimal_places=4)
+    output_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    batch_discount = models.DecimalField(max_digits=4, decimal_places=3, default=Decimal("0.5"))
+    as_of = models.DateField(help_text="When these prices were checked.")
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return self.model
 
 
 class Dataset(models.Model):
@@ -150,11 +183,16 @@ class Job(models.Model):
     user_prompt = models.TextField(blank=True)
     temperature = models.FloatField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    resubmit_expired = models.BooleanField(
+        default=True, help_text="Send again, in a follow-up batch, the rows of a batch that expired."
+    )
 
     rows_total = models.PositiveIntegerField(default=0)
     rows_processed = models.PositiveIntegerField(default=0)
     rows_succeeded = models.PositiveIntegerField(default=0)
     rows_failed = models.PositiveIntegerField(default=0)
+    # Failed rows worth sending again as they are, counted when the results are built.
+    rows_retryable = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -247,6 +285,9 @@ class Batch(models.Model):
     remote_output_file_id = models.CharField(max_length=100, blank=True)
     remote_error_file_id = models.CharField(max_length=100, blank=True)
     remote_errors = models.JSONField(default=list, blank=True)
+    remote_status_since = models.DateTimeField(null=True, blank=True)
+    last_poll_ms = models.FloatField(null=True, blank=True)
+    provider_files_deleted = models.BooleanField(default=False)
     requests_completed = models.PositiveIntegerField(default=0)
     requests_failed = models.PositiveIntegerField(default=0)
 
@@ -256,8 +297,12 @@ class Batch(models.Model):
     rows_succeeded = models.PositiveIntegerField(default=0)
     rows_failed = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
+    failure_codes = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
 
+    # Waiting in our queue: not sent before this time (after the provider's queue was full).
+    not_before = models.DateTimeField(null=True, blank=True)
+    requeues = models.PositiveIntegerField(default=0)
     submit_attempts = models.PositiveIntegerField(default=0)
     submit_started_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -296,6 +341,17 @@ class Batch(models.Model):
         if self.status == self.Status.DONE and self.error:
             return "failed"
         return self.get_status_display().lower()
+
+    @property
+    def looks_stuck(self) -> bool:
+        """In `validating` or `finalizing` far longer than usual: flagged for people, never resubmitted."""
+        minutes = {
+            "validating": settings.STUCK_VALIDATING_MINUTES,
+            "finalizing": settings.STUCK_FINALIZING_MINUTES,
+        }.get(self.remote_status)
+        if self.status != self.Status.RUNNING or minutes is None or not self.remote_status_since:
+            return False
+        return timezone.now() - self.remote_status_since > timedelta(minutes=minutes)
 
     def transition(self, from_status: str, to_status: str, **fields) -> bool:
         """Conditional UPDATE: True if this caller moved the batch out of `from_status`."""

@@ -1,4 +1,4 @@
-"""The steps of a job, each safe to run twice: prepare → submit → poll → finish → results.
+"""The steps of a job, each safe to run twice: prepare → release → submit → poll → finish → results.
 
 Celery tasks in jobs.tasks call these and decide what to enqueue next; the steps
 themselves never enqueue. Each step starts by claiming its row with a conditional
@@ -6,20 +6,32 @@ UPDATE and returns quietly if another run got there first. Remote side effects a
 recorded as soon as they exist, and no provider call happens inside a transaction.
 """
 
+import contextlib
 import logging
 import tempfile
+import time
+import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
 from jobs import datasets, reconcile, tokens
-from jobs.batchfiles import RequestBuilder, RequestSpec, write_batch_files
+from jobs.batchfiles import (
+    BatchFile,
+    RequestBuilder,
+    RequestSpec,
+    select_requests,
+    split_requests,
+    write_batch_files,
+)
 from jobs.exports import latest_outcomes, write_results
-from jobs.models import Batch, Job
+from jobs.models import Batch, Job, ProviderCredential
 from jobs.openai_client import PermanentError, ProviderClient, ProviderError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -29,6 +41,14 @@ CANCELLED_MESSAGE = "The job was cancelled before this row was sent."
 # How far back to look for a batch an earlier attempt may have created: our clock and
 # the provider's may disagree by a little.
 CLOCK_MARGIN = timedelta(minutes=5)
+# Rows of an expired batch that never ran, sent again in a follow-up batch.
+FOLLOW_UP_CODES = frozenset({"batch_expired", "lost"})
+# After this many "queue full" answers for one batch, its rows fail (retryable) instead.
+MAX_REQUEUES = 20
+
+
+class RetryRefused(Exception):
+    """A retry that cannot start; the message says why, in words for the user."""
 
 
 def request_spec(job: Job) -> RequestSpec:
@@ -67,20 +87,7 @@ def prepare_job(job_id: int) -> list[int]:
                 count_tokens=count_prompt,
             )
         ):
-            batch = Batch(
-                job=job,
-                index=index,
-                first_row=part.first_row,
-                last_row=part.last_row,
-                request_count=part.request_count,
-                input_bytes=part.bytes,
-                input_tokens=part.input_tokens,
-                input_sha256=part.sha256,
-            )
-            with part.path.open("rb") as fh:
-                batch.input_file.save(f"{job.code}-{index}.jsonl", File(fh), save=False)
-            part.path.unlink()
-            batches.append(batch)
+            batches.append(_new_batch(job, part, attempt=1, index=index))
     if not batches:
         job.transition(
             Job.Status.PREPARING,
@@ -100,6 +107,64 @@ def prepare_job(job_id: int) -> list[int]:
             return []
         created = Batch.objects.bulk_create(batches)
     return [b.pk for b in created]
+
+
+def _new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:
+    """An unsaved batch for a written request file, whose content is moved into storage."""
+    batch = Batch(
+        job=job,
+        attempt=attempt,
+        index=index,
+        first_row=part.first_row,
+        last_row=part.last_row,
+        request_count=part.request_count,
+        input_bytes=part.bytes,
+        input_tokens=part.input_tokens,
+        input_sha256=part.sha256,
+    )
+    with part.path.open("rb") as fh:
+        batch.input_file.save(f"{job.code}-{attempt}-{index}.jsonl", File(fh), save=False)
+    part.path.unlink()
+    return batch
+
+
+def release_queued_batches(now=None) -> list[int]:
+    """Let queued batches go to the provider while each key's queue for each model has room.
+
+    The provider limits the prompt tokens of all unfinished batches per model; a batch
+    sent over that limit fails. So batches go in order (oldest job first, then part by
+    part) while the tokens in flight stay under the credential's limit, and the rest
+    wait here, visibly "queued". The lock on the credential row makes two schedulers
+    agree on the headroom. A batch alone larger than the limit still goes when nothing
+    else is in flight, so it cannot wait forever.
+    """
+    now = now or timezone.now()
+    ready = Batch.objects.filter(status=Batch.Status.QUEUED).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    released: list[int] = []
+    for credential_id, model in ready.values_list("job__credential_id", "job__model").distinct():
+        with transaction.atomic():
+            credential = ProviderCredential.objects.select_for_update().get(pk=credential_id)
+            same_queue = Batch.objects.filter(job__credential_id=credential_id, job__model=model)
+            in_flight = same_queue.filter(
+                status__in=[Batch.Status.SUBMITTING, Batch.Status.RUNNING]
+            ).aggregate(tokens=Sum("input_tokens", default=0))["tokens"]
+            limit = credential.token_limit(model)
+            candidates = (
+                ready.filter(job__credential_id=credential_id, job__model=model)
+                .order_by("job__created_at", "job_id", "attempt", "index")
+                .values_list("pk", "input_tokens")[:500]
+            )
+            for batch_id, batch_tokens in candidates:
+                if in_flight and in_flight + batch_tokens > limit:
+                    break
+                if Batch.objects.filter(pk=batch_id, status=Batch.Status.QUEUED).update(
+                    status=Batch.Status.SUBMITTING, submit_attempts=0, updated_at=timezone.now()
+                ):
+                    in_flight += batch_tokens
+                    released.append(batch_id)
+    return released
 
 
 def _store_outcomes(batch: Batch, outcomes) -> reconcile.Summary:
@@ -135,6 +200,7 @@ def _settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: s
         rows_succeeded=summary.succeeded,
         rows_failed=summary.failed,
         output_tokens=summary.output_tokens,
+        failure_codes=dict(summary.codes),
         error=error,
         finished_at=timezone.now(),
         next_poll_at=None,
@@ -147,26 +213,24 @@ def _settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: s
 def submit_batch(batch_id: int) -> None:
     """Upload the batch's request file and create the remote batch, exactly once.
 
-    The first run claims `queued → submitting`. A rerun (task retry, redelivery or the
-    sweeper) finds the batch in `submitting` and first looks at the provider for what
-    an earlier run already made, by file name and by the token in the metadata.
-    Raises RetryableError to be retried later; a permanent error fails the batch's rows.
+    The scheduler released the batch (`queued → submitting`). Each run claims an attempt
+    number with a conditional UPDATE, so two runs never work at once on the same
+    attempt. A later attempt (task retry, redelivery or the sweeper) first looks at the
+    provider for what an earlier one already made, by file name and by the token in
+    the metadata. Raises RetryableError to be retried later; a permanent error fails
+    the batch's rows.
     """
     batch = Batch.objects.select_related("job__credential").get(pk=batch_id)
-    now = timezone.now()
-    if batch.status == Batch.Status.QUEUED:
-        if not batch.transition(
-            Batch.Status.QUEUED,
-            Batch.Status.SUBMITTING,
-            submit_started_at=now,
-            submit_attempts=F("submit_attempts") + 1,
-        ):
-            return
-        recovering = False
-    elif batch.status == Batch.Status.SUBMITTING:
-        recovering = True
-    else:
+    if batch.status != Batch.Status.SUBMITTING:
         return
+    attempts = batch.submit_attempts
+    started = batch.submit_started_at or timezone.now()
+    if not Batch.objects.filter(pk=batch.pk, status=Batch.Status.SUBMITTING, submit_attempts=attempts).update(
+        submit_attempts=attempts + 1, submit_started_at=started, updated_at=timezone.now()
+    ):
+        return
+    batch.submit_started_at = started
+    recovering = attempts > 0
     job = batch.job
     client = ProviderClient(job.credential)
     filename = f"batchdash-{batch.token}.jsonl"
@@ -268,7 +332,9 @@ def poll_batch(batch_id: int) -> bool:
     batch = Batch.objects.select_related("job__credential").get(pk=batch_id)
     if batch.status != Batch.Status.RUNNING:
         return batch.status == Batch.Status.DOWNLOADING
+    started = time.perf_counter()
     remote = ProviderClient(batch.job.credential).get_batch(batch.remote_batch_id)
+    poll_ms = (time.perf_counter() - started) * 1000
     progressed = (remote.status, remote.completed, remote.failed) != (
         batch.remote_status,
         batch.requests_completed,
@@ -282,10 +348,13 @@ def poll_batch(batch_id: int) -> bool:
         remote_output_file_id=remote.output_file_id or "",
         remote_error_file_id=remote.error_file_id or "",
         remote_errors=remote.errors,
+        last_poll_ms=poll_ms,
         poll_interval=batch.poll_interval,
         next_poll_at=batch.next_poll_at,
         updated_at=timezone.now(),
     )
+    if remote.status != batch.remote_status:
+        fields["remote_status_since"] = timezone.now()
     if remote.is_terminal:
         fields["status"] = Batch.Status.DOWNLOADING
     Batch.objects.filter(pk=batch.pk, status=Batch.Status.RUNNING).update(**fields)
@@ -309,7 +378,10 @@ def _download(client: ProviderClient, batch: Batch, remote_id: str, field: str) 
 def finish_batch(batch_id: int) -> bool:
     """Download the ended batch's files and reconcile them into one outcome per row.
 
-    True when this was the job's last unfinished batch, so the results can be built.
+    A batch refused because the provider's queue was full goes back to our queue. The
+    unfinished rows of an expired batch go into a follow-up batch, created in the same
+    transaction that closes this one. True when this was the job's last unfinished
+    batch, so the results can be built.
     """
     batch = Batch.objects.select_related("job__credential").get(pk=batch_id)
     if batch.status != Batch.Status.DOWNLOADING:
@@ -318,7 +390,11 @@ def finish_batch(batch_id: int) -> bool:
     client = ProviderClient(job.credential)
     _download(client, batch, batch.remote_output_file_id, "output_file")
     _download(client, batch, batch.remote_error_file_id, "error_file")
+    follow_up: list[Batch] = []
     if batch.remote_status == "failed":
+        if _queue_was_full(batch) and batch.requeues < MAX_REQUEUES and not job.cancel_requested_at:
+            _requeue(batch)
+            return False
         summary = _validation_failure(batch)
         error = "; ".join(e["message"] for e in batch.remote_errors[:3]) or "The provider rejected the batch."
     else:
@@ -334,9 +410,94 @@ def finish_batch(batch_id: int) -> bool:
             for stream in streams:
                 stream.close()
         error = ""
-    if not _settle(batch, Batch.Status.DOWNLOADING, summary, error=error):
-        return False
+        if batch.remote_status == "expired" and _follows_up(job, batch):
+            follow_up = _follow_up_batches(batch)
+    with transaction.atomic():
+        if not _settle(batch, Batch.Status.DOWNLOADING, summary, error=error):
+            return False
+        Batch.objects.bulk_create(follow_up)
+    if settings.DELETE_PROVIDER_FILES and not summary.lost:
+        delete_provider_files(batch)
     return not job.batches.exclude(status=Batch.Status.DONE).exists()
+
+
+def _queue_was_full(batch: Batch) -> bool:
+    return any(e.get("code") == "token_limit_exceeded" for e in batch.remote_errors)
+
+
+def _requeue(batch: Batch) -> None:
+    """Back to our queue, to be sent again later under a new token (the old remote batch failed)."""
+    delay = settings.TOKEN_LIMIT_BACKOFF_SECONDS * 2 ** min(batch.requeues, 5)
+    batch.transition(
+        Batch.Status.DOWNLOADING,
+        Batch.Status.QUEUED,
+        token=uuid.uuid4(),
+        remote_batch_id=None,
+        remote_status="",
+        remote_status_since=None,
+        remote_output_file_id="",
+        remote_error_file_id="",
+        requests_completed=0,
+        requests_failed=0,
+        submit_attempts=0,
+        submit_started_at=None,
+        submitted_at=None,
+        next_poll_at=None,
+        not_before=timezone.now() + timedelta(seconds=delay),
+        requeues=F("requeues") + 1,
+        error="The provider's queue for this model was full; the part waits its turn and goes again.",
+    )
+    log.info("Batch %s requeued: the provider's token queue was full", batch.pk)
+
+
+def _follows_up(job: Job, batch: Batch) -> bool:
+    return job.resubmit_expired and not job.cancel_requested_at and batch.attempt < settings.MAX_AUTO_ATTEMPTS
+
+
+def _follow_up_batches(batch: Batch) -> list[Batch]:
+    """Unsaved batches, of the next attempt, for the rows of `batch` that never ran."""
+    with batch.outcomes_file.open("rb") as fh:
+        rows = [o.row for o in reconcile.read_outcomes(fh) if not o.ok and o.code in FOLLOW_UP_CODES]
+    if not rows:
+        return []
+    # The same part number in the next attempt; a subset of one batch always fits in one.
+    parts = _copy_requests(
+        [batch], rows, max_requests=batch.request_count, max_bytes=max(batch.input_bytes, 1)
+    )
+    return [_new_batch(batch.job, part, attempt=batch.attempt + 1, index=batch.index) for part in parts]
+
+
+def _copy_requests(sources: list[Batch], rows: Iterable[int], *, max_requests: int, max_bytes: int):
+    """Written request files holding the lines of `rows` (sorted), copied from `sources`."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        streams = [
+            (
+                stack.enter_context(b.input_file.open("rb")),
+                b.last_row,
+                b.input_tokens / max(b.request_count, 1),
+            )
+            for b in sources
+        ]
+        # Each part is moved into storage by _new_batch before the directory goes away.
+        yield from split_requests(
+            select_requests(streams, rows), Path(tmp), max_requests=max_requests, max_bytes=max_bytes
+        )
+
+
+def delete_provider_files(batch: Batch) -> None:
+    """Remove our request and result files from the provider once they are stored here.
+
+    Best effort: a failure is logged and tried again by the hourly clean-up.
+    """
+    client = ProviderClient(batch.job.credential)
+    try:
+        for file_id in (batch.remote_file_id, batch.remote_output_file_id, batch.remote_error_file_id):
+            if file_id:
+                client.delete_file(file_id)
+    except ProviderError as exc:
+        log.warning("Could not delete the files of batch %s at the provider: %s", batch.pk, exc.message)
+        return
+    Batch.objects.filter(pk=batch.pk).update(provider_files_deleted=True)
 
 
 def _validation_failure(batch: Batch) -> reconcile.Summary:
@@ -354,25 +515,92 @@ def _validation_failure(batch: Batch) -> reconcile.Summary:
     code, message = (
         general[0] if general else ("batch_rejected", "The provider rejected another line of this batch.")
     )
+    if line_errors:
+        # Name the row of each line for the job page; the file's lines are its rows in order.
+        rows = _expected_rows(batch)
+        batch.remote_errors = [
+            e | {"row": rows[int(e["line"]) - 1]} if 0 < int(e.get("line") or 0) <= len(rows) else e
+            for e in batch.remote_errors
+        ]
+        Batch.objects.filter(pk=batch.pk).update(remote_errors=batch.remote_errors)
     return _fail_batch_rows(batch, code, message, line_errors)
 
 
 def refresh_job_counters(job_id: int) -> None:
-    """Recompute the job's progress counters from its batches (one aggregate query)."""
+    """Recompute the job's progress counters from its batches (one aggregate query).
+
+    A row is sent again only after it failed, so successes add up across attempts, and
+    a row counts as failed when it is neither a success nor waiting in an unfinished batch.
+    """
     done = Q(status=Batch.Status.DONE)
     totals = Batch.objects.filter(job_id=job_id).aggregate(
         succeeded=Sum("rows_succeeded", filter=done, default=0),
-        failed=Sum("rows_failed", filter=done, default=0),
-        running=Sum(F("requests_completed") + F("requests_failed"), filter=~done, default=0),
+        waiting=Sum("request_count", filter=~done, default=0),
+        moving=Sum(F("requests_completed") + F("requests_failed"), filter=~done, default=0),
+        input_tokens=Sum("input_tokens", default=0),
         output_tokens=Sum("output_tokens", default=0),
     )
     Job.objects.filter(pk=job_id).update(
         rows_succeeded=totals["succeeded"],
-        rows_failed=totals["failed"],
-        rows_processed=totals["succeeded"] + totals["failed"] + totals["running"],
+        rows_failed=F("rows_total") - totals["succeeded"] - totals["waiting"],
+        rows_processed=F("rows_total") - totals["waiting"] + totals["moving"],
+        input_tokens=totals["input_tokens"],
         output_tokens=totals["output_tokens"],
         updated_at=timezone.now(),
     )
+
+
+def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
+    """Send a finished job's retryable failed rows again, as a new attempt; returns how many.
+
+    `rows` limits the retry to those rows (only the retryable among them). The requests
+    are copied from the first attempt's files, so they are the very ones first sent.
+    The job goes back to `running`; its results are rebuilt when the attempt ends, still
+    one line per input row.
+    """
+    job = Job.objects.select_related("credential").get(pk=job_id)
+    if job.status not in Job.FINISHED:
+        raise RetryRefused("Wait until the job has finished before retrying rows.")
+    sources = list(job.batches.filter(attempt=1).order_by("index"))
+    if any(not b.input_file.name for b in sources):
+        raise RetryRefused("This job's request files were removed after the retention period.")
+    chosen = None if rows is None else set(rows)
+    attempt = (job.batches.aggregate(last=Max("attempt"))["last"] or 0) + 1
+    credential = job.credential
+    with contextlib.ExitStack() as stack:
+        streams = [stack.enter_context(b.outcomes_file.open("rb")) for b in _with_outcomes(job)]
+        wanted = (
+            outcome.row
+            for outcome, _ in latest_outcomes(reconcile.read_outcomes(s) for s in streams)
+            if not outcome.ok and outcome.retryable and (chosen is None or outcome.row in chosen)
+        )
+        batches = [
+            _new_batch(job, part, attempt=attempt, index=index)
+            for index, part in enumerate(
+                _copy_requests(
+                    sources,
+                    wanted,
+                    max_requests=credential.max_requests_per_batch,
+                    max_bytes=credential.max_bytes_per_batch,
+                )
+            )
+        ]
+    if not batches:
+        return 0
+    with transaction.atomic():
+        restarted = job.transition(
+            Job.FINISHED, Job.Status.RUNNING, finished_at=None, error="", cancel_requested_at=None
+        )
+        if not restarted:
+            raise RetryRefused("The job changed while the retry was being prepared; try again.")
+        Batch.objects.bulk_create(batches)
+        refresh_job_counters(job.pk)
+    return sum(b.request_count for b in batches)
+
+
+def _with_outcomes(job: Job):
+    """The job's batches that have per-row outcomes, oldest attempt first (as latest_outcomes needs)."""
+    return job.batches.exclude(outcomes_file="").order_by("attempt", "index")
 
 
 def start_results(job_id: int) -> bool:
@@ -388,8 +616,8 @@ def build_results(job_id: int) -> None:
     job = Job.objects.select_related("dataset").get(pk=job_id)
     if job.status != Job.Status.FINISHING:
         return
-    batches = list(job.batches.exclude(outcomes_file="").order_by("attempt", "index"))
-    streams = [b.outcomes_file.open("rb") for b in batches]
+    streams = [b.outcomes_file.open("rb") for b in _with_outcomes(job)]
+    replaced = [f.name for f in (job.results_file, job.failures_file) if f.name]
     try:
         with (
             tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as results,
@@ -421,12 +649,39 @@ def build_results(job_id: int) -> None:
         failures_file=job.failures_file.name,
         rows_succeeded=counts.succeeded,
         rows_failed=counts.failed,
+        rows_retryable=counts.retryable,
         rows_processed=counts.succeeded + counts.failed,
         error=""
         if counts.succeeded or job.cancel_requested_at
         else "No row got an answer; see the failures file.",
         finished_at=timezone.now(),
     )
+    # The files of an earlier attempt's results, now superseded.
+    for name in replaced:
+        job.results_file.storage.delete(name)
+
+
+def clean_up_files(limit: int = 500) -> None:
+    """Provider copies whose deletion failed earlier, and local raw files past their retention."""
+    if settings.DELETE_PROVIDER_FILES:
+        pending = (
+            Batch.objects.filter(status=Batch.Status.DONE, provider_files_deleted=False)
+            .exclude(remote_file_id="")
+            .exclude(failure_codes__has_key="lost")
+            .select_related("job__credential")
+        )
+        for batch in pending[:limit]:
+            delete_provider_files(batch)
+    if settings.RAW_FILE_RETENTION_DAYS:
+        cutoff = timezone.now() - timedelta(days=settings.RAW_FILE_RETENTION_DAYS)
+        expired = Batch.objects.filter(job__status__in=Job.FINISHED, job__finished_at__lt=cutoff).exclude(
+            input_file=""
+        )
+        for batch in expired[:limit]:
+            for field in (batch.input_file, batch.output_file, batch.error_file):
+                if field.name:
+                    field.storage.delete(field.name)
+            Batch.objects.filter(pk=batch.pk).update(input_file="", output_file="", error_file="")
 
 
 def stalled_work(older_than: timedelta) -> dict[str, list[int]]:
@@ -446,10 +701,6 @@ def stalled_work(older_than: timedelta) -> dict[str, list[int]]:
             .distinct()
             .values_list("pk", flat=True)
         ),
-        "submit": list(
-            stale_batches.filter(status__in=[Batch.Status.QUEUED, Batch.Status.SUBMITTING]).values_list(
-                "pk", flat=True
-            )
-        ),
+        "submit": list(stale_batches.filter(status=Batch.Status.SUBMITTING).values_list("pk", flat=True)),
         "finish": list(stale_batches.filter(status=Batch.Status.DOWNLOADING).values_list("pk", flat=True)),
     }

@@ -7,13 +7,14 @@ appear in neither file are reported as lost, which is retryable.
 Memory is bounded by the size of one batch (at most 50,000 requests).
 """
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import orjson
 
-from jobs.batchfiles import EMBEDDINGS, RESPONSES, row_of
+from jobs.batchfiles import EMBEDDINGS, RESPONSES, line_row
 
 # Failures worth sending again as they are; anything else needs the user to change something.
 RETRYABLE_CODES = frozenset(
@@ -25,10 +26,9 @@ RETRYABLE_CODES = frozenset(
         "server_error",
         "lost",
         "timeout",
+        "token_limit_exceeded",
     }
 )
-
-_CUSTOM_ID_PREFIX = b'{"custom_id":"'
 
 
 @dataclass(slots=True)
@@ -69,21 +69,12 @@ class Summary:
     unknown_lines: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    codes: Counter = field(default_factory=Counter)
 
 
 def expected_rows(input_stream: IO[bytes]) -> list[int]:
     """The row numbers of the requests in one of our input files, in file order."""
-    rows = []
-    for line in input_stream:
-        if line.startswith(_CUSTOM_ID_PREFIX):
-            end = line.index(b'"', len(_CUSTOM_ID_PREFIX))
-            cid = line[len(_CUSTOM_ID_PREFIX) : end].decode()
-        else:  # not written by us in the usual key order: parse it properly
-            cid = orjson.loads(line).get("custom_id", "")
-        row = row_of(cid)
-        if row is not None:
-            rows.append(row)
-    return rows
+    return [row for row in map(line_row, input_stream) if row is not None]
 
 
 def _answer(endpoint: str, body: dict[str, Any]) -> str:
@@ -151,6 +142,7 @@ def write_outcomes(outcomes: Iterable[Outcome], out: IO[bytes]) -> Summary:
         else:
             summary.failed += 1
             summary.lost += outcome.code == "lost"
+            summary.codes[outcome.code] += 1
         summary.input_tokens += outcome.input_tokens
         summary.output_tokens += outcome.output_tokens
         out.write(outcome.to_json() + b"\n")

@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 
 from jobs import datasets, pipeline
 from jobs.models import Batch
@@ -34,8 +35,8 @@ def count_dataset_rows(dataset_id: int) -> None:
 @shared_task
 def prepare_job(job_id: int) -> None:
     """Build the request files of a job, then submit each batch."""
-    for batch_id in pipeline.prepare_job(job_id):
-        submit_batch.delay(batch_id)
+    if pipeline.prepare_job(job_id):
+        schedule_batches.delay()
 
 
 @shared_task(**_RETRY)
@@ -45,8 +46,10 @@ def submit_batch(batch_id: int) -> None:
 
 
 @shared_task
-def poll_due_batches() -> None:
-    """Scheduled: fan out a poll for every batch whose next poll time has come."""
+def schedule_batches() -> None:
+    """Scheduled: send the queued batches the token budget allows; poll those that are due."""
+    for batch_id in pipeline.release_queued_batches():
+        submit_batch.delay(batch_id)
     for batch_id in pipeline.claim_due_batches():
         poll_batch.delay(batch_id)
 
@@ -71,6 +74,12 @@ def build_results(job_id: int) -> None:
     pipeline.build_results(job_id)
 
 
+@shared_task
+def clean_up_files() -> None:
+    """Scheduled: provider copies not yet deleted, and raw files past their retention."""
+    pipeline.clean_up_files()
+
+
 @shared_task(**_RETRY)
 def cancel_job(job_id: int) -> None:
     """Stop sending a job's parts and cancel the running ones at the provider."""
@@ -80,7 +89,7 @@ def cancel_job(job_id: int) -> None:
 @shared_task
 def resume_stalled_work() -> None:
     """Scheduled: re-enqueue steps whose message was lost; each step ignores work already done."""
-    stalled = pipeline.stalled_work(older_than=timedelta(minutes=10))
+    stalled = pipeline.stalled_work(older_than=timedelta(seconds=settings.STALLED_AFTER_SECONDS))
     for job_id in stalled["prepare"]:
         prepare_job.delay(job_id)
     for batch_id in stalled["submit"]:

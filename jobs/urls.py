@@ -8,11 +8,13 @@ app_name = "jobs"
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
     path("upload/", views.upload, name="upload"),
     path("datasets/<uuid:code>/new-job/", views.new_job, name="new_job"),
     path("datasets/<uuid:code>/preview/", views.preview, name="preview"),
     path("jobs/<uuid:code>/", views.job_detail, name="job_detail"),
     path("jobs/<uuid:code>/progress/", views.job_progress, name="job_progress"),
     path("jobs/<uuid:code>/cancel/", views.cancel, name="cancel"),
+    path("jobs/<uuid:code>/retry/", views.retry, name="retry"),
     path("jobs/<uuid:code>/download/<str:kind>/", views.download, name="download"),
 ]

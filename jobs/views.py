@@ -6,21 +6,24 @@ stranger's id answers 404. Progress fragments read only our tables.
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection, transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batchdash.celery import app as celery_app
-from jobs import datasets, tasks
+from jobs import datasets, pipeline, tasks
+from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, JobForm, UploadForm
 from jobs.models import Dataset, Job
-from jobs.pipeline import request_spec
 
 PREVIEW_ROWS = 3
 
@@ -59,6 +62,17 @@ def health(request: HttpRequest) -> JsonResponse:
     )
 
 
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics: for a scraper holding METRICS_TOKEN, or for a signed-in admin."""
+    token = settings.METRICS_TOKEN
+    bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    allowed = (token and constant_time_compare(bearer, token)) or request.user.is_staff
+    if not allowed:
+        return HttpResponse("Metrics need METRICS_TOKEN as a bearer token or an admin login.\n", status=403)
+    return HttpResponse(jobs_metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
@@ -88,7 +102,7 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
         user_prompt=data["user_prompt"],
     )
     try:
-        builder = RequestBuilder(request_spec(job), dataset.columns)
+        builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
     except KeyError as exc:
         return [], f"No column is called {{{{ {exc.args[0]} }}}}."
     if not job.user_prompt.strip():
@@ -162,6 +176,28 @@ def cancel(request: HttpRequest, code) -> HttpResponse:
     if job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now()):
         tasks.cancel_job.delay_on_commit(job.pk)
         messages.info(request, "Cancelling. Rows that already have answers stay downloadable.")
+    return redirect("jobs:job_detail", job.code)
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, code) -> HttpResponse:
+    """Send the retryable failed rows (or the ones ticked) again, as a new attempt of the job."""
+    job = _get_job_for_user(request, code)
+    chosen = [int(r) for r in request.POST.getlist("row") if r.isdigit()] or None
+    try:
+        count = pipeline.retry_job(job.pk, chosen)
+    except pipeline.RetryRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:job_detail", job.code)
+    if count:
+        tasks.schedule_batches.delay_on_commit()
+        messages.info(
+            request,
+            f"Sending {count:,} row{pluralize(count)} again. The results keep one line per row.",
+        )
+    else:
+        messages.info(request, "There was no failed row that sending again could fix.")
     return redirect("jobs:job_detail", job.code)
 
 

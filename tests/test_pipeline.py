@@ -25,15 +25,34 @@ def new_job(owner, credential, **fields) -> Job:
     return Job.objects.create(owner=owner, dataset=dataset, credential=credential, **(defaults | fields))
 
 
-def run_to_the_end(job: Job) -> Job:
-    for batch_id in pipeline.prepare_job(job.pk):
+def send(job: Job) -> list[int]:
+    """Prepare the job and let the scheduler release what the token budget allows."""
+    pipeline.prepare_job(job.pk)
+    return pipeline.release_queued_batches()
+
+
+def step(job: Job) -> None:
+    """One round of what the worker and the scheduler do, in this process."""
+    for batch_id in pipeline.release_queued_batches():
         pipeline.submit_batch(batch_id)
-    for batch in job.batches.all():
-        wait_for(lambda b=batch: pipeline.poll_batch(b.pk), timeout=30, message="the batch to end")
-        pipeline.finish_batch(batch.pk)
-    assert pipeline.start_results(job.pk)
-    pipeline.build_results(job.pk)
-    job.refresh_from_db()
+    for batch in job.batches.filter(status=Batch.Status.RUNNING):
+        pipeline.poll_batch(batch.pk)
+    for batch in job.batches.filter(status=Batch.Status.DOWNLOADING):
+        if pipeline.finish_batch(batch.pk) and pipeline.start_results(job.pk):
+            pipeline.build_results(job.pk)
+
+
+def drive(job: Job, timeout: float = 60) -> Job:
+    """Run the job's steps until it has finished."""
+    if job.status == Job.Status.PREPARING:
+        pipeline.prepare_job(job.pk)
+
+    def finished() -> bool:
+        step(job)
+        job.refresh_from_db()
+        return job.is_finished
+
+    wait_for(finished, timeout=timeout, message="the job to finish")
     return job
 
 
@@ -45,7 +64,7 @@ def read_csv(field) -> list[list[str]]:
 
 
 def test_a_csv_goes_all_the_way_to_a_results_file(alice, simulator_credential, fast_simulator):
-    job = run_to_the_end(new_job(alice, simulator_credential))
+    job = drive(new_job(alice, simulator_credential))
     assert job.status == Job.Status.COMPLETED
     assert (job.rows_total, job.rows_succeeded, job.rows_failed) == (5, 5, 0)
     table = read_csv(job.results_file)
@@ -70,7 +89,7 @@ def test_a_csv_goes_all_the_way_to_a_results_file(alice, simulator_credential, f
 def test_a_job_larger_than_one_batch_is_split_and_joined_back(alice, simulator_credential, fast_simulator):
     simulator_credential.max_requests_per_batch = 2
     simulator_credential.save()
-    job = run_to_the_end(new_job(alice, simulator_credential))
+    job = drive(new_job(alice, simulator_credential))
     assert job.batches.count() == 3
     assert [(b.first_row, b.last_row) for b in job.batches.all()] == [(1, 2), (3, 4), (5, 5)]
     assert [row[4] for row in read_csv(job.results_file)[1:]] == ["succeeded"] * 5
@@ -78,7 +97,7 @@ def test_a_job_larger_than_one_batch_is_split_and_joined_back(alice, simulator_c
 
 def test_rows_the_model_rejects_are_reported_with_their_error(alice, simulator_credential, fast_simulator):
     content = b"Review Text\nfine\n[[simulate:context_length_exceeded]] far too long\nalso fine\n"
-    job = run_to_the_end(new_job(alice, simulator_credential, content=content))
+    job = drive(new_job(alice, simulator_credential, content=content))
     assert (job.status, job.rows_succeeded, job.rows_failed) == (Job.Status.COMPLETED, 2, 1)
     failures = read_csv(job.failures_file)
     assert len(failures) == 2
@@ -89,7 +108,7 @@ def test_rows_the_model_rejects_are_reported_with_their_error(alice, simulator_c
 def test_a_batch_the_provider_rejects_fails_its_rows_with_the_reason(
     alice, simulator_credential, fast_simulator
 ):
-    job = run_to_the_end(new_job(alice, simulator_credential, model="no-such-model"))
+    job = drive(new_job(alice, simulator_credential, model="no-such-model"))
     assert job.status == Job.Status.FAILED
     assert job.rows_failed == 5
     failures = read_csv(job.failures_file)
@@ -99,7 +118,7 @@ def test_a_batch_the_provider_rejects_fails_its_rows_with_the_reason(
 
 def test_submitting_twice_creates_one_remote_batch(alice, simulator_credential, sdk):
     job = new_job(alice, simulator_credential)
-    [batch_id] = pipeline.prepare_job(job.pk)
+    [batch_id] = send(job)
     pipeline.submit_batch(batch_id)
     pipeline.submit_batch(batch_id)
     assert len(list(sdk.batches.list())) == 1
@@ -111,13 +130,13 @@ def test_a_restart_after_create_adopts_the_batch_instead_of_creating_another(
 ):
     """The worker died after the provider created the batch but before we saved its id."""
     job = new_job(alice, simulator_credential)
-    [batch_id] = pipeline.prepare_job(job.pk)
+    [batch_id] = send(job)
     batch = Batch.objects.get(pk=batch_id)
     client = ProviderClient(simulator_credential)
     with batch.input_file.open("rb") as fh:
         remote_file = client.upload_batch_file(fh, f"batchdash-{batch.token}.jsonl")
     remote = client.create_batch(remote_file.id, job.endpoint, {pipeline.METADATA_KEY: str(batch.token)})
-    Batch.objects.filter(pk=batch_id).update(status=Batch.Status.SUBMITTING, submit_started_at=timezone.now())
+    Batch.objects.filter(pk=batch_id).update(submit_attempts=1, submit_started_at=timezone.now())
 
     pipeline.submit_batch(batch_id)
 
@@ -130,7 +149,7 @@ def test_a_restart_after_create_adopts_the_batch_instead_of_creating_another(
 
 def test_finishing_twice_does_nothing_the_second_time(alice, simulator_credential, fast_simulator):
     job = new_job(alice, simulator_credential)
-    [batch_id] = pipeline.prepare_job(job.pk)
+    [batch_id] = send(job)
     pipeline.submit_batch(batch_id)
     wait_for(lambda: pipeline.poll_batch(batch_id), timeout=30)
     assert pipeline.finish_batch(batch_id) is True
@@ -163,7 +182,7 @@ def test_cancelling_a_running_job_cancels_at_the_provider_and_keeps_what_finishe
 ):
     settings.SIMULATOR_SPEED = 0.001  # the batch stays in progress until cancelled
     job = new_job(alice, simulator_credential)
-    [batch_id] = pipeline.prepare_job(job.pk)
+    [batch_id] = send(job)
     pipeline.submit_batch(batch_id)
     job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now())
 
@@ -189,6 +208,8 @@ def test_the_sweeper_resumes_work_whose_message_was_lost(alice, simulator_creden
     assert pipeline.stalled_work(timedelta(0))["prepare"] == [job.pk]
     pipeline.prepare_job(job.pk)
     [batch] = job.batches.all()
+    assert pipeline.stalled_work(timedelta(0))["submit"] == []  # queued batches wait for the scheduler
+    pipeline.release_queued_batches()
     assert pipeline.stalled_work(timedelta(0))["submit"] == [batch.pk]
     assert pipeline.stalled_work(timedelta(hours=1)) == {k: [] for k in pipeline.stalled_work(timedelta(0))}
     pipeline.submit_batch(batch.pk)

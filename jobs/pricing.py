@@ -1,0 +1,32 @@
+"""What tokens cost: the admins' price table applied to a model's input and output tokens."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from jobs.models import ModelPrice
+
+_MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class Cost:
+    batch: Decimal
+    synchronous: Decimal
+
+    @property
+    def saving(self) -> Decimal:
+        return self.synchronous - self.batch
+
+
+def cost(price: ModelPrice | None, input_tokens: int, output_tokens: int) -> Cost | None:
+    """The cost in dollars through the Batch API and through the synchronous API; None without a price."""
+    if price is None:
+        return None
+    synchronous = (
+        price.input_per_million * input_tokens + price.output_per_million * output_tokens
+    ) / _MILLION
+    return Cost(batch=synchronous * price.batch_discount, synchronous=synchronous)
+
+
+def prices() -> dict[str, ModelPrice]:
+    return {p.model: p for p in ModelPrice.objects.all()}
