@@ -212,6 +212,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = 40 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# A step whose row has not moved for this long is assumed lost and enqueued again.
+STALLED_AFTER_SECONDS = env_float("STALLED_AFTER_SECONDS", 600.0)
 # The scheduler wakes up this often; each batch keeps its own next-poll time.
 SCHEDULER_TICK_SECONDS = env_float("SCHEDULER_TICK_SECONDS", 2.0)
 CELERY_BEAT_SCHEDULE = {
@@ -222,8 +224,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "resume-stalled-work": {
         "task": "jobs.tasks.resume_stalled_work",
-        "schedule": 60.0,
-        "options": {"expires": 55},
+        "schedule": min(60.0, STALLED_AFTER_SECONDS),
+        "options": {"expires": max(min(55.0, STALLED_AFTER_SECONDS - 0.5), 1)},
     },
     "clean-up-files": {
         "task": "jobs.tasks.clean_up_files",
@@ -233,8 +235,6 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Bearer token a Prometheus scraper sends to /metrics (admins signed in need none).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
-# A step whose row has not moved for this long is assumed lost and enqueued again.
-STALLED_AFTER_SECONDS = env_float("STALLED_AFTER_SECONDS", 600.0)
 
 # --- Providers (batch limits and polling pace are set per credential) -------------
 # Timeout for one provider call; large uploads get more (see jobs.openai_client).

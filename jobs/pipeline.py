@@ -276,8 +276,16 @@ def submit_batch(batch_id: int) -> None:
         next_poll_at=timezone.now() + timedelta(seconds=credential.poll_min_seconds),
         updated_at=timezone.now(),
     )
+    if not adopted:
+        # Another run saved a different remote batch first (this run was presumed lost and
+        # overtaken): the one made here is a duplicate, cancelled before it costs anything.
+        saved = Batch.objects.filter(pk=batch.pk).values_list("remote_batch_id", flat=True).first()
+        if saved and saved != remote.id:
+            log.warning("Batch %s: cancelling duplicate remote batch %s", batch.pk, remote.id)
+            _cancel_remote(client, remote.id)
+        return
     # The job may have been cancelled while this batch was being created.
-    if adopted and Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists():
+    if Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists():
         _cancel_remote(client, remote.id)
 
 

@@ -91,62 +91,88 @@ def make_dataset(owner, content: bytes = REVIEWS_CSV, name: str = "reviews.csv")
     return datasets.create_from_upload(owner, SimpleUploadedFile(name, content, content_type="text/csv"))
 
 
-@pytest.fixture
-def worker(live_server, settings, tmp_path):
+class Worker:
     """A real Celery worker with its embedded scheduler, in a subprocess, on this test's database.
 
     It reads the same settings as the test process, but with the test database's name, so
-    what the test writes the worker sees, and the other way round.
+    what the test writes the worker sees, and the other way round. `kill()` is a SIGKILL
+    of the worker and its pool, as when a machine dies; `start()` brings up a new one.
     """
+
+    def __init__(self, log_path: Path, **env):
+        db = connection.settings_dict
+        if db["ENGINE"].endswith("sqlite3"):
+            database_url = f"sqlite:///{db['NAME']}"
+        else:
+            database_url = (
+                f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+            )
+        self.env = dict(
+            os.environ,
+            DATABASE_URL=database_url,
+            SCHEDULER_TICK_SECONDS="0.5",
+            CELERY_BROKER_URL=django_settings.CELERY_BROKER_URL,
+            **env,
+        )
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "batchdash",
+                    "worker",
+                    "-B",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--schedule",
+                    str(self.log_path.with_name("beat-schedule")),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        # The worker's pool processes hold database connections too: stop the whole group,
+        # so that the test database can be dropped.
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@pytest.fixture
+def worker_process(live_server, tmp_path):
+    """A Worker not started yet, stopped at the end of the test."""
     from batchdash.celery import app
 
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        database_url = f"sqlite:///{db['NAME']}"
-    else:
-        database_url = (
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-        )
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        SCHEDULER_TICK_SECONDS="0.5",
-        CELERY_BROKER_URL=django_settings.CELERY_BROKER_URL,
-    )
     app.control.purge()
-    log = (tmp_path / "worker.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "batchdash",
-            "worker",
-            "-B",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "2",
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = Worker(tmp_path / "worker.log", STALLED_AFTER_SECONDS="3")
     yield process
-    # The worker's pool processes hold database connections too: stop the whole group,
-    # so that the test database can be dropped.
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    log.close()
+    process.stop()
+
+
+@pytest.fixture
+def worker(worker_process):
+    worker_process.start()
+    return worker_process
 
 
 def wait_for(predicate, timeout: float = 90, interval: float = 0.25, message: str = "condition"):

@@ -1,0 +1,87 @@
+"""Kill the worker (SIGKILL, pool and scheduler with it) while jobs run, and restart it.
+
+Whatever the moment, each part of a job must exist exactly once at the provider, every
+row must end with one outcome, and the results must be those of an undisturbed run.
+Runs on whatever database and broker the suite runs on: PostgreSQL and Redis in CI.
+"""
+
+import random
+import time
+
+import pytest
+
+from jobs.models import Batch, Job
+from simulator import faults
+from simulator.models import SimBatch
+from tests.conftest import wait_for
+from tests.test_pipeline import drive, new_job, read_csv
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+ROWS = 40
+CONTENT = ("Review Text\n" + "".join(f"Review number {i}: quite good\n" for i in range(1, ROWS + 1))).encode()
+
+
+def remote_batches_per_part(job: Job) -> list[int]:
+    tokens = [str(t) for t in job.batches.values_list("token", flat=True)]
+    made = [b.metadata.get("batchdash_batch") for b in SimBatch.objects.all() if b.metadata]
+    return [made.count(token) for token in tokens]
+
+
+def test_killing_the_worker_at_random_moments_loses_and_duplicates_nothing(
+    alice, simulator_credential, worker_process, settings
+):
+    seed = random.randrange(1_000_000)
+    print(f"chaos seed: {seed}")
+    chaos = random.Random(seed)
+    settings.SIMULATOR_SPEED = 1_000_000
+    simulator_credential.max_requests_per_batch = 4
+    simulator_credential.save()
+
+    undisturbed = drive(new_job(alice, simulator_credential, content=CONTENT, name="undisturbed"))
+    SimBatch.objects.all().delete()
+
+    settings.SIMULATOR_SPEED = 40  # slow enough for the kills to land in every step
+    job = new_job(alice, simulator_credential, content=CONTENT, name="chaos")
+    from jobs import tasks
+
+    tasks.prepare_job.delay(job.pk)
+    for _ in range(4):
+        worker_process.start()
+        time.sleep(chaos.uniform(0.5, 4))
+        worker_process.kill()
+    worker_process.start()
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=240, message="the job to finish")
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.COMPLETED
+    assert job.batches.count() == ROWS // 4
+    assert remote_batches_per_part(job) == [1] * (ROWS // 4)
+    assert SimBatch.objects.count() == ROWS // 4
+    assert (job.rows_succeeded, job.rows_failed) == (ROWS, 0)
+    assert read_csv(job.results_file) == read_csv(undisturbed.results_file)
+
+
+def test_a_worker_killed_between_batch_created_and_id_saved_leaves_one_remote_batch(
+    alice, simulator_credential, worker_process, settings
+):
+    settings.SIMULATOR_SPEED = 1_000_000
+    # The provider creates the batch, then takes its time to answer: the worker dies waiting.
+    faults.arm("batches.create", "commit_then_delay", seconds=20)
+    job = new_job(alice, simulator_credential)
+    from jobs import tasks
+
+    tasks.prepare_job.delay(job.pk)
+    worker_process.start()
+    wait_for(lambda: SimBatch.objects.exists(), timeout=60, message="the provider to create the batch")
+    worker_process.kill()
+    batch = job.batches.get()
+    assert batch.remote_batch_id is None  # created there, not yet saved here
+
+    worker_process.start()
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=120, message="the job to finish")
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.COMPLETED
+    assert SimBatch.objects.count() == 1
+    assert Batch.objects.get(pk=batch.pk).remote_batch_id == SimBatch.objects.get().id
