@@ -98,7 +98,7 @@ def main() -> None:
             counts = write_results(
                 info.columns,
                 tables.iter_rows(source, info),
-                latest_outcomes(read_outcomes(s) for s in streams),
+                latest_outcomes([[read_outcomes(s) for s in streams]]),
                 res,
                 fail,
             )

@@ -9,6 +9,8 @@ with a BOM so that Excel shows accents correctly.
 
 import csv
 import heapq
+import itertools
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,17 +25,17 @@ RESULT_COLUMNS = ["answer", "status", "error_code", "error", "attempts", "input_
 FAILURE_COLUMNS = ["row", "error_code", "error", "retryable", "attempts"]
 
 
+# A cell can only be dangerous if it starts with a trigger or with space before one.
+_RISKY_FIRST = frozenset(_TRIGGERS) | frozenset(c for c in map(chr, range(0x3001)) if c.isspace())
+
+
 def neutralize(value: str) -> str:
     """Prefix a cell that a spreadsheet would execute; plain numbers such as -5 stay as they are."""
-    if not value:
-        return value
-    first = value[0]
-    # Most cells start with a letter or digit: decide those without a regex.
-    if first not in _TRIGGERS and not first.isspace():
+    if not value or value[0] not in _RISKY_FIRST:
         return value
     if _NUMBER.fullmatch(value):
         return value
-    if first in _TRIGGERS or value.lstrip()[:1] in ("=", "+", "-", "@"):
+    if value[0] in _TRIGGERS or value.lstrip()[:1] in ("=", "+", "-", "@"):
         return "'" + value
     return value
 
@@ -47,22 +49,29 @@ class Counts:
     not_sent: int = 0
 
 
-def latest_outcomes(streams: Iterable[Iterator[Outcome]]) -> Iterator[tuple[Outcome, int]]:
-    """Merge outcome streams (given oldest attempt first) into the latest outcome per row.
+def latest_outcomes(attempts: Iterable[Iterable[Iterator[Outcome]]]) -> Iterator[tuple[Outcome, int]]:
+    """The latest outcome of each row, with how many attempts it took, in row order.
 
-    Yields (outcome, attempts) in row order. heapq.merge is stable, so among outcomes of
-    the same row the one from the latest attempt comes last.
+    `attempts` holds, oldest first, each attempt's outcome streams in row order (an
+    attempt's parts never share a row). Parts of one attempt are simply chained; only
+    when there are several attempts are they merged, and heapq.merge is stable, so among
+    outcomes of the same row the latest attempt's comes last.
     """
+    streams = [itertools.chain.from_iterable(parts) for parts in attempts]
+    if len(streams) == 1:
+        for outcome in streams[0]:
+            yield outcome, 1
+        return
     current: Outcome | None = None
-    attempts = 0
-    for outcome in heapq.merge(*streams, key=lambda o: o.row):
+    count = 0
+    for outcome in heapq.merge(*streams, key=operator.attrgetter("row")):
         if current is not None and outcome.row != current.row:
-            yield current, attempts
-            attempts = 0
+            yield current, count
+            count = 0
         current = outcome
-        attempts += 1
+        count += 1
     if current is not None:
-        yield current, attempts
+        yield current, count
 
 
 def write_results(
@@ -84,39 +93,40 @@ def write_results(
     safe_columns = [neutralize(c) for c in columns]
     result_writer.writerow(safe_columns + RESULT_COLUMNS)
     failure_writer.writerow(safe_columns + FAILURE_COLUMNS)
-    counts = Counts()
+    write_result, write_failure = result_writer.writerow, failure_writer.writerow
+    risky = _RISKY_FIRST
+    rows_seen = succeeded = failed = retryable = 0
     pending = iter(outcomes)
-    next_outcome = next(pending, None)
+    outcome, attempts = next(pending, (None, 0))
     for row, cells in rows:
-        while next_outcome is not None and next_outcome[0].row < row:
-            next_outcome = next(pending, None)
-        safe_cells = [neutralize(c) for c in cells]
-        counts.rows += 1
-        if next_outcome is None or next_outcome[0].row != row:
-            counts.not_sent += 1
-            result_writer.writerow(safe_cells + ["", "not sent", "", "", 0, "", ""])
-            continue
-        outcome, attempts = next_outcome
-        if outcome.ok:
-            counts.succeeded += 1
-            result_writer.writerow(
-                safe_cells
-                + [
-                    neutralize(outcome.answer),
-                    "succeeded",
-                    "",
-                    "",
-                    attempts,
-                    outcome.input_tokens,
-                    outcome.output_tokens,
-                ]
-            )
+        while outcome is not None and outcome.row < row:
+            outcome, attempts = next(pending, (None, 0))
+        rows_seen += 1
+        # Most cells start with a letter or a digit: those skip the function call.
+        line = [neutralize(c) if c and c[0] in risky else c for c in cells]
+        if outcome is None or outcome.row != row:
+            line += ("", "not sent", "", "", 0, "", "")
+            write_result(line)
+        elif outcome.ok:
+            succeeded += 1
+            answer = outcome.answer
+            if answer and answer[0] in risky:
+                answer = neutralize(answer)
+            line += (answer, "succeeded", "", "", attempts, outcome.input_tokens, outcome.output_tokens)
+            write_result(line)
         else:
-            counts.failed += 1
-            counts.retryable += outcome.retryable
+            failed += 1
+            retryable += outcome.retryable
             message = neutralize(outcome.message)
-            result_writer.writerow(safe_cells + ["", "failed", outcome.code, message, attempts, "", ""])
-            failure_writer.writerow(
-                safe_cells + [row, outcome.code, message, "yes" if outcome.retryable else "no", attempts]
-            )
+            failure = line + [row, outcome.code, message, "yes" if outcome.retryable else "no", attempts]
+            line += ("", "failed", outcome.code, message, attempts, "", "")
+            write_result(line)
+            write_failure(failure)
+    counts = Counts(
+        rows=rows_seen,
+        succeeded=succeeded,
+        failed=failed,
+        retryable=retryable,
+        not_sent=rows_seen - succeeded - failed,
+    )
     return counts

@@ -154,6 +154,7 @@ class Job(models.Model):
 
     class Status(models.TextChoices):
         PREPARING = "preparing", "Preparing"
+        PLANNED = "planned", "Ready to send"
         RUNNING = "running", "Running"
         FINISHING = "finishing", "Collecting results"
         COMPLETED = "completed", "Completed"
@@ -162,7 +163,7 @@ class Job(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
-    CANCELLABLE = (Status.PREPARING, Status.RUNNING)
+    CANCELLABLE = (Status.PREPARING, Status.PLANNED, Status.RUNNING)
 
     class Endpoint(models.TextChoices):
         CHAT = "/v1/chat/completions", "Chat completions"
@@ -222,6 +223,11 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def is_moving(self) -> bool:
+        """Work is under way without the user: the page keeps following it."""
+        return self.status not in self.FINISHED and self.status != self.Status.PLANNED
 
     @property
     def can_cancel(self) -> bool:

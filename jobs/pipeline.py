@@ -7,7 +7,9 @@ recorded as soon as they exist, and no provider call happens inside a transactio
 """
 
 import contextlib
+import itertools
 import logging
+import operator
 import tempfile
 import time
 import uuid
@@ -63,10 +65,11 @@ def request_spec(job: Job) -> RequestSpec:
 
 
 def prepare_job(job_id: int) -> list[int]:
-    """Build the job's request files and its batches; returns the ids of batches to submit.
+    """Build the job's request files and its batches (queued); returns their ids.
 
-    The files are written outside any transaction; the batches and the move to
-    `running` are committed together, so a crash part-way leaves the job `preparing`
+    The job then waits, `planned`, for its owner to look at the plan and send it. The
+    files are written outside any transaction; the batches and the move to `planned`
+    are committed together, so a crash part-way leaves the job `preparing`
     and a rerun starts again from the same rows with the same bytes.
     """
     job = Job.objects.select_related("dataset", "credential").get(pk=job_id)
@@ -99,7 +102,7 @@ def prepare_job(job_id: int) -> list[int]:
     with transaction.atomic():
         won = job.transition(
             Job.Status.PREPARING,
-            Job.Status.RUNNING,
+            Job.Status.PLANNED,
             rows_total=sum(b.request_count for b in batches),
             input_tokens=sum(b.input_tokens for b in batches),
         )
@@ -128,6 +131,11 @@ def _new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:
     return batch
 
 
+def start_job(job_id: int) -> bool:
+    """The owner sends a planned job: its queued batches may now be released."""
+    return Job.objects.get(pk=job_id).transition(Job.Status.PLANNED, Job.Status.RUNNING)
+
+
 def release_queued_batches(now=None) -> list[int]:
     """Let queued batches go to the provider while each key's queue for each model has room.
 
@@ -139,7 +147,7 @@ def release_queued_batches(now=None) -> list[int]:
     else is in flight, so it cannot wait forever.
     """
     now = now or timezone.now()
-    ready = Batch.objects.filter(status=Batch.Status.QUEUED).filter(
+    ready = Batch.objects.filter(status=Batch.Status.QUEUED, job__status=Job.Status.RUNNING).filter(
         Q(not_before__isnull=True) | Q(not_before__lte=now)
     )
     released: list[int] = []
@@ -575,11 +583,10 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
     chosen = None if rows is None else set(rows)
     attempt = (job.batches.aggregate(last=Max("attempt"))["last"] or 0) + 1
     credential = job.credential
-    with contextlib.ExitStack() as stack:
-        streams = [stack.enter_context(b.outcomes_file.open("rb")) for b in _with_outcomes(job)]
+    with _outcome_streams(job) as attempts:
         wanted = (
             outcome.row
-            for outcome, _ in latest_outcomes(reconcile.read_outcomes(s) for s in streams)
+            for outcome, _ in latest_outcomes(attempts)
             if not outcome.ok and outcome.retryable and (chosen is None or outcome.row in chosen)
         )
         batches = [
@@ -606,9 +613,15 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
     return sum(b.request_count for b in batches)
 
 
-def _with_outcomes(job: Job):
-    """The job's batches that have per-row outcomes, oldest attempt first (as latest_outcomes needs)."""
-    return job.batches.exclude(outcomes_file="").order_by("attempt", "index")
+@contextlib.contextmanager
+def _outcome_streams(job: Job):
+    """Every batch's outcomes, grouped by attempt (oldest first), in row order: what latest_outcomes takes."""
+    batches = job.batches.exclude(outcomes_file="").order_by("attempt", "first_row")
+    with contextlib.ExitStack() as stack:
+        yield [
+            [reconcile.read_outcomes(stack.enter_context(b.outcomes_file.open("rb"))) for b in group]
+            for _, group in itertools.groupby(batches, key=operator.attrgetter("attempt"))
+        ]
 
 
 def start_results(job_id: int) -> bool:
@@ -624,28 +637,18 @@ def build_results(job_id: int) -> None:
     job = Job.objects.select_related("dataset").get(pk=job_id)
     if job.status != Job.Status.FINISHING:
         return
-    streams = [b.outcomes_file.open("rb") for b in _with_outcomes(job)]
     replaced = [f.name for f in (job.results_file, job.failures_file) if f.name]
-    try:
-        with (
-            tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as results,
-            tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as failures,
-            datasets.rows(job.dataset) as rows,
-        ):
-            counts = write_results(
-                job.dataset.columns,
-                rows,
-                latest_outcomes(reconcile.read_outcomes(s) for s in streams),
-                results,
-                failures,
-            )
-            results.seek(0)
-            failures.seek(0)
-            job.results_file.save(f"{job.code}-results.csv", File(results.buffer), save=False)
-            job.failures_file.save(f"{job.code}-failures.csv", File(failures.buffer), save=False)
-    finally:
-        for stream in streams:
-            stream.close()
+    with (
+        _outcome_streams(job) as attempts,
+        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as results,
+        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as failures,
+        datasets.rows(job.dataset) as rows,
+    ):
+        counts = write_results(job.dataset.columns, rows, latest_outcomes(attempts), results, failures)
+        results.seek(0)
+        failures.seek(0)
+        job.results_file.save(f"{job.code}-results.csv", File(results.buffer), save=False)
+        job.failures_file.save(f"{job.code}-failures.csv", File(failures.buffer), save=False)
     if job.cancel_requested_at:
         final = Job.Status.CANCELLED
     else:

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import orjson
 
-from jobs.batchfiles import EMBEDDINGS, RESPONSES, line_row
+from jobs.batchfiles import CHAT, EMBEDDINGS, line_row
 
 # Failures worth sending again as they are; anything else needs the user to change something.
 RETRYABLE_CODES = frozenset(
@@ -44,7 +44,7 @@ class Outcome:
 
     def to_json(self) -> bytes:
         return orjson.dumps(
-            [
+            (
                 self.row,
                 self.ok,
                 self.answer,
@@ -53,12 +53,8 @@ class Outcome:
                 self.retryable,
                 self.input_tokens,
                 self.output_tokens,
-            ]
+            )
         )
-
-    @classmethod
-    def from_json(cls, line: bytes) -> "Outcome":
-        return cls(*orjson.loads(line))
 
 
 @dataclass
@@ -78,30 +74,30 @@ def expected_rows(input_stream: IO[bytes]) -> list[int]:
 
 
 def _answer(endpoint: str, body: dict[str, Any]) -> str:
+    if endpoint == CHAT:
+        choices = body.get("choices")
+        if not choices:
+            return ""
+        message = choices[0].get("message") or {}
+        return message.get("content") or message.get("refusal") or ""
     if endpoint == EMBEDDINGS:
         data = body.get("data") or []
         return orjson.dumps(data[0].get("embedding", [])).decode() if data else ""
-    if endpoint == RESPONSES:
-        texts = [
-            part.get("text", "")
-            for item in body.get("output") or []
-            for part in item.get("content") or []
-            if part.get("type") == "output_text"
-        ]
-        return "".join(texts)
-    choices = body.get("choices") or []
-    if not choices:
-        return ""
-    message = choices[0].get("message") or {}
-    return message.get("content") or message.get("refusal") or ""
+    return "".join(
+        part.get("text", "")
+        for item in body.get("output") or []
+        for part in item.get("content") or []
+        if part.get("type") == "output_text"
+    )
 
 
 def _usage(body: dict[str, Any]) -> tuple[int, int]:
-    usage = body.get("usage") or {}
-    return (
-        usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0,
-        usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0,
-    )
+    usage = body.get("usage")
+    if not usage:
+        return 0, 0
+    if "prompt_tokens" in usage:  # chat completions and embeddings
+        return usage["prompt_tokens"] or 0, usage.get("completion_tokens") or 0
+    return usage.get("input_tokens") or 0, usage.get("output_tokens") or 0  # responses
 
 
 def parse_line(line: bytes, endpoint: str) -> Outcome | None:
@@ -109,18 +105,19 @@ def parse_line(line: bytes, endpoint: str) -> Outcome | None:
     try:
         record = orjson.loads(line)
         cid = record["custom_id"]
+        number = cid[4:]
+        if cid[:4] != "row-" or not number.isdigit():
+            return None
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
-    if not isinstance(cid, str) or not cid.startswith("row-") or not cid[4:].isdigit():
-        return None
-    row = int(cid[4:])
+    row = int(number)
     error = record.get("error")
     response = record.get("response") or {}
     status = response.get("status_code") or 0
     body = response.get("body") or {}
     if not error and 200 <= status < 300:
         tokens_in, tokens_out = _usage(body)
-        return Outcome(row, True, _answer(endpoint, body), input_tokens=tokens_in, output_tokens=tokens_out)
+        return Outcome(row, True, _answer(endpoint, body), "", "", False, tokens_in, tokens_out)
     if not error:
         error = (body.get("error") if isinstance(body, dict) else None) or {}
     code = str(error.get("code") or (f"http_{status}" if status else "unknown_error"))
@@ -136,16 +133,25 @@ def failure(row: int, code: str, message: str) -> Outcome:
 def write_outcomes(outcomes: Iterable[Outcome], out: IO[bytes]) -> Summary:
     """Write outcomes (already sorted by row) and add them up."""
     summary = Summary()
+    succeeded = input_tokens = output_tokens = 0
+    lines: list[bytes] = []
     for outcome in outcomes:
         if outcome.ok:
-            summary.succeeded += 1
+            succeeded += 1
         else:
-            summary.failed += 1
-            summary.lost += outcome.code == "lost"
             summary.codes[outcome.code] += 1
-        summary.input_tokens += outcome.input_tokens
-        summary.output_tokens += outcome.output_tokens
-        out.write(outcome.to_json() + b"\n")
+        input_tokens += outcome.input_tokens
+        output_tokens += outcome.output_tokens
+        lines.append(outcome.to_json())
+        if len(lines) >= 1000:
+            out.write(b"\n".join(lines) + b"\n")
+            lines.clear()
+    if lines:
+        out.write(b"\n".join(lines) + b"\n")
+    summary.succeeded = succeeded
+    summary.failed = summary.codes.total()
+    summary.lost = summary.codes["lost"]
+    summary.input_tokens, summary.output_tokens = input_tokens, output_tokens
     return summary
 
 
@@ -160,11 +166,12 @@ def reconcile(
     wanted = set(expected)
     found: dict[int, Outcome] = {}
     unknown = 0
+    parse = parse_line
     for stream in result_streams:
         for line in stream:
-            if not line.strip():
+            if line.isspace():
                 continue
-            outcome = parse_line(line, endpoint)
+            outcome = parse(line, endpoint)
             if outcome is None or outcome.row not in wanted:
                 unknown += 1
                 continue
@@ -178,6 +185,7 @@ def reconcile(
 
 
 def read_outcomes(stream: IO[bytes]) -> Iterator[Outcome]:
+    loads = orjson.loads
     for line in stream:
-        if line.strip():
-            yield Outcome.from_json(line)
+        if not line.isspace():
+            yield Outcome(*loads(line))

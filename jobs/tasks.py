@@ -34,9 +34,8 @@ def count_dataset_rows(dataset_id: int) -> None:
 
 @shared_task
 def prepare_job(job_id: int) -> None:
-    """Build the request files of a job, then submit each batch."""
-    if pipeline.prepare_job(job_id):
-        schedule_batches.delay()
+    """Build the request files of a job; it then waits for its owner to send it."""
+    pipeline.prepare_job(job_id)
 
 
 @shared_task(**_RETRY)

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batchdash.celery import app as celery_app
-from jobs import datasets, pipeline, tasks
+from jobs import datasets, pipeline, plans, tasks
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, JobForm, UploadForm
@@ -152,21 +152,37 @@ def preview(request: HttpRequest, code) -> HttpResponse:
     )
 
 
+def _job_context(job: Job) -> dict:
+    plan = plans.plan_for(job) if job.status == Job.Status.PLANNED else None
+    return {"job": job, "batches": job.batches.all(), "plan": plan}
+
+
 @login_required
 @require_GET
 def job_detail(request: HttpRequest, code) -> HttpResponse:
     job = _get_job_for_user(request, code)
-    return render(request, "jobs/job_detail.html", {"job": job, "batches": job.batches.all()})
+    return render(request, "jobs/job_detail.html", _job_context(job))
 
 
 @login_required
 @require_GET
 def job_progress(request: HttpRequest, code) -> HttpResponse:
     job = _get_job_for_user(request, code)
-    response = render(request, "jobs/job_detail.html#progress", {"job": job, "batches": job.batches.all()})
+    response = render(request, "jobs/job_detail.html#progress", _job_context(job))
     if job.is_finished:
         response.status_code = HTMX_STOP_POLLING
     return response
+
+
+@login_required
+@require_POST
+def start(request: HttpRequest, code) -> HttpResponse:
+    """The owner has seen the plan and sends the job."""
+    job = _get_job_for_user(request, code)
+    if pipeline.start_job(job.pk):
+        tasks.schedule_batches.delay_on_commit()
+        messages.success(request, "Sent. This page follows the job; you can close it and come back.")
+    return redirect("jobs:job_detail", job.code)
 
 
 @login_required

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from jobs import pipeline
 from jobs.models import Batch, Job
 from simulator import faults
 from simulator.models import SimBatch
@@ -43,9 +44,8 @@ def test_killing_the_worker_at_random_moments_loses_and_duplicates_nothing(
 
     settings.SIMULATOR_SPEED = 40  # slow enough for the kills to land in every step
     job = new_job(alice, simulator_credential, content=CONTENT, name="chaos")
-    from jobs import tasks
-
-    tasks.prepare_job.delay(job.pk)
+    pipeline.prepare_job(job.pk)
+    pipeline.start_job(job.pk)  # from here on, only the worker's scheduler moves the job
     for _ in range(4):
         worker_process.start()
         time.sleep(chaos.uniform(0.5, 4))
@@ -69,9 +69,8 @@ def test_a_worker_killed_between_batch_created_and_id_saved_leaves_one_remote_ba
     # The provider creates the batch, then takes its time to answer: the worker dies waiting.
     faults.arm("batches.create", "commit_then_delay", seconds=20)
     job = new_job(alice, simulator_credential)
-    from jobs import tasks
-
-    tasks.prepare_job.delay(job.pk)
+    pipeline.prepare_job(job.pk)
+    pipeline.start_job(job.pk)  # from here on, only the worker's scheduler moves the job
     worker_process.start()
     wait_for(lambda: SimBatch.objects.exists(), timeout=60, message="the provider to create the batch")
     worker_process.kill()

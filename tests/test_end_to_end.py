@@ -31,6 +31,11 @@ def test_a_real_worker_takes_an_uploaded_csv_to_the_downloaded_results(
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     job = Job.objects.get()
+    wait_for(lambda: Job.objects.get(pk=job.pk).status == Job.Status.PLANNED, message="the plan")
+    page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
+    assert "Ready to send" in page and "Send 5 rows" in page
+    assert not job.batches.exclude(status="queued").exists()  # nothing goes before the owner says so
+    client.post(reverse("jobs:start", args=[job.code]))
 
     wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=120, message="the job to finish")
 
@@ -76,13 +81,18 @@ def test_a_person_does_the_whole_journey_in_a_browser(
     preview.get_by_text("Is this review positive or negative? Great shoes, very comfy").wait_for()
     screenshot(page, "02-mapping-with-preview")
 
-    page.get_by_role("button", name="Submit job").click()
+    page.get_by_role("button", name="Prepare and show the plan").click()
+    plan = page.get_by_test_id("plan")
+    plan.wait_for(timeout=60_000)
+    assert "5 rows in 1 part" in plan.inner_text()
+    screenshot(page, "03-plan-before-sending")
+    page.get_by_role("button", name="Send 5 rows").click()
     progress = page.locator("#job-progress")
     progress.get_by_text("Completed").wait_for(timeout=120_000)
     assert page.get_by_test_id("percent").inner_text() == "100%"
     # Polling has stopped: the finished fragment carries no trigger.
     assert progress.get_attribute("hx-get") is None
-    screenshot(page, "03-job-completed")
+    screenshot(page, "04-job-completed")
 
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download results (CSV)").click()

@@ -20,7 +20,7 @@ def test_plain_values_are_kept(value):
 def test_latest_outcomes_keeps_the_last_attempt_and_counts_attempts():
     first = [Outcome(1, True, "a"), Outcome(2, False, code="lost"), Outcome(3, True, "c")]
     second = [Outcome(2, True, "b")]
-    merged = [(o.row, o.answer, n) for o, n in latest_outcomes([iter(first), iter(second)])]
+    merged = [(o.row, o.answer, n) for o, n in latest_outcomes([[iter(first)], [iter(second)]])]
     assert merged == [(1, "a", 1), (2, "b", 2), (3, "c", 1)]
 
 

@@ -117,3 +117,64 @@ def test_the_job_page_shows_parts_waiting_for_the_token_budget(client, alice, si
     client.force_login(alice)
     page = client.get(reverse("jobs:job_progress", args=[job.code])).content.decode()
     assert page.count("<td>Queued") == 2
+
+
+def test_a_prepared_job_waits_for_its_owner_and_shows_the_plan(client, alice, simulator_credential, sdk):
+    ModelPrice.objects.update_or_create(
+        model="gpt-4o-mini",
+        defaults=dict(input_per_million=1000, output_per_million=2000, as_of=timezone.now().date()),
+    )
+    simulator_credential.max_requests_per_batch = 2
+    simulator_credential.save()
+    job = new_job(alice, simulator_credential, max_output_tokens=10)
+    pipeline.prepare_job(job.pk)
+    parts = list(job.batches.order_by("index"))
+    simulator_credential.enqueued_token_limit = parts[0].input_tokens + parts[1].input_tokens
+    simulator_credential.save()
+
+    assert pipeline.release_queued_batches() == []  # nothing goes before the owner says so
+    client.force_login(alice)
+    page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
+    assert "Ready to send" in page
+    assert "5 rows in 3 parts" in page
+    assert "go in 2 waves" in page
+    assert "in wave 2, when earlier parts are done" in page
+    assert "hx-trigger" not in page  # nothing moves until the owner sends it
+    tokens = sum(p.input_tokens for p in parts)
+    batch_cost = (tokens * 1000 + 5 * 10 * 2000) / 1_000_000 / 2
+    assert f"at most <strong>${batch_cost:,.2f}</strong>" in page
+
+    client.post(reverse("jobs:start", args=[job.code]))
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING
+    assert len(pipeline.release_queued_batches()) == 2
+    assert (
+        client.post(reverse("jobs:start", args=[job.code])).status_code == 302
+    )  # a second click is harmless
+
+
+def test_the_plan_counts_other_jobs_already_waiting_for_the_same_queue(alice, simulator_credential):
+    from jobs import plans
+
+    first = new_job(alice, simulator_credential)
+    send(first)
+    second = new_job(alice, simulator_credential)
+    pipeline.prepare_job(second.pk)
+    simulator_credential.enqueued_token_limit = first.batches.get().input_tokens + 1
+    simulator_credential.save()
+    plan = plans.plan_for(second)
+    assert plan.ahead == first.batches.get().input_tokens
+    assert plan.headroom == 1
+    assert [p.wave for p in plan.parts] == [2]
+
+
+def test_dont_send_discards_a_planned_job_without_contacting_the_provider(
+    client, alice, simulator_credential, sdk
+):
+    job = new_job(alice, simulator_credential)
+    pipeline.prepare_job(job.pk)
+    client.force_login(alice)
+    client.post(reverse("jobs:cancel", args=[job.code]))
+    drive(job)
+    assert job.status == Job.Status.CANCELLED
+    assert list(sdk.batches.list()) == []

@@ -26,8 +26,9 @@ def new_job(owner, credential, **fields) -> Job:
 
 
 def send(job: Job) -> list[int]:
-    """Prepare the job and let the scheduler release what the token budget allows."""
+    """Prepare the job, send it, and let the scheduler release what the token budget allows."""
     pipeline.prepare_job(job.pk)
+    assert pipeline.start_job(job.pk)
     return pipeline.release_queued_batches()
 
 
@@ -37,15 +38,17 @@ def step(job: Job) -> None:
         pipeline.submit_batch(batch_id)
     for batch in job.batches.filter(status=Batch.Status.RUNNING):
         pipeline.poll_batch(batch.pk)
+    pipeline.cancel_job(job.pk)
     for batch in job.batches.filter(status=Batch.Status.DOWNLOADING):
-        if pipeline.finish_batch(batch.pk) and pipeline.start_results(job.pk):
-            pipeline.build_results(job.pk)
+        pipeline.finish_batch(batch.pk)
+    if pipeline.start_results(job.pk):
+        pipeline.build_results(job.pk)
 
 
 def drive(job: Job, timeout: float = 60) -> Job:
     """Run the job's steps until it has finished."""
-    if job.status == Job.Status.PREPARING:
-        pipeline.prepare_job(job.pk)
+    pipeline.prepare_job(job.pk)  # each step does nothing when already done
+    pipeline.start_job(job.pk)
 
     def finished() -> bool:
         step(job)
@@ -209,6 +212,7 @@ def test_the_sweeper_resumes_work_whose_message_was_lost(alice, simulator_creden
     pipeline.prepare_job(job.pk)
     [batch] = job.batches.all()
     assert pipeline.stalled_work(timedelta(0))["submit"] == []  # queued batches wait for the scheduler
+    pipeline.start_job(job.pk)
     pipeline.release_queued_batches()
     assert pipeline.stalled_work(timedelta(0))["submit"] == [batch.pk]
     assert pipeline.stalled_work(timedelta(hours=1)) == {k: [] for k in pipeline.stalled_work(timedelta(0))}

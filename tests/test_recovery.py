@@ -40,6 +40,7 @@ def test_only_as_many_tokens_as_the_budget_allows_wait_at_the_provider(alice, si
     split_in_parts(simulator_credential)
     job = new_job(alice, simulator_credential)
     pipeline.prepare_job(job.pk)
+    pipeline.start_job(job.pk)
     first, second, third = job.batches.order_by("index")
     simulator_credential.enqueued_token_limit = first.input_tokens + second.input_tokens
     simulator_credential.save()
@@ -62,6 +63,7 @@ def test_a_model_can_have_its_own_budget(alice, simulator_credential):
     split_in_parts(simulator_credential)
     job = new_job(alice, simulator_credential)
     pipeline.prepare_job(job.pk)
+    pipeline.start_job(job.pk)
     simulator_credential.model_token_limits = {"gpt-4o-mini": 1}
     simulator_credential.save()
     # Nothing is in flight, so one part goes even though it is over the budget; only one.

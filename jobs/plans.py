@@ -1,0 +1,81 @@
+"""The plan a user sees before sending a prepared job: parts, token budget, order, cost, worst case.
+
+The provider lets a key keep only so many prompt tokens waiting per model, and each
+batch may take up to its 24-hour window. So the parts go in waves that fit the budget
+(after the work of other jobs already waiting for the same key and model), and in the
+worst case each wave takes the whole window.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from jobs import pricing
+from jobs.models import Batch, Job
+
+COMPLETION_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    rows: int
+    tokens: int
+    wave: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    parts: list[Part]
+    limit: int
+    ahead: int  # tokens of other jobs' batches at the provider or queued before this job
+    cost: pricing.Cost | None
+    output_bounded: bool
+
+    @property
+    def tokens(self) -> int:
+        return sum(p.tokens for p in self.parts)
+
+    @property
+    def headroom(self) -> int:
+        return max(self.limit - self.ahead, 0)
+
+    @property
+    def waves(self) -> int:
+        return max((p.wave for p in self.parts), default=0)
+
+    @property
+    def worst_case_finish(self) -> datetime:
+        return timezone.now() + self.waves * COMPLETION_WINDOW
+
+
+def plan_for(job: Job) -> Plan:
+    credential = job.credential
+    limit = credential.token_limit(job.model)
+    unfinished = [Batch.Status.QUEUED, Batch.Status.SUBMITTING, Batch.Status.RUNNING]
+    ahead = (
+        Batch.objects.filter(job__credential=credential, job__model=job.model, status__in=unfinished)
+        .exclude(job=job)
+        .filter(job__created_at__lt=job.created_at)
+        .aggregate(tokens=Sum("input_tokens", default=0))["tokens"]
+    )
+    parts = []
+    wave, used = 1, ahead
+    for batch in job.batches.filter(status=Batch.Status.QUEUED).order_by("attempt", "index"):
+        # As the scheduler does: a part goes when it fits, or when nothing else is waiting.
+        if used and used + batch.input_tokens > limit:
+            wave, used = wave + 1, 0
+        used += batch.input_tokens
+        parts.append(Part(batch.index + 1, batch.request_count, batch.input_tokens, wave))
+    rows = sum(p.rows for p in parts)
+    embeddings = job.endpoint == Job.Endpoint.EMBEDDINGS
+    output_bound = 0 if embeddings else (job.max_output_tokens or 0) * rows
+    return Plan(
+        parts=parts,
+        limit=limit,
+        ahead=ahead,
+        cost=pricing.cost(pricing.prices().get(job.model), sum(p.tokens for p in parts), output_bound),
+        output_bounded=embeddings or bool(job.max_output_tokens),
+    )
