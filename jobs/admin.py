@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.views.decorators.debug import sensitive_variables
 
-from jobs.models import Batch, Dataset, Job, ProviderCredential
+from jobs.models import Batch, Dataset, Job, ModelPrice, ProviderCredential
 
 
 class CredentialForm(forms.ModelForm):
@@ -33,6 +33,8 @@ class CredentialForm(forms.ModelForm):
             "max_bytes_per_batch",
             "poll_min_seconds",
             "poll_max_seconds",
+            "enqueued_token_limit",
+            "model_token_limits",
         ]
 
     def clean(self):
@@ -59,6 +61,12 @@ class ProviderCredentialAdmin(admin.ModelAdmin):
     readonly_fields = ["masked_key"]
 
 
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ["model", "input_per_million", "output_per_million", "batch_discount", "as_of"]
+    search_fields = ["model"]
+
+
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
     list_display = ["name", "owner", "status", "row_count", "created_at"]
@@ -77,6 +85,8 @@ class BatchInline(admin.TabularInline):
         "remote_status",
         "remote_batch_id",
         "request_count",
+        "input_tokens",
+        "requeues",
         "rows_succeeded",
         "rows_failed",
         "error",

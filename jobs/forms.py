@@ -54,12 +54,14 @@ class JobForm(forms.ModelForm):
             "user_prompt",
             "temperature",
             "max_output_tokens",
+            "resubmit_expired",
         ]
         labels = {
             "credential": "Provider",
             "system_prompt": "Instructions (system prompt)",
             "user_prompt": "Prompt for each row",
             "max_output_tokens": "Longest answer (tokens)",
+            "resubmit_expired": "If the provider runs out of time, resend the unfinished rows by themselves",
         }
         help_texts = {
             "user_prompt": "Write {{ Column name }} where a row's value should go.",
@@ -84,7 +86,12 @@ class JobForm(forms.ModelForm):
         self.fields["temperature"].widget.attrs.update(min=0, max=2, step=0.1)
         self.fields["max_output_tokens"].widget.attrs.update(min=1)
         for name, field in self.fields.items():
-            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+            if isinstance(field.widget, forms.CheckboxInput):
+                css = "form-check-input"
+            elif isinstance(field.widget, forms.Select):
+                css = "form-select"
+            else:
+                css = "form-control"
             if self.is_bound and name in self.errors:
                 css += " is-invalid"
             field.widget.attrs["class"] = css

@@ -24,6 +24,7 @@ class Part:
     rows: int
     tokens: int
     wave: int
+    share: float  # percent of the provider's queue for this key and model
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def plan_for(job: Job) -> Plan:
         if used and used + batch.input_tokens > limit:
             wave, used = wave + 1, 0
         used += batch.input_tokens
-        parts.append(Part(batch.index + 1, batch.request_count, batch.input_tokens, wave))
+        share = 100 * batch.input_tokens / limit if limit else 100.0
+        parts.append(Part(batch.index + 1, batch.request_count, batch.input_tokens, wave, share))
     rows = sum(p.rows for p in parts)
     embeddings = job.endpoint == Job.Endpoint.EMBEDDINGS
     output_bound = 0 if embeddings else (job.max_output_tokens or 0) * rows

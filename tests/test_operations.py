@@ -1,5 +1,7 @@
 """What operators and users see of the recovery machinery: /metrics and the job page."""
 
+from decimal import ROUND_HALF_UP, Decimal
+
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
@@ -136,12 +138,13 @@ def test_a_prepared_job_waits_for_its_owner_and_shows_the_plan(client, alice, si
     client.force_login(alice)
     page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
     assert "Ready to send" in page
-    assert "5 rows in 3 parts" in page
+    assert "5 in 3 parts" in page
     assert "go in 2 waves" in page
     assert "in wave 2, when earlier parts are done" in page
     assert "hx-trigger" not in page  # nothing moves until the owner sends it
     tokens = sum(p.input_tokens for p in parts)
-    batch_cost = (tokens * 1000 + 5 * 10 * 2000) / 1_000_000 / 2
+    batch_cost = Decimal(tokens * 1000 + 5 * 10 * 2000) / 1_000_000 / 2
+    batch_cost = batch_cost.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     assert f"at most <strong>${batch_cost:,.2f}</strong>" in page
 
     client.post(reverse("jobs:start", args=[job.code]))

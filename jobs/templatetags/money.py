@@ -1,6 +1,6 @@
 """Template filters for amounts of money, so that small batch costs do not show as $0.00."""
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
 
@@ -12,6 +12,8 @@ def dollars(amount) -> str:
     if amount is None:
         return "–"
     amount = Decimal(amount)
-    if amount and abs(amount) < Decimal("0.01"):
-        return f"${amount:,.4f}"
-    return f"${amount:,.2f}"
+    if 0 < amount < Decimal("0.0001"):
+        return "under $0.0001"
+    # Rounded half up, as people do by hand (Decimal's default rounds half to even).
+    places = Decimal("0.0001") if amount and abs(amount) < Decimal("0.01") else Decimal("0.01")
+    return f"${amount.quantize(places, rounding=ROUND_HALF_UP):,}"
