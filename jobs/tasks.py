@@ -5,7 +5,9 @@ decorators, and nowhere else: the SDK's own retries are off. Every task is safe 
 run twice, which is what makes late acknowledgement and the sweeper safe.
 """
 
+import functools
 import logging
+import random
 from datetime import timedelta
 
 from celery import shared_task
@@ -17,13 +19,29 @@ from jobs.openai_client import RetryableError
 
 log = logging.getLogger(__name__)
 
-_RETRY = dict(
-    autoretry_for=(RetryableError,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-)
+MAX_RETRIES = 8
+
+
+def provider_task(fn):
+    """A task that talks to a provider: retried later when the provider says so or fails for a while.
+
+    The wait is the provider's Retry-After when it sends one, otherwise an exponential
+    backoff with jitter (5 s doubling up to 5 minutes). After the last retry the step is
+    left for the sweeper, which starts it again once it has been still for a while.
+    """
+
+    @shared_task(bind=True, name=f"{__name__}.{fn.__name__}", max_retries=MAX_RETRIES)
+    @functools.wraps(fn)
+    def task(self, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RetryableError as exc:
+            backoff = min(300, 5 * 2**self.request.retries) * random.uniform(0.5, 1)
+            countdown = exc.retry_after if exc.retry_after else backoff
+            log.info("%s will retry in %.0f s: %s", fn.__name__, countdown, exc.message)
+            raise self.retry(exc=exc, countdown=countdown) from None
+
+    return task
 
 
 @shared_task
@@ -38,7 +56,7 @@ def prepare_job(job_id: int) -> None:
     pipeline.prepare_job(job_id)
 
 
-@shared_task(**_RETRY)
+@provider_task
 def submit_batch(batch_id: int) -> None:
     """Upload and create one remote batch; idempotent through the batch's token."""
     pipeline.submit_batch(batch_id)
@@ -53,13 +71,13 @@ def schedule_batches() -> None:
         poll_batch.delay(batch_id)
 
 
-@shared_task(**_RETRY)
+@provider_task
 def poll_batch(batch_id: int) -> None:
     if pipeline.poll_batch(batch_id):
         finish_batch.delay(batch_id)
 
 
-@shared_task(**_RETRY)
+@provider_task
 def finish_batch(batch_id: int) -> None:
     """Download and reconcile an ended batch; the last one of a job starts the results."""
     if pipeline.finish_batch(batch_id):
@@ -79,7 +97,7 @@ def clean_up_files() -> None:
     pipeline.clean_up_files()
 
 
-@shared_task(**_RETRY)
+@provider_task
 def cancel_job(job_id: int) -> None:
     """Stop sending a job's parts and cancel the running ones at the provider."""
     pipeline.cancel_job(job_id)

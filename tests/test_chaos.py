@@ -84,3 +84,36 @@ def test_a_worker_killed_between_batch_created_and_id_saved_leaves_one_remote_ba
     assert job.status == Job.Status.COMPLETED
     assert SimBatch.objects.count() == 1
     assert Batch.objects.get(pk=batch.pk).remote_batch_id == SimBatch.objects.get().id
+
+
+def test_provider_failures_on_every_kind_of_call_still_end_with_every_row_accounted_for(
+    alice, simulator_credential, worker_process, settings, sdk
+):
+    """Slow answers, timeouts, 429 with Retry-After and 500s, each met by the worker's retries."""
+    settings.SIMULATOR_SPEED = 1_000_000
+    worker_process.env["PROVIDER_TIMEOUT_SECONDS"] = "2"
+    faults.arm("files.create", "http_error", status=500)
+    faults.arm("batches.create", "commit_then_delay", seconds=4)  # created, but the answer times out
+    faults.arm("batches.retrieve", "http_error", times=2, status=429, retry_after=1)
+    faults.arm("batches.retrieve", "delay", seconds=3)  # a poll that times out
+    faults.arm("files.content", "http_error", times=2, status=503)
+    content = b"Review Text\nfine\n[[simulate:rate_limit_exceeded]] busy\nalso fine\n"
+    job = new_job(alice, simulator_credential, content=content)
+    pipeline.prepare_job(job.pk)
+    pipeline.start_job(job.pk)
+
+    worker_process.start()
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=180, message="the job to finish")
+
+    job.refresh_from_db()
+    assert not faults.Fault.objects.exists()  # every fault was met
+    assert job.status == Job.Status.COMPLETED
+    assert SimBatch.objects.count() == 1
+    table = read_csv(job.results_file)
+    assert [(row[0], row[2]) for row in table[1:]] == [
+        ("fine", "succeeded"),
+        ("[[simulate:rate_limit_exceeded]] busy", "failed"),
+        ("also fine", "succeeded"),
+    ]
+    assert table[2][3] == "rate_limit_exceeded"
+    assert job.rows_retryable == 1
