@@ -1,5 +1,7 @@
 """The files people download: their original rows joined with the answers, and the failures.
 
+CSV is written first, in one streaming pass; the Excel copy is converted from it.
+
 Pure and streaming: the dataset's rows and the per-batch outcome files (each sorted
 by row) are merged in one pass, so memory does not grow with the job. Every text
 cell is made spreadsheet-safe (OWASP's advice on CSV injection): a cell that a
@@ -12,16 +14,28 @@ import heapq
 import itertools
 import operator
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
+
+import orjson
+import xlsxwriter
 
 from jobs.reconcile import Outcome
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 _NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
 
-RESULT_COLUMNS = ["answer", "status", "error_code", "error", "attempts", "input_tokens", "output_tokens"]
+RESULT_COLUMNS = [
+    "answer",
+    "status",
+    "error_code",
+    "error",
+    "attempts",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+]
 FAILURE_COLUMNS = ["row", "error_code", "error", "retryable", "attempts"]
 
 
@@ -80,11 +94,16 @@ def write_results(
     outcomes: Iterable[tuple[Outcome, int]],
     results: IO[str],
     failures: IO[str],
+    *,
+    token_prices: tuple[float, float] | None = None,
+    on_failure: Callable[[int, list[str], Outcome, int], None] | None = None,
 ) -> Counts:
     """Write every dataset row, in its original order, with its outcome; and the failed rows apart.
 
     `rows` yields (row number, cells) in file order; `outcomes` yields (outcome, attempts)
     sorted by row. Rows with no outcome were not sent (for example skipped as empty).
+    `token_prices` (dollars per input and per output token) fills the cost column;
+    `on_failure(row, cells, outcome, attempts)` is called for each failed row.
     """
     results.write("\ufeff")
     failures.write("\ufeff")
@@ -95,6 +114,7 @@ def write_results(
     failure_writer.writerow(safe_columns + FAILURE_COLUMNS)
     write_result, write_failure = result_writer.writerow, failure_writer.writerow
     risky = _RISKY_FIRST
+    input_price, output_price = token_prices or (0.0, 0.0)
     rows_seen = succeeded = failed = retryable = 0
     pending = iter(outcomes)
     outcome, attempts = next(pending, (None, 0))
@@ -105,23 +125,27 @@ def write_results(
         # Most cells start with a letter or a digit: those skip the function call.
         line = [neutralize(c) if c and c[0] in risky else c for c in cells]
         if outcome is None or outcome.row != row:
-            line += ("", "not sent", "", "", 0, "", "")
+            line += ("", "not sent", "", "", 0, "", "", "")
             write_result(line)
         elif outcome.ok:
             succeeded += 1
             answer = outcome.answer
             if answer and answer[0] in risky:
                 answer = neutralize(answer)
-            line += (answer, "succeeded", "", "", attempts, outcome.input_tokens, outcome.output_tokens)
+            tokens_in, tokens_out = outcome.input_tokens, outcome.output_tokens
+            cost = f"{tokens_in * input_price + tokens_out * output_price:.6f}" if token_prices else ""
+            line += (answer, "succeeded", "", "", attempts, tokens_in, tokens_out, cost)
             write_result(line)
         else:
             failed += 1
             retryable += outcome.retryable
             message = neutralize(outcome.message)
             failure = line + [row, outcome.code, message, "yes" if outcome.retryable else "no", attempts]
-            line += ("", "failed", outcome.code, message, attempts, "", "")
+            line += ("", "failed", outcome.code, message, attempts, "", "", "")
             write_result(line)
             write_failure(failure)
+            if on_failure:
+                on_failure(row, cells, outcome, attempts)
     counts = Counts(
         rows=rows_seen,
         succeeded=succeeded,
@@ -130,3 +154,70 @@ def write_results(
         not_sent=rows_seen - succeeded - failed,
     )
     return counts
+
+
+def iter_jsonl(
+    columns: list[str],
+    rows: Iterable[tuple[int, list[str]]],
+    outcomes: Iterable[tuple[Outcome, int]],
+    *,
+    embeddings: bool = False,
+    token_prices: tuple[float, float] | None = None,
+) -> Iterator[bytes]:
+    """Every dataset row with its outcome as one JSON object per line, generated as it is read.
+
+    The row's own cells go under "input", keyed by column, so that no column name can clash
+    with the outcome's keys. Values are not neutralised: JSON is not opened by spreadsheets.
+    """
+    input_price, output_price = token_prices or (0.0, 0.0)
+    pending = iter(outcomes)
+    outcome, attempts = next(pending, (None, 0))
+    for row, cells in rows:
+        while outcome is not None and outcome.row < row:
+            outcome, attempts = next(pending, (None, 0))
+        record = {"row": row, "input": dict(zip(columns, cells, strict=False))}
+        if outcome is None or outcome.row != row:
+            record["status"] = "not sent"
+        elif outcome.ok:
+            record["status"] = "succeeded"
+            record["answer"] = (
+                orjson.loads(outcome.answer) if embeddings and outcome.answer else outcome.answer
+            )
+            record["attempts"] = attempts
+            record["input_tokens"], record["output_tokens"] = outcome.input_tokens, outcome.output_tokens
+            if token_prices:
+                cost = outcome.input_tokens * input_price + outcome.output_tokens * output_price
+                record["cost_usd"] = round(cost, 6)
+        else:
+            record.update(status="failed", error_code=outcome.code, error=outcome.message, attempts=attempts)
+            record["retryable"] = outcome.retryable
+        yield orjson.dumps(record) + b"\n"
+
+
+# Excel's sheet holds 1,048,576 rows, one of them the header.
+XLSX_MAX_ROWS = 1_048_575
+_SHEET_NAME_UNSAFE = re.compile(r"[\[\]:*?/\\]")
+
+
+def write_xlsx(results_csv: IO[str], out: IO[bytes], *, sheet: str = "Results") -> None:
+    """Copy a results CSV (as written above, already neutralised) into an Excel workbook.
+
+    Constant-memory mode writes each row out as it comes; every cell is stored as text,
+    never as a formula or a link.
+    """
+    workbook = xlsxwriter.Workbook(
+        out,
+        {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False},
+    )
+    name = _SHEET_NAME_UNSAFE.sub(" ", sheet).strip()[:31] or "Results"
+    worksheet = workbook.add_worksheet(name)
+    bold = workbook.add_format({"bold": True})
+    reader = csv.reader(results_csv)
+    header = next(reader)
+    header[0] = header[0].removeprefix("\ufeff")
+    worksheet.write_row(0, 0, header, bold)
+    worksheet.freeze_panes(1, 0)
+    write_row = worksheet.write_row
+    for index, row in enumerate(reader, start=1):
+        write_row(index, 0, row)
+    workbook.close()

@@ -196,13 +196,19 @@ class Job(models.Model):
     rows_retryable = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
+    # Prompt tokens as the provider reported them in its answers (what is billed).
+    reported_input_tokens = models.PositiveBigIntegerField(default=0)
+    # The plan's batch price when the job was prepared; None when the model has no price.
+    estimated_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     error = models.TextField(blank=True)
 
     results_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     failures_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
+    xlsx_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
@@ -240,6 +246,17 @@ class Job(models.Model):
         if not self.rows_total:
             return 0
         return min(100, int(100 * self.rows_processed / self.rows_total))
+
+    @property
+    def time_left(self) -> timedelta | None:
+        """From the rate observed since the job was sent; None until there is a rate to go by."""
+        if self.status != self.Status.RUNNING or not self.started_at or not self.rows_processed:
+            return None
+        remaining = self.rows_total - self.rows_processed
+        if remaining <= 0:
+            return None
+        elapsed = (timezone.now() - self.started_at).total_seconds()
+        return timedelta(seconds=elapsed * remaining / self.rows_processed)
 
     def transition(self, from_statuses, to_status: str, **fields) -> bool:
         """Move to `to_status` only if still in one of `from_statuses`; True if this caller won."""
@@ -303,6 +320,7 @@ class Batch(models.Model):
     rows_succeeded = models.PositiveIntegerField(default=0)
     rows_failed = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
+    reported_input_tokens = models.PositiveBigIntegerField(default=0)
     failure_codes = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
 
@@ -377,3 +395,23 @@ class Batch(models.Model):
             interval = min(credential.poll_max_seconds, self.poll_interval * 1.5)
         self.poll_interval = interval
         self.next_poll_at = timezone.now() + timedelta(seconds=interval)
+
+
+class RowFailure(models.Model):
+    """A row whose latest attempt failed, kept for the review page (written with the results)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="row_failures")
+    row = models.PositiveIntegerField()
+    code = models.CharField(max_length=100)
+    message = models.TextField()
+    retryable = models.BooleanField()
+    attempts = models.PositiveIntegerField()
+    cells = models.JSONField()
+
+    class Meta:
+        ordering = ["job", "row"]
+        constraints = [models.UniqueConstraint(fields=["job", "row"], name="row_failure_unique")]
+        indexes = [models.Index(fields=["job", "code", "row"], name="row_failure_code")]
+
+    def __str__(self) -> str:
+        return f"{self.job} row {self.row}"

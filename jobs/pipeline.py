@@ -13,7 +13,7 @@ import operator
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,17 +23,19 @@ from django.db import transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
-from jobs import datasets, reconcile, tokens
+from jobs import datasets, plans, pricing, reconcile, tokens
 from jobs.batchfiles import (
     BatchFile,
     RequestBuilder,
     RequestSpec,
+    line_row,
     select_requests,
     split_requests,
     write_batch_files,
 )
-from jobs.exports import latest_outcomes, write_results
-from jobs.models import Batch, Job, ProviderCredential
+from jobs.batchfiles import custom_id as custom_id_of
+from jobs.exports import XLSX_MAX_ROWS, iter_jsonl, latest_outcomes, write_results, write_xlsx
+from jobs.models import Batch, Job, ProviderCredential, RowFailure
 from jobs.openai_client import PermanentError, ProviderClient, ProviderError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -100,11 +102,15 @@ def prepare_job(job_id: int) -> list[int]:
         )
         return []
     with transaction.atomic():
+        rows = sum(b.request_count for b in batches)
+        prompt_tokens = sum(b.input_tokens for b in batches)
+        estimate = plans.estimate(job, prompt_tokens, rows)
         won = job.transition(
             Job.Status.PREPARING,
             Job.Status.PLANNED,
-            rows_total=sum(b.request_count for b in batches),
-            input_tokens=sum(b.input_tokens for b in batches),
+            rows_total=rows,
+            input_tokens=prompt_tokens,
+            estimated_cost=estimate.batch if estimate else None,
         )
         if not won:
             return []
@@ -133,7 +139,9 @@ def _new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:
 
 def start_job(job_id: int) -> bool:
     """The owner sends a planned job: its queued batches may now be released."""
-    return Job.objects.get(pk=job_id).transition(Job.Status.PLANNED, Job.Status.RUNNING)
+    return Job.objects.get(pk=job_id).transition(
+        Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now()
+    )
 
 
 def release_queued_batches(now=None) -> list[int]:
@@ -208,6 +216,7 @@ def _settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: s
         rows_succeeded=summary.succeeded,
         rows_failed=summary.failed,
         output_tokens=summary.output_tokens,
+        reported_input_tokens=summary.input_tokens,
         failure_codes=dict(summary.codes),
         error=error,
         finished_at=timezone.now(),
@@ -554,6 +563,7 @@ def refresh_job_counters(job_id: int) -> None:
         waiting=Sum("request_count", filter=~done, default=0),
         moving=Sum(F("requests_completed") + F("requests_failed"), filter=~done, default=0),
         input_tokens=Sum("input_tokens", default=0),
+        reported_input_tokens=Sum("reported_input_tokens", default=0),
         output_tokens=Sum("output_tokens", default=0),
     )
     Job.objects.filter(pk=job_id).update(
@@ -561,6 +571,7 @@ def refresh_job_counters(job_id: int) -> None:
         rows_failed=F("rows_total") - totals["succeeded"] - totals["waiting"],
         rows_processed=F("rows_total") - totals["waiting"] + totals["moving"],
         input_tokens=totals["input_tokens"],
+        reported_input_tokens=totals["reported_input_tokens"],
         output_tokens=totals["output_tokens"],
         updated_at=timezone.now(),
     )
@@ -637,18 +648,53 @@ def build_results(job_id: int) -> None:
     job = Job.objects.select_related("dataset").get(pk=job_id)
     if job.status != Job.Status.FINISHING:
         return
-    replaced = [f.name for f in (job.results_file, job.failures_file) if f.name]
+    replaced = [f.name for f in (job.results_file, job.failures_file, job.xlsx_file) if f.name]
+    failed_rows: list[RowFailure] = []
+
+    def keep_failure(row: int, cells: list[str], outcome: reconcile.Outcome, attempts: int) -> None:
+        failed_rows.append(
+            RowFailure(
+                job=job,
+                row=row,
+                code=outcome.code,
+                message=outcome.message,
+                retryable=outcome.retryable,
+                attempts=attempts,
+                cells=cells,
+            )
+        )
+        if len(failed_rows) >= 2000:
+            RowFailure.objects.bulk_create(failed_rows)
+            failed_rows.clear()
+
+    RowFailure.objects.filter(job=job).delete()  # from an earlier attempt, or a run cut short
     with (
         _outcome_streams(job) as attempts,
         tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as results,
         tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as failures,
         datasets.rows(job.dataset) as rows,
     ):
-        counts = write_results(job.dataset.columns, rows, latest_outcomes(attempts), results, failures)
+        counts = write_results(
+            job.dataset.columns,
+            rows,
+            latest_outcomes(attempts),
+            results,
+            failures,
+            token_prices=pricing.per_token(pricing.prices().get(job.model)),
+            on_failure=keep_failure,
+        )
+        RowFailure.objects.bulk_create(failed_rows)
         results.seek(0)
         failures.seek(0)
         job.results_file.save(f"{job.code}-results.csv", File(results.buffer), save=False)
         job.failures_file.save(f"{job.code}-failures.csv", File(failures.buffer), save=False)
+        job.xlsx_file = ""  # Excel holds at most XLSX_MAX_ROWS rows: larger results are CSV only
+        if counts.rows < XLSX_MAX_ROWS:
+            results.seek(0)
+            with tempfile.TemporaryFile() as workbook:
+                write_xlsx(results, workbook, sheet=job.name)
+                workbook.seek(0)
+                job.xlsx_file.save(f"{job.code}-results.xlsx", File(workbook), save=False)
     if job.cancel_requested_at:
         final = Job.Status.CANCELLED
     else:
@@ -658,6 +704,7 @@ def build_results(job_id: int) -> None:
         final,
         results_file=job.results_file.name,
         failures_file=job.failures_file.name,
+        xlsx_file=job.xlsx_file.name,
         rows_succeeded=counts.succeeded,
         rows_failed=counts.failed,
         rows_retryable=counts.retryable,
@@ -670,6 +717,18 @@ def build_results(job_id: int) -> None:
     # The files of an earlier attempt's results, now superseded.
     for name in replaced:
         job.results_file.storage.delete(name)
+
+
+def results_jsonl(job: Job) -> Iterator[bytes]:
+    """The results as JSON Lines, generated while they are sent: the same merge as the CSV."""
+    with _outcome_streams(job) as attempts, datasets.rows(job.dataset) as rows:
+        yield from iter_jsonl(
+            job.dataset.columns,
+            rows,
+            latest_outcomes(attempts),
+            embeddings=job.endpoint == Job.Endpoint.EMBEDDINGS,
+            token_prices=pricing.per_token(pricing.prices().get(job.model)),
+        )
 
 
 def clean_up_files(limit: int = 500) -> None:
@@ -715,3 +774,27 @@ def stalled_work(older_than: timedelta) -> dict[str, list[int]]:
         "submit": list(stale_batches.filter(status=Batch.Status.SUBMITTING).values_list("pk", flat=True)),
         "finish": list(stale_batches.filter(status=Batch.Status.DOWNLOADING).values_list("pk", flat=True)),
     }
+
+
+def row_exchange(job: Job, row: int) -> tuple[bytes | None, bytes | None]:
+    """The request we sent for a row and the provider's answer line, from the latest attempt that had it.
+
+    Read on demand from our copies of the files, newest attempt first.
+    """
+    candidates = job.batches.filter(first_row__lte=row, last_row__gte=row).order_by("-attempt")
+    for batch in candidates:
+        if not batch.input_file.name:
+            continue
+        with batch.input_file.open("rb") as fh:
+            request = next((line for line in fh if line_row(line) == row), None)
+        if request is None:
+            continue
+        custom_id = f'"custom_id":"{custom_id_of(row)}"'.encode()
+        for field in (batch.output_file, batch.error_file):
+            if field.name:
+                with field.open("rb") as fh:
+                    answer = next((line for line in fh if custom_id in line.replace(b'": "', b'":"')), None)
+                if answer is not None:
+                    return request, answer
+        return request, None
+    return None, None

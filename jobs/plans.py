@@ -71,13 +71,16 @@ def plan_for(job: Job) -> Plan:
         used += batch.input_tokens
         share = 100 * batch.input_tokens / limit if limit else 100.0
         parts.append(Part(batch.index + 1, batch.request_count, batch.input_tokens, wave, share))
-    rows = sum(p.rows for p in parts)
-    embeddings = job.endpoint == Job.Endpoint.EMBEDDINGS
-    output_bound = 0 if embeddings else (job.max_output_tokens or 0) * rows
     return Plan(
         parts=parts,
         limit=limit,
         ahead=ahead,
-        cost=pricing.cost(pricing.prices().get(job.model), sum(p.tokens for p in parts), output_bound),
-        output_bounded=embeddings or bool(job.max_output_tokens),
+        cost=estimate(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
+        output_bounded=job.endpoint == Job.Endpoint.EMBEDDINGS or bool(job.max_output_tokens),
     )
+
+
+def estimate(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
+    """Exact prompt tokens, and the answers at their maximum length when the job sets one."""
+    output_bound = 0 if job.endpoint == Job.Endpoint.EMBEDDINGS else (job.max_output_tokens or 0) * rows
+    return pricing.cost(pricing.prices().get(job.model), input_tokens, output_bound)

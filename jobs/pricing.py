@@ -30,3 +30,16 @@ def cost(price: ModelPrice | None, input_tokens: int, output_tokens: int) -> Cos
 
 def prices() -> dict[str, ModelPrice]:
     return {p.model: p for p in ModelPrice.objects.all()}
+
+
+def per_token(price: ModelPrice | None) -> tuple[float, float] | None:
+    """Dollars per input and per output token through the Batch API, for per-row figures."""
+    if price is None:
+        return None
+    rate = price.batch_discount / _MILLION
+    return float(price.input_per_million * rate), float(price.output_per_million * rate)
+
+
+def actual(job, prices: dict[str, ModelPrice]) -> Cost | None:
+    """What a job has cost so far, from the usage the provider reported."""
+    return cost(prices.get(job.model), job.reported_input_tokens, job.output_tokens)

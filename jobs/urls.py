@@ -17,5 +17,7 @@ urlpatterns = [
     path("jobs/<uuid:code>/start/", views.start, name="start"),
     path("jobs/<uuid:code>/cancel/", views.cancel, name="cancel"),
     path("jobs/<uuid:code>/retry/", views.retry, name="retry"),
+    path("jobs/<uuid:code>/failures/", views.failures, name="failures"),
+    path("jobs/<uuid:code>/rows/<int:row>/", views.row_detail, name="row_detail"),
     path("jobs/<uuid:code>/download/<str:kind>/", views.download, name="download"),
 ]

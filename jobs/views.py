@@ -6,26 +6,32 @@ stranger's id answers 404. Progress fragments read only our tables.
 
 import json
 
+import orjson
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db import DatabaseError, connection, transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batchdash.celery import app as celery_app
-from jobs import datasets, pipeline, plans, tasks
+from jobs import datasets, errors, pipeline, plans, tasks
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, JobForm, UploadForm
 from jobs.models import Dataset, Job
 
 PREVIEW_ROWS = 3
+FAILURES_PER_PAGE = 50
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _owned(request: HttpRequest, queryset):
@@ -196,11 +202,50 @@ def cancel(request: HttpRequest, code) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def failures(request: HttpRequest, code) -> HttpResponse:
+    """The failed rows of a job, filterable by error code, a page at a time, to review and resend."""
+    job = _get_job_for_user(request, code)
+    rows = job.row_failures.all()
+    codes = [
+        (c["code"], c["n"], errors.explain(c["code"], "")[0])
+        for c in rows.values("code").annotate(n=Count("pk")).order_by("-n", "code")
+    ]
+    chosen = request.GET.get("code", "")
+    if chosen:
+        rows = rows.filter(code=chosen)
+    page = Paginator(rows, FAILURES_PER_PAGE).get_page(request.GET.get("page"))
+    for failure in page:
+        failure.what, failure.todo = errors.explain(failure.code, failure.message)
+    context = {"job": job, "page": page, "codes": codes, "chosen": chosen}
+    return render(request, "jobs/failures.html", context)
+
+
+@login_required
+@require_GET
+def row_detail(request: HttpRequest, code, row: int) -> HttpResponse:
+    """htmx: the exact request sent for a row and the provider's answer, read from our copies."""
+    job = _get_job_for_user(request, code)
+    sent, answer = pipeline.row_exchange(job, row)
+    context = {"row": row, "sent": _pretty(sent), "answer": _pretty(answer)}
+    return render(request, "jobs/_row_detail.html", context)
+
+
+def _pretty(line: bytes | None) -> str:
+    return orjson.dumps(orjson.loads(line), option=orjson.OPT_INDENT_2).decode() if line else ""
+
+
+@login_required
 @require_POST
 def retry(request: HttpRequest, code) -> HttpResponse:
     """Send the retryable failed rows (or the ones ticked) again, as a new attempt of the job."""
     job = _get_job_for_user(request, code)
-    chosen = [int(r) for r in request.POST.getlist("row") if r.isdigit()] or None
+    chosen = None
+    if request.POST.get("scope") == "selected":
+        chosen = [int(r) for r in request.POST.getlist("row") if r.isdigit()]
+        if not chosen:
+            messages.error(request, "Tick the rows to send again first.")
+            return redirect("jobs:failures", job.code)
     try:
         count = pipeline.retry_job(job.pk, chosen)
     except pipeline.RetryRefused as exc:
@@ -219,17 +264,25 @@ def retry(request: HttpRequest, code) -> HttpResponse:
 
 @login_required
 @require_GET
-def download(request: HttpRequest, code, kind: str) -> FileResponse:
+def download(request: HttpRequest, code, kind: str) -> HttpResponse:
+    """The results (CSV, Excel or JSON Lines) or the failed rows (CSV), as an attachment."""
     job = _get_job_for_user(request, code)
-    stored = {"results": job.results_file, "failures": job.failures_file}.get(kind)
-    if not stored:
-        raise Http404("This file is not ready yet.")
+    if not job.results_file:
+        raise Http404("The results are not ready yet.")
     stem = job.dataset.name.rsplit(".", 1)[0]
-    response = FileResponse(
-        stored.open("rb"),
-        as_attachment=True,
-        filename=f"{stem} - {kind}.csv",
-        content_type="text/csv; charset=utf-8",
-    )
+    if kind == "jsonl":
+        response = StreamingHttpResponse(pipeline.results_jsonl(job), content_type="application/jsonl")
+        response["Content-Disposition"] = content_disposition_header(True, f"{stem} - results.jsonl")
+    else:
+        stored, filename, content_type = {
+            "results": (job.results_file, f"{stem} - results.csv", "text/csv; charset=utf-8"),
+            "failures": (job.failures_file, f"{stem} - failures.csv", "text/csv; charset=utf-8"),
+            "xlsx": (job.xlsx_file, f"{stem} - results.xlsx", XLSX_TYPE),
+        }.get(kind, (None, "", ""))
+        if not stored:
+            raise Http404("There is no such file for this job.")
+        response = FileResponse(
+            stored.open("rb"), as_attachment=True, filename=filename, content_type=content_type
+        )
     response["Cache-Control"] = "private, no-store"
     return response

@@ -82,6 +82,7 @@ def test_a_csv_goes_all_the_way_to_a_results_file(alice, simulator_credential, f
         "attempts",
         "input_tokens",
         "output_tokens",
+        "cost_usd",
     ]
     assert [row[0] for row in table[1:]] == REVIEW_TEXTS
     assert [row[2] for row in table[1:]] == ["Zoë", "Bob", "Chloé", "Ana", "Tom"]
