@@ -266,6 +266,8 @@ SIMULATOR_BASE_URL = env_str("SIMULATOR_BASE_URL", f"http://127.0.0.1:{PORT}/sim
 # --- Email -----------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "batchdash@localhost")
+# The address people reach the site at, for links in emails.
+SITE_URL = env_str("SITE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
 
 LOGGING = {
     "version": 1,

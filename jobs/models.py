@@ -215,12 +215,15 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # The job list, newest first, for a member and for an admin.
+            models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
+            models.Index(fields=["-created_at"], name="job_recent"),
             # The sweeper's query for jobs whose background step may have been lost.
             models.Index(
                 fields=["status", "updated_at"],
                 name="job_unfinished",
                 condition=Q(status__in=["preparing", "finishing"]),
-            )
+            ),
         ]
 
     def __str__(self) -> str:
@@ -246,6 +249,11 @@ class Job(models.Model):
         if not self.rows_total:
             return 0
         return min(100, int(100 * self.rows_processed / self.rows_total))
+
+    @property
+    def expected_finish(self):
+        left = self.time_left
+        return timezone.now() + left if left is not None else None
 
     @property
     def time_left(self) -> timedelta | None:
@@ -311,6 +319,8 @@ class Batch(models.Model):
     remote_status_since = models.DateTimeField(null=True, blank=True)
     last_poll_ms = models.FloatField(null=True, blank=True)
     provider_files_deleted = models.BooleanField(default=False)
+    # When the owner was told that this part is slower than usual (once per part).
+    flagged_at = models.DateTimeField(null=True, blank=True)
     requests_completed = models.PositiveIntegerField(default=0)
     requests_failed = models.PositiveIntegerField(default=0)
 

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
-from jobs import datasets, plans, pricing, reconcile, tokens
+from jobs import datasets, notify, plans, pricing, reconcile, tokens
 from jobs.batchfiles import (
     BatchFile,
     RequestBuilder,
@@ -385,6 +385,13 @@ def poll_batch(batch_id: int) -> bool:
     Batch.objects.filter(pk=batch.pk, status=Batch.Status.RUNNING).update(**fields)
     if progressed:
         refresh_job_counters(batch.job_id)
+    batch.refresh_from_db()
+    # A slow part is watched, never sent again; its owner is told once.
+    first_flag = batch.looks_stuck and Batch.objects.filter(pk=batch.pk, flagged_at=None).update(
+        flagged_at=timezone.now()
+    )
+    if first_flag:
+        notify.part_slow(batch)
     return remote.is_terminal
 
 
@@ -699,7 +706,7 @@ def build_results(job_id: int) -> None:
         final = Job.Status.CANCELLED
     else:
         final = Job.Status.COMPLETED if counts.succeeded else Job.Status.FAILED
-    job.transition(
+    finished = job.transition(
         Job.Status.FINISHING,
         final,
         results_file=job.results_file.name,
@@ -717,6 +724,8 @@ def build_results(job_id: int) -> None:
     # The files of an earlier attempt's results, now superseded.
     for name in replaced:
         job.results_file.storage.delete(name)
+    if finished:
+        notify.job_finished(job)
 
 
 def results_jsonl(job: Job) -> Iterator[bytes]:

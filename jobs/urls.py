@@ -14,6 +14,7 @@ urlpatterns = [
     path("datasets/<uuid:code>/preview/", views.preview, name="preview"),
     path("jobs/<uuid:code>/", views.job_detail, name="job_detail"),
     path("jobs/<uuid:code>/progress/", views.job_progress, name="job_progress"),
+    path("jobs/<uuid:code>/row/", views.job_row, name="job_row"),
     path("jobs/<uuid:code>/start/", views.start, name="start"),
     path("jobs/<uuid:code>/cancel/", views.cancel, name="cancel"),
     path("jobs/<uuid:code>/retry/", views.retry, name="retry"),

@@ -23,14 +23,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batchdash.celery import app as celery_app
-from jobs import datasets, errors, pipeline, plans, tasks
+from jobs import datasets, errors, pipeline, plans, pricing, tasks
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, JobForm, UploadForm
-from jobs.models import Dataset, Job
+from jobs.models import Dataset, Job, ModelPrice
 
 PREVIEW_ROWS = 3
 FAILURES_PER_PAGE = 50
+JOBS_PER_PAGE = 25
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -82,8 +83,38 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    jobs = _owned(request, Job.objects.select_related("dataset", "owner"))[:50]
-    return render(request, "jobs/home.html", {"jobs": jobs})
+    """The job list: filter by status, search by name, a page at a time."""
+    jobs = _owned(request, Job.objects.select_related("dataset", "owner"))
+    status = request.GET.get("status", "")
+    if status in Job.Status.values:
+        jobs = jobs.filter(status=status)
+    query = request.GET.get("q", "").strip()
+    if query:
+        jobs = jobs.filter(name__icontains=query)
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    prices = pricing.prices()
+    for job in page:
+        job.actual_cost = pricing.actual(job, prices)
+    context = {
+        "page": page,
+        "status": status,
+        "query": query,
+        "statuses": Job.Status.choices,
+        "filtered": bool(status or query),
+    }
+    return render(request, "jobs/home.html", context)
+
+
+@login_required
+@require_GET
+def job_row(request: HttpRequest, code) -> HttpResponse:
+    """htmx: one line of the job list, polled while that job is moving."""
+    job = _get_job_for_user(request, code)
+    job.actual_cost = pricing.actual(job, pricing.prices())
+    response = render(request, "jobs/home.html#job_row", {"job": job})
+    if not job.is_moving:
+        response.status_code = HTMX_STOP_POLLING
+    return response
 
 
 @login_required
@@ -160,7 +191,10 @@ def preview(request: HttpRequest, code) -> HttpResponse:
 
 def _job_context(job: Job) -> dict:
     plan = plans.plan_for(job) if job.status == Job.Status.PLANNED else None
-    return {"job": job, "batches": job.batches.all(), "plan": plan}
+    cost = pricing.cost(
+        ModelPrice.objects.filter(model=job.model).first(), job.reported_input_tokens, job.output_tokens
+    )
+    return {"job": job, "batches": job.batches.all(), "plan": plan, "cost": cost}
 
 
 @login_required

@@ -181,3 +181,20 @@ def test_dont_send_discards_a_planned_job_without_contacting_the_provider(
     drive(job)
     assert job.status == Job.Status.CANCELLED
     assert list(sdk.batches.list()) == []
+
+
+def test_the_owner_hears_once_about_a_slow_part(alice, simulator_credential, settings, mailoutbox):
+    faults.arm("batches.create", "stuck_finalizing")
+    job = new_job(alice, simulator_credential)
+    [batch_id] = send(job)
+    pipeline.submit_batch(batch_id)
+    pipeline.poll_batch(batch_id)
+    assert mailoutbox == []
+    Batch.objects.filter(pk=batch_id).update(
+        remote_status_since=timezone.now() - timezone.timedelta(minutes=settings.STUCK_FINALIZING_MINUTES + 1)
+    )
+    pipeline.poll_batch(batch_id)
+    pipeline.poll_batch(batch_id)
+    [mail] = mailoutbox
+    assert "slower than usual" in mail.subject
+    assert Batch.objects.get(pk=batch_id).remote_batch_id in mail.body

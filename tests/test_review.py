@@ -162,3 +162,47 @@ def test_time_left_comes_from_the_observed_rate(job):
     job.refresh_from_db()
     assert 29 <= job.time_left.total_seconds() / 60 <= 31
     assert pipeline.start_job(job.pk) is False
+
+
+def test_the_owner_is_emailed_when_the_job_finishes(mailoutbox, job, settings):
+    [mail] = mailoutbox
+    assert mail.to == ["alice@example.com"]
+    assert mail.subject == "Batchdash: “Mixed” has finished"
+    assert "1 of 4 rows got an answer; 3 failed (2 of them can be sent again as they are)" in mail.body
+    assert f"{settings.SITE_URL}/jobs/{job.code}/" in mail.body
+
+
+def test_the_job_page_shows_the_estimate_and_what_was_spent(client, alice, job):
+    client.force_login(alice)
+    page = get(client, "job_detail", job)
+    assert "Estimated before sending" in page
+    assert "as the provider reported them" in page
+    assert "so you saved" in page
+    assert "Review the 3 failed rows" in page
+
+
+def test_the_job_list_filters_searches_and_pages(client, alice, bob, job, simulator_credential):
+    for index in range(30):
+        new_job(alice, simulator_credential, name=f"Batch {index:02d}")
+    new_job(bob, simulator_credential, name="Bob's private job")
+    client.force_login(alice)
+    page = client.get(reverse("jobs:home")).content.decode()
+    assert "31 jobs · page 1 of 2" in page
+    assert "Bob&#x27;s private job" not in page
+    assert page.count('hx-trigger="every 3s"') == 25  # the preparing ones poll; the finished one would not
+    finished = client.get(reverse("jobs:home"), {"status": "completed"}).content.decode()
+    assert "1 job" in finished and "Mixed" in finished and "Batch 01" not in finished
+    assert 'hx-trigger="every 3s"' not in finished
+    found = client.get(reverse("jobs:home"), {"q": "batch 2"}).content.decode()
+    assert "Batch 20" in found and "Batch 19" not in found
+    nothing = client.get(reverse("jobs:home"), {"q": "zzz"}).content.decode()
+    assert "No job matches" in nothing
+
+
+def test_a_job_row_stops_polling_when_its_job_stops_moving(client, alice, job, simulator_credential):
+    client.force_login(alice)
+    assert client.get(reverse("jobs:job_row", args=[job.code])).status_code == 286
+    moving = new_job(alice, simulator_credential)
+    response = client.get(reverse("jobs:job_row", args=[moving.code]))
+    assert response.status_code == 200
+    assert 'hx-trigger="every 3s"' in response.content.decode()
