@@ -11,6 +11,7 @@ CASES = [
     ["bench.prepare", "ours"],
     ["bench.prepare", "reference"],
     ["bench.reconcile"],
+    ["bench.pages"],
 ]
 
 

@@ -18,5 +18,5 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def report(name: str, value: float, unit: str) -> None:
-    print(f"bench: {name} = {value:,.0f} {unit}".replace(",", ""), flush=True)
+def report(name: str, value: float, unit: str, digits: int = 0) -> None:
+    print(f"bench: {name} = {value:.{digits}f} {unit}".rstrip(), flush=True)

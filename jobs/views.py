@@ -32,6 +32,27 @@ from jobs.models import Dataset, Job, ModelPrice
 PREVIEW_ROWS = 3
 FAILURES_PER_PAGE = 50
 JOBS_PER_PAGE = 25
+# What the job page shows of each part: polling loads no more than this.
+BATCH_DISPLAY_FIELDS = [
+    "job_id",
+    "index",
+    "attempt",
+    "status",
+    "remote_status",
+    "remote_status_since",
+    "remote_batch_id",
+    "remote_errors",
+    "first_row",
+    "last_row",
+    "request_count",
+    "requests_completed",
+    "requests_failed",
+    "rows_succeeded",
+    "rows_failed",
+    "submitted_at",
+    "finished_at",
+    "error",
+]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -40,7 +61,9 @@ def _owned(request: HttpRequest, queryset):
 
 
 def _get_job_for_user(request: HttpRequest, code) -> Job:
-    return get_object_or_404(_owned(request, Job.objects.select_related("dataset", "credential")), code=code)
+    # The dataset's preview and problems are large and never shown on job pages.
+    jobs = Job.objects.select_related("dataset").defer("dataset__preview", "dataset__problems")
+    return get_object_or_404(_owned(request, jobs), code=code)
 
 
 def _get_dataset_for_user(request: HttpRequest, code) -> Dataset:
@@ -194,7 +217,7 @@ def _job_context(job: Job) -> dict:
     cost = pricing.cost(
         ModelPrice.objects.filter(model=job.model).first(), job.reported_input_tokens, job.output_tokens
     )
-    return {"job": job, "batches": job.batches.all(), "plan": plan, "cost": cost}
+    return {"job": job, "batches": job.batches.only(*BATCH_DISPLAY_FIELDS), "plan": plan, "cost": cost}
 
 
 @login_required
