@@ -17,7 +17,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    # Set but empty (as in a copied .env.example) means "use the default".
+    return os.environ.get(name) or default
 
 
 def env_bool(name: str, default: bool) -> bool:
