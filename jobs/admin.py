@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.views.decorators.debug import sensitive_variables
 
+from jobs import tasks
 from jobs.models import Batch, Dataset, Job, ModelPrice, ProviderCredential
 
 
@@ -57,8 +58,14 @@ class CredentialForm(forms.ModelForm):
 @admin.register(ProviderCredential)
 class ProviderCredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
-    list_display = ["name", "kind", "base_url", "masked_key", "is_active", "is_default"]
-    readonly_fields = ["masked_key"]
+    list_display = ["name", "kind", "base_url", "masked_key", "is_active", "is_default", "refused_at"]
+    readonly_fields = ["masked_key", "refused_at", "refused_message"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and form.cleaned_data.get("api_key") and obj.refused_at:
+            # A new key for one the provider refused: its waiting jobs go on.
+            tasks.resume_credential.delay_on_commit(obj.pk)
 
 
 @admin.register(ModelPrice)

@@ -58,6 +58,9 @@ class ProviderCredential(models.Model):
     project = models.CharField(max_length=100, blank=True)
     is_active = models.BooleanField(default=True)
     is_default = models.BooleanField(default=False)
+    # Set when the provider refused the key (401/403): its jobs wait until an admin replaces it.
+    refused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    refused_message = models.TextField(blank=True, editable=False)
     max_requests_per_batch = models.PositiveIntegerField(default=50_000)
     max_bytes_per_batch = models.PositiveBigIntegerField(default=200 * 1000 * 1000)
     poll_min_seconds = models.FloatField(default=30.0)
@@ -156,6 +159,7 @@ class Job(models.Model):
         PREPARING = "preparing", "Preparing"
         PLANNED = "planned", "Ready to send"
         RUNNING = "running", "Running"
+        NEEDS_ADMIN = "needs_admin", "Needs an admin"
         FINISHING = "finishing", "Collecting results"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
@@ -163,7 +167,7 @@ class Job(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
-    CANCELLABLE = (Status.PREPARING, Status.PLANNED, Status.RUNNING)
+    CANCELLABLE = (Status.PREPARING, Status.PLANNED, Status.RUNNING, Status.NEEDS_ADMIN)
 
     class Endpoint(models.TextChoices):
         CHAT = "/v1/chat/completions", "Chat completions"
@@ -236,7 +240,10 @@ class Job(models.Model):
     @property
     def is_moving(self) -> bool:
         """Work is under way without the user: the page keeps following it."""
-        return self.status not in self.FINISHED and self.status != self.Status.PLANNED
+        return self.status not in self.FINISHED and self.status not in (
+            self.Status.PLANNED,
+            self.Status.NEEDS_ADMIN,
+        )
 
     @property
     def can_cancel(self) -> bool:

@@ -8,11 +8,14 @@ import logging
 import smtplib
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from jobs.models import Batch, Job
+from jobs.models import Batch, Job, ProviderCredential
+
+User = get_user_model()
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,19 @@ def job_finished(job: Job) -> None:
         Job.Status.CANCELLED: "was cancelled",
     }[job.status]
     _send(job, f"Batchdash: “{job.name}” {verdict}", "jobs/email/job_finished.txt", verdict=verdict)
+
+
+def key_refused(credential: ProviderCredential) -> None:
+    """Tell every admin with an email address; the key itself never appears, only its name."""
+    admins = [u.email for u in User.objects.filter(is_staff=True, is_active=True).exclude(email="")]
+    if not admins:
+        return
+    url = settings.SITE_URL + reverse("admin:jobs_providercredential_change", args=[credential.pk])
+    body = render_to_string("jobs/email/key_refused.txt", {"credential": credential, "url": url})
+    try:
+        send_mail(f"Batchdash: the provider refused the key “{credential.name}”", body, None, admins)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.warning("Could not email the admins about credential %s: %s", credential.pk, exc)
 
 
 def part_slow(batch: Batch) -> None:

@@ -54,7 +54,9 @@ class PermanentError(ProviderError):
 
 
 class AuthError(PermanentError):
-    """The key was refused (401/403): an admin has to act."""
+    """The key was refused (401/403): an admin has to act. Carries the credential's id."""
+
+    credential_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class ProviderClient:
     """The calls Batchdash makes, named after what they are for."""
 
     def __init__(self, credential: ProviderCredential):
+        self._credential_id = credential.pk
         self._sdk = openai.OpenAI(
             api_key=credential.api_key(),
             base_url=credential.base_url or None,
@@ -147,7 +150,13 @@ class ProviderClient:
         try:
             return fn(*args, **kwargs)
         except openai.OpenAIError as exc:
-            raise _translate(exc) from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: openai.OpenAIError) -> ProviderError:
+        error = _translate(exc)
+        if isinstance(error, AuthError):
+            error.credential_id = self._credential_id
+        return error
 
     def check(self) -> None:
         """A cheap call that proves the key and the address work."""
@@ -208,7 +217,7 @@ class ProviderClient:
             ) as response:
                 yield from response.iter_bytes(1 << 20)
         except openai.OpenAIError as exc:
-            raise _translate(exc) from None
+            raise self._error(exc) from None
 
     def delete_file(self, file_id: str) -> None:
         self._call(self._sdk.files.delete, file_id)

@@ -36,7 +36,7 @@ from jobs.batchfiles import (
 from jobs.batchfiles import custom_id as custom_id_of
 from jobs.exports import XLSX_MAX_ROWS, iter_jsonl, latest_outcomes, write_results, write_xlsx
 from jobs.models import Batch, Job, ProviderCredential, RowFailure
-from jobs.openai_client import PermanentError, ProviderClient, ProviderError, RetryableError
+from jobs.openai_client import AuthError, PermanentError, ProviderClient, ProviderError, RetryableError
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,9 @@ def release_queued_batches(now=None) -> list[int]:
     else is in flight, so it cannot wait forever.
     """
     now = now or timezone.now()
-    ready = Batch.objects.filter(status=Batch.Status.QUEUED, job__status=Job.Status.RUNNING).filter(
-        Q(not_before__isnull=True) | Q(not_before__lte=now)
-    )
+    ready = Batch.objects.filter(
+        status=Batch.Status.QUEUED, job__status=Job.Status.RUNNING, job__credential__refused_at=None
+    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
     released: list[int] = []
     for credential_id, model in ready.values_list("job__credential_id", "job__model").distinct():
         with transaction.atomic():
@@ -272,6 +272,8 @@ def submit_batch(batch_id: int) -> None:
                 job.endpoint,
                 {METADATA_KEY: str(batch.token), "batchdash_job": str(job.code)},
             )
+    except AuthError:
+        raise  # not this batch's fault: the key's jobs wait for an admin (see key_refused)
     except PermanentError as exc:
         if "cannot find file" in exc.message.lower():
             # The provider sometimes needs a moment before a fresh upload is visible.
@@ -315,6 +317,39 @@ def _cancel_remote(client: ProviderClient, remote_batch_id: str) -> None:
             raise
 
 
+def key_refused(credential_id: int, message: str) -> None:
+    """The provider refused a key: its running jobs wait for an admin, and admins are told once.
+
+    Nothing is retried with the refused key (the scheduler skips it), so a revoked key
+    causes no storm of failing calls; jobs on other keys go on. Replacing the key
+    resumes the jobs (see key_replaced).
+    """
+    first = ProviderCredential.objects.filter(pk=credential_id, refused_at=None).update(
+        refused_at=timezone.now(), refused_message=message
+    )
+    Job.objects.filter(credential_id=credential_id, status=Job.Status.RUNNING).update(
+        status=Job.Status.NEEDS_ADMIN, updated_at=timezone.now()
+    )
+    if first:
+        log.warning("Provider key %s was refused: %s", credential_id, message)
+        notify.key_refused(ProviderCredential.objects.get(pk=credential_id))
+
+
+def key_replaced(credential_id: int) -> list[int]:
+    """An admin entered a new key: its waiting jobs go on. Returns the batches to submit again."""
+    ProviderCredential.objects.filter(pk=credential_id).update(refused_at=None, refused_message="")
+    Job.objects.filter(credential_id=credential_id, status=Job.Status.NEEDS_ADMIN).update(
+        status=Job.Status.RUNNING, updated_at=timezone.now()
+    )
+    # Submissions cut short by the refusal resume as recoveries; polls and queued parts
+    # are picked up by the scheduler's next tick.
+    return list(
+        Batch.objects.filter(job__credential_id=credential_id, status=Batch.Status.SUBMITTING).values_list(
+            "pk", flat=True
+        )
+    )
+
+
 def cancel_job(job_id: int) -> None:
     """Stop a job: queued parts are never sent, running ones are cancelled at the provider.
 
@@ -343,7 +378,7 @@ def claim_due_batches(limit: int = 100) -> list[int]:
     with transaction.atomic():
         due = list(
             Batch.objects.select_for_update(skip_locked=True)
-            .filter(status=Batch.Status.RUNNING, next_poll_at__lte=now)
+            .filter(status=Batch.Status.RUNNING, next_poll_at__lte=now, job__credential__refused_at=None)
             .order_by("next_poll_at")
             .values_list("pk", flat=True)[:limit]
         )

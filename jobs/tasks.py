@@ -15,7 +15,7 @@ from django.conf import settings
 
 from jobs import datasets, pipeline
 from jobs.models import Batch
-from jobs.openai_client import RetryableError
+from jobs.openai_client import AuthError, RetryableError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ def provider_task(fn):
     def task(self, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except AuthError as exc:
+            pipeline.key_refused(exc.credential_id, exc.message)
         except RetryableError as exc:
             backoff = min(300, 5 * 2**self.request.retries) * random.uniform(0.5, 1)
             countdown = exc.retry_after if exc.retry_after else backoff
@@ -89,6 +91,13 @@ def finish_batch(batch_id: int) -> None:
 @shared_task
 def build_results(job_id: int) -> None:
     pipeline.build_results(job_id)
+
+
+@shared_task
+def resume_credential(credential_id: int) -> None:
+    """After an admin replaced a refused key: its jobs go on."""
+    for batch_id in pipeline.key_replaced(credential_id):
+        submit_batch.delay(batch_id)
 
 
 @shared_task
