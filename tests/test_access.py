@@ -1,0 +1,182 @@
+"""Who may see what, and where secrets must never appear.
+
+The URL walk introspects the URL configuration, so a view added later is walked too:
+every pattern, filled with the ids of another user's objects, is requested as that
+user's stranger and as an anonymous visitor, and must answer "no" without any data.
+"""
+
+import logging
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from jobs import crypto, pipeline, tasks
+from jobs.models import ProviderCredential, RowFailure
+from jobs.openai_client import ProviderClient, scrub
+from tests.test_pipeline import drive, new_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SECRET_NAME = "Alice secret forecast"
+# Pages anyone may open: the login pages, logging out, and the health check (which says only "ok").
+PUBLIC = {"login/", "logout/", "health/", "admin/login/", "admin/logout/"}
+# Pages every member has, showing only their own things: the job list and the upload form.
+MEMBER_PAGES = {"", "upload/"}
+REFUSED = {401, 403, 404, 405}
+
+
+def walk(patterns, prefix=""):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from walk(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern)
+
+
+def fill(route: str, values: dict[str, str]) -> str:
+    """A concrete path for a route such as jobs/<uuid:code>/rows/<int:row>/."""
+    import re
+
+    def value(match):
+        converter, name = match.group(1) or "str", match.group(2)
+        return values.get(name) or values.get(converter) or "1"
+
+    path = re.sub(r"<(?:(\w+):)?(\w+)>", value, route)
+    # Admin routes are regular expressions; give them a plain object id.
+    path = re.sub(r"\(\?P<\w+>[^)]*\)", "1", path).lstrip("^").rstrip("$").replace("\\", "")
+    return "/" + path
+
+
+@pytest.fixture
+def alices_job(alice, simulator_credential, settings):
+    settings.SIMULATOR_SPEED = 1_000_000
+    content = b"Review Text\nAlice confidential text\n[[simulate:server_error]] Alice failing row\n"
+    return drive(new_job(alice, simulator_credential, content=content, name=SECRET_NAME))
+
+
+def test_every_url_refuses_strangers_and_anonymous_visitors(client, bob, alices_job):
+    routes = sorted(set(walk(get_resolver().url_patterns)))
+    assert len(routes) > 20  # the walk found the admin, the app and the simulator
+    values = {
+        "uuid": str(alices_job.code),
+        "code": str(alices_job.code),
+        "row": "2",
+        "kind": "results",
+        "path": "x",
+    }
+    secrets = [SECRET_NAME, "Alice confidential text", "Alice failing row", str(alices_job.dataset.name)]
+    checked = 0
+    failures = []
+    for who in ("anonymous", "stranger"):
+        for route in routes:
+            path = fill(route, values)
+            for method in ("get", "post"):
+                if who == "stranger":
+                    client.force_login(bob)  # again: a logout route ends the session
+                response = getattr(client, method)(path)
+                body = b"".join(response.streaming_content) if response.streaming else response.content
+                text = body.decode("utf-8", "replace")
+                for secret in secrets[:3]:
+                    assert secret not in text, f"{who} {method.upper()} {path} shows {secret!r}"
+                if route in PUBLIC or (who == "stranger" and route in MEMBER_PAGES):
+                    continue
+                location = response.get("Location", "")
+                refused = response.status_code in REFUSED or (
+                    response.status_code == 302 and "login" in location
+                )
+                if not refused:
+                    failures.append(
+                        f"{who} {method.upper()} {path} answered {response.status_code} {location}"
+                    )
+                checked += 1
+    assert failures == [], "\n".join(failures)
+    assert checked > 80
+
+
+def test_rotation_re_encrypts_every_key_with_the_newest(settings, simulator_credential):
+    old_keys = list(settings.FIELD_ENCRYPTION_KEYS)
+    before = simulator_credential.api_key_encrypted
+    new_key = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, *old_keys]
+
+    call_command("rotate_secrets")
+
+    simulator_credential.refresh_from_db()
+    assert simulator_credential.api_key_encrypted != before
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]  # the old keys can now be dropped
+    assert simulator_credential.api_key() == "sk-simulator"
+
+
+def test_rotation_changes_nothing_when_a_secret_cannot_be_read(settings, simulator_credential):
+    before = simulator_credential.api_key_encrypted
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(CommandError, match="cannot be decrypted"):
+        call_command("rotate_secrets")
+    simulator_credential.refresh_from_db()
+    assert simulator_credential.api_key_encrypted == before
+
+
+def test_decryption_fails_closed(settings, simulator_credential):
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(crypto.SecretUnavailable):
+        ProviderClient(simulator_credential)
+
+
+def test_a_key_never_leaves_in_pages_task_arguments_logs_or_stored_errors(
+    client, alice, simulator_credential, caplog, settings, monkeypatch
+):
+    key = "sk-simulator"
+    settings.SIMULATOR_SPEED = 1_000_000
+    caplog.set_level(logging.DEBUG)
+    sent = []
+    for name in ("prepare_job", "submit_batch", "poll_batch", "finish_batch", "schedule_batches"):
+        task = getattr(tasks, name)
+        monkeypatch.setattr(task, "delay", lambda *a, **k: sent.append((a, k)))
+        monkeypatch.setattr(task, "delay_on_commit", lambda *a, **k: sent.append((a, k)))
+    content = b"Review Text\nfine\n[[simulate:server_error]] flaky\n"
+    job = drive(new_job(alice, simulator_credential, content=content))
+    client.force_login(alice)
+    pages = [
+        client.get(f"/jobs/{job.code}/").content,
+        client.get(f"/jobs/{job.code}/progress/").content,
+        client.get(f"/jobs/{job.code}/failures/").content,
+        client.get(f"/jobs/{job.code}/rows/2/").content,
+        client.get("/").content,
+    ]
+    client.post(f"/jobs/{job.code}/retry/")
+    assert all(key.encode() not in page for page in pages)
+    assert key not in repr(sent)
+    assert key not in caplog.text
+    stored = [job.error] + [b.error for b in job.batches.all()]
+    stored += list(RowFailure.objects.values_list("message", flat=True))
+    assert all(key not in text for text in stored)
+
+
+def test_a_wrong_key_echoed_by_the_provider_is_scrubbed(simulator_credential):
+    simulator_credential.set_api_key("sk-proj-ABCDEFwrongkey1234")
+    simulator_credential.save()
+    with pytest.raises(Exception) as raised:
+        ProviderClient(simulator_credential).check()
+    assert "ABCDEF" not in str(raised.value)
+    assert "ABCDEF" not in scrub("Incorrect API key provided: sk-proj-ABCDEFwrongkey1234. See docs.")
+
+
+def test_the_admin_never_shows_a_stored_key(client, simulator_credential, django_user_model):
+    root = django_user_model.objects.create_user("root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    page = client.get(f"/admin/jobs/providercredential/{simulator_credential.pk}/change/").content
+    assert b"sk-simulator" not in page
+    assert simulator_credential.api_key_encrypted.encode() not in page
+    assert "…ator".encode() in page
+
+
+def test_pipeline_tasks_take_ids_only():
+    import inspect
+
+    for name in ("prepare_job", "submit_batch", "poll_batch", "finish_batch", "cancel_job", "build_results"):
+        parameters = list(inspect.signature(getattr(pipeline, name)).parameters)
+        assert parameters == [parameters[0]] and parameters[0].endswith("_id"), name
+    assert ProviderCredential._meta.get_field("api_key_encrypted").editable is False
