@@ -16,6 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from jobs import crypto, pipeline, tasks
 from jobs.models import ProviderCredential, RowFailure
 from jobs.openai_client import ProviderClient, scrub
+from tests.conftest import ROOT
 from tests.test_pipeline import drive, new_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -180,3 +181,40 @@ def test_pipeline_tasks_take_ids_only():
         parameters = list(inspect.signature(getattr(pipeline, name)).parameters)
         assert parameters == [parameters[0]] and parameters[0].endswith("_id"), name
     assert ProviderCredential._meta.get_field("api_key_encrypted").editable is False
+
+
+def test_production_settings_pass_the_deployment_checks(tmp_path):
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        DEBUG="false",
+        HTTPS="true",
+        SECRET_KEY=secrets.token_urlsafe(60),
+        ALLOWED_HOSTS="batchdash.example.com",
+        DATA_DIR=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_pages_carry_a_policy_that_allows_no_inline_script(client, alice):
+    client.force_login(alice)
+    response = client.get("/")
+    policy = dict(
+        part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";") if part.strip()
+    )
+    assert policy["script-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
