@@ -36,6 +36,7 @@ class CredentialForm(forms.ModelForm):
             "poll_max_seconds",
             "enqueued_token_limit",
             "model_token_limits",
+            "teams",
         ]
 
     def clean(self):

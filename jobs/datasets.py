@@ -25,10 +25,10 @@ def display_name(filename: str) -> str:
     return name[:255]
 
 
-def create_from_upload(owner, uploaded: UploadedFile) -> Dataset:
+def create_from_upload(owner, uploaded: UploadedFile, team=None) -> Dataset:
     """Keep the uploaded file and inspect its head (status `counting`, or `invalid` with a message)."""
     dataset = Dataset(
-        owner=owner, name=display_name(uploaded.name or "upload"), size_bytes=uploaded.size or 0
+        owner=owner, team=team, name=display_name(uploaded.name or "upload"), size_bytes=uploaded.size or 0
     )
     dataset.file.save(dataset.name, uploaded, save=False)
     analyse(dataset)

@@ -4,8 +4,8 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
-from jobs import prompts
-from jobs.models import Job, ProviderCredential
+from jobs import access, prompts
+from jobs.models import Job
 
 SUGGESTED_MODELS = {
     Job.Endpoint.CHAT: [
@@ -22,11 +22,27 @@ SUGGESTED_MODELS = {
 }
 
 
+def _team_field(user) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        queryset=user.groups.all(),
+        required=False,
+        empty_label="Only me",
+        label="Share with",
+        help_text="Members of the team can see it and download its results; only you can change it.",
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+
+
 class UploadForm(forms.Form):
     file = forms.FileField(
         label="Your table",
         help_text="A CSV, TSV or Excel (.xlsx) file whose first row names the columns.",
     )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user.groups.exists():
+            self.fields["team"] = _team_field(user)
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -55,6 +71,7 @@ class JobForm(forms.ModelForm):
             "temperature",
             "max_output_tokens",
             "resubmit_expired",
+            "team",
         ]
         labels = {
             "credential": "Provider",
@@ -73,10 +90,14 @@ class JobForm(forms.ModelForm):
             "model": forms.TextInput(attrs={"list": "model-suggestions", "autocomplete": "off"}),
         }
 
-    def __init__(self, *args, columns: list[str], **kwargs):
+    def __init__(self, *args, columns: list[str], user, **kwargs):
         super().__init__(*args, **kwargs)
         self.columns = columns
-        credentials = ProviderCredential.objects.filter(is_active=True)
+        if user.groups.exists():
+            self.fields["team"] = _team_field(user)
+        else:
+            del self.fields["team"]
+        credentials = access.usable_credentials(user)
         self.fields["credential"].queryset = credentials
         self.fields["credential"].empty_label = None
         self.fields["credential"].label_from_instance = lambda credential: credential.name

@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -61,6 +62,9 @@ class ProviderCredential(models.Model):
     # Set when the provider refused the key (401/403): its jobs wait until an admin replaces it.
     refused_at = models.DateTimeField(null=True, blank=True, editable=False)
     refused_message = models.TextField(blank=True, editable=False)
+    teams = models.ManyToManyField(
+        Group, blank=True, related_name="credentials", help_text="Leave empty to let everyone use it."
+    )
     max_requests_per_batch = models.PositiveIntegerField(default=50_000)
     max_bytes_per_batch = models.PositiveBigIntegerField(default=200 * 1000 * 1000)
     poll_min_seconds = models.FloatField(default=30.0)
@@ -130,6 +134,7 @@ class Dataset(models.Model):
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+    team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="datasets")
     name = models.CharField(max_length=255)
     file = models.FileField(upload_to=_PrivatePath("datasets"))
     size_bytes = models.PositiveBigIntegerField(default=0)
@@ -176,6 +181,7 @@ class Job(models.Model):
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
     credential = models.ForeignKey(ProviderCredential, on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200)

@@ -1,7 +1,7 @@
 """Pages and htmx fragments. Views stay thin: they check access, validate, and hand off.
 
-Every object a user reaches goes through one of the `_get_*_for_user` helpers, so a
-stranger's id answers 404. Progress fragments read only our tables.
+Every object a user reaches goes through jobs.access (via `_get_job` and `_get_dataset`),
+so a stranger's id answers 404. Progress fragments read only our tables.
 """
 
 import json
@@ -14,7 +14,7 @@ from django.core.paginator import Paginator
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batchdash.celery import app as celery_app
-from jobs import datasets, errors, pipeline, plans, pricing, tasks
+from jobs import access, datasets, errors, pipeline, plans, pricing, tasks
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, JobForm, UploadForm
@@ -56,18 +56,15 @@ BATCH_DISPLAY_FIELDS = [
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _owned(request: HttpRequest, queryset):
-    return queryset if request.user.is_staff else queryset.filter(owner=request.user)
-
-
-def _get_job_for_user(request: HttpRequest, code) -> Job:
+def _get_job(request: HttpRequest, code, *, change: bool = False) -> Job:
     # The dataset's preview and problems are large and never shown on job pages.
     jobs = Job.objects.select_related("dataset").defer("dataset__preview", "dataset__problems")
-    return get_object_or_404(_owned(request, jobs), code=code)
+    get = access.get_changeable if change else access.get_visible
+    return get(request.user, jobs, code=code)
 
 
-def _get_dataset_for_user(request: HttpRequest, code) -> Dataset:
-    return get_object_or_404(_owned(request, Dataset.objects.all()), code=code)
+def _get_dataset(request: HttpRequest, code) -> Dataset:
+    return access.get_visible(request.user, Dataset.objects.all(), code=code)
 
 
 @require_GET
@@ -107,7 +104,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The job list: filter by status, search by name, a page at a time."""
-    jobs = _owned(request, Job.objects.select_related("dataset", "owner"))
+    jobs = access.visible(request.user, Job.objects.select_related("dataset", "owner"))
     status = request.GET.get("status", "")
     if status in Job.Status.values:
         jobs = jobs.filter(status=status)
@@ -132,7 +129,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def job_row(request: HttpRequest, code) -> HttpResponse:
     """htmx: one line of the job list, polled while that job is moving."""
-    job = _get_job_for_user(request, code)
+    job = _get_job(request, code)
     job.actual_cost = pricing.actual(job, pricing.prices())
     response = render(request, "jobs/home.html#job_row", {"job": job})
     if not job.is_moving:
@@ -143,9 +140,11 @@ def job_row(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST or None, request.FILES or None)
+    form = UploadForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        dataset = datasets.create_from_upload(request.user, form.cleaned_data["file"])
+        dataset = datasets.create_from_upload(
+            request.user, form.cleaned_data["file"], team=form.cleaned_data.get("team")
+        )
         if dataset.status == Dataset.Status.COUNTING:
             tasks.count_dataset_rows.delay_on_commit(dataset.pk)
         return redirect("jobs:new_job", dataset.code)
@@ -178,9 +177,12 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
 @login_required
 @require_http_methods(["GET", "POST"])
 def new_job(request: HttpRequest, code) -> HttpResponse:
-    dataset = _get_dataset_for_user(request, code)
+    dataset = _get_dataset(request, code)
     form = JobForm(
-        request.POST or None, columns=dataset.columns, initial={"name": dataset.name.rsplit(".", 1)[0]}
+        request.POST or None,
+        columns=dataset.columns,
+        user=request.user,
+        initial={"name": dataset.name.rsplit(".", 1)[0], "team": dataset.team_id},
     )
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
         job = form.save(commit=False)
@@ -204,8 +206,8 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_POST
 def preview(request: HttpRequest, code) -> HttpResponse:
-    dataset = _get_dataset_for_user(request, code)
-    form = JobForm(request.POST, columns=dataset.columns)
+    dataset = _get_dataset(request, code)
+    form = JobForm(request.POST, columns=dataset.columns, user=request.user)
     previews, preview_message = _preview_requests(dataset, form)
     return render(
         request, "jobs/new_job.html#preview", {"previews": previews, "preview_message": preview_message}
@@ -223,14 +225,14 @@ def _job_context(job: Job) -> dict:
 @login_required
 @require_GET
 def job_detail(request: HttpRequest, code) -> HttpResponse:
-    job = _get_job_for_user(request, code)
+    job = _get_job(request, code)
     return render(request, "jobs/job_detail.html", _job_context(job))
 
 
 @login_required
 @require_GET
 def job_progress(request: HttpRequest, code) -> HttpResponse:
-    job = _get_job_for_user(request, code)
+    job = _get_job(request, code)
     response = render(request, "jobs/job_detail.html#progress", _job_context(job))
     if job.is_finished:
         response.status_code = HTMX_STOP_POLLING
@@ -241,7 +243,7 @@ def job_progress(request: HttpRequest, code) -> HttpResponse:
 @require_POST
 def start(request: HttpRequest, code) -> HttpResponse:
     """The owner has seen the plan and sends the job."""
-    job = _get_job_for_user(request, code)
+    job = _get_job(request, code, change=True)
     if pipeline.start_job(job.pk):
         tasks.schedule_batches.delay_on_commit()
         messages.success(request, "Sent. This page follows the job; you can close it and come back.")
@@ -251,7 +253,7 @@ def start(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_POST
 def cancel(request: HttpRequest, code) -> HttpResponse:
-    job = _get_job_for_user(request, code)
+    job = _get_job(request, code, change=True)
     if job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now()):
         tasks.cancel_job.delay_on_commit(job.pk)
         messages.info(request, "Cancelling. Rows that already have answers stay downloadable.")
@@ -262,7 +264,7 @@ def cancel(request: HttpRequest, code) -> HttpResponse:
 @require_GET
 def failures(request: HttpRequest, code) -> HttpResponse:
     """The failed rows of a job, filterable by error code, a page at a time, to review and resend."""
-    job = _get_job_for_user(request, code)
+    job = _get_job(request, code)
     rows = job.row_failures.all()
     codes = [
         (c["code"], c["n"], errors.explain(c["code"], "")[0])
@@ -282,7 +284,7 @@ def failures(request: HttpRequest, code) -> HttpResponse:
 @require_GET
 def row_detail(request: HttpRequest, code, row: int) -> HttpResponse:
     """htmx: the exact request sent for a row and the provider's answer, read from our copies."""
-    job = _get_job_for_user(request, code)
+    job = _get_job(request, code)
     sent, answer = pipeline.row_exchange(job, row)
     context = {"row": row, "sent": _pretty(sent), "answer": _pretty(answer)}
     return render(request, "jobs/_row_detail.html", context)
@@ -296,7 +298,7 @@ def _pretty(line: bytes | None) -> str:
 @require_POST
 def retry(request: HttpRequest, code) -> HttpResponse:
     """Send the retryable failed rows (or the ones ticked) again, as a new attempt of the job."""
-    job = _get_job_for_user(request, code)
+    job = _get_job(request, code, change=True)
     chosen = None
     if request.POST.get("scope") == "selected":
         chosen = [int(r) for r in request.POST.getlist("row") if r.isdigit()]
@@ -323,7 +325,7 @@ def retry(request: HttpRequest, code) -> HttpResponse:
 @require_GET
 def download(request: HttpRequest, code, kind: str) -> HttpResponse:
     """The results (CSV, Excel or JSON Lines) or the failed rows (CSV), as an attachment."""
-    job = _get_job_for_user(request, code)
+    job = _get_job(request, code)
     if not job.results_file:
         raise Http404("The results are not ready yet.")
     stem = job.dataset.name.rsplit(".", 1)[0]

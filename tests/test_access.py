@@ -9,6 +9,7 @@ import logging
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -52,10 +53,14 @@ def fill(route: str, values: dict[str, str]) -> str:
 
 
 @pytest.fixture
-def alices_job(alice, simulator_credential, settings):
+def alices_job(alice, bob, simulator_credential, settings):
+    """Alice's job, shared with her team; Bob is a member of another team."""
     settings.SIMULATOR_SPEED = 1_000_000
+    team_a, team_b = Group.objects.create(name="Team A"), Group.objects.create(name="Team B")
+    alice.groups.add(team_a)
+    bob.groups.add(team_b)
     content = b"Review Text\nAlice confidential text\n[[simulate:server_error]] Alice failing row\n"
-    return drive(new_job(alice, simulator_credential, content=content, name=SECRET_NAME))
+    return drive(new_job(alice, simulator_credential, content=content, name=SECRET_NAME, team=team_a))
 
 
 def test_every_url_refuses_strangers_and_anonymous_visitors(client, bob, alices_job):
@@ -218,3 +223,30 @@ def test_pages_carry_a_policy_that_allows_no_inline_script(client, alice):
     assert policy["frame-ancestors"] == "'none'"
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_teammate_sees_and_downloads_a_shared_job_but_only_the_owner_changes_it(
+    client, alices_job, django_user_model
+):
+    carol = django_user_model.objects.create_user("carol", "carol@example.com", "carol-password-1")
+    carol.groups.add(alices_job.team)
+    client.force_login(carol)
+    assert SECRET_NAME in client.get("/").content.decode()
+    assert client.get(f"/jobs/{alices_job.code}/").status_code == 200
+    assert client.get(f"/jobs/{alices_job.code}/download/results/").status_code == 200
+    assert client.post(f"/jobs/{alices_job.code}/retry/").status_code == 403
+    assert client.post(f"/jobs/{alices_job.code}/cancel/").status_code == 403
+    assert alices_job.batches.count() == 1
+
+
+def test_a_key_kept_for_one_team_is_offered_only_to_its_members(alice, bob, simulator_credential):
+    from jobs import access
+
+    team = Group.objects.create(name="Research")
+    simulator_credential.teams.add(team)
+    assert list(access.usable_credentials(alice)) == []
+    alice.groups.add(team)
+    assert list(access.usable_credentials(alice)) == [simulator_credential]
+    assert list(access.usable_credentials(bob)) == []
+    bob.is_staff = True
+    assert list(access.usable_credentials(bob)) == [simulator_credential]
