@@ -21,6 +21,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
+from django_ratelimit.decorators import ratelimit
 
 from batchdash.celery import app as celery_app
 from jobs import access, datasets, errors, pipeline, plans, pricing, tasks
@@ -137,7 +138,17 @@ def job_row(request: HttpRequest, code) -> HttpResponse:
     return response
 
 
+def _limit(setting: str):
+    """At most the setting's rate of POSTs per user (django-ratelimit); over it, rate_limited answers."""
+    return ratelimit(key="user", rate=lambda group, request: getattr(settings, setting), method="POST")
+
+
+def rate_limited(request: HttpRequest, exception) -> HttpResponse:
+    return render(request, "rate_limited.html", status=429)
+
+
 @login_required
+@_limit("RATE_LIMIT_UPLOADS")
 @require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None, user=request.user)
@@ -175,6 +186,7 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
 
 
 @login_required
+@_limit("RATE_LIMIT_SUBMITS")
 @require_http_methods(["GET", "POST"])
 def new_job(request: HttpRequest, code) -> HttpResponse:
     dataset = _get_dataset(request, code)
@@ -240,6 +252,7 @@ def job_progress(request: HttpRequest, code) -> HttpResponse:
 
 
 @login_required
+@_limit("RATE_LIMIT_SUBMITS")
 @require_POST
 def start(request: HttpRequest, code) -> HttpResponse:
     """The owner has seen the plan and sends the job."""
@@ -295,6 +308,7 @@ def _pretty(line: bytes | None) -> str:
 
 
 @login_required
+@_limit("RATE_LIMIT_SUBMITS")
 @require_POST
 def retry(request: HttpRequest, code) -> HttpResponse:
     """Send the retryable failed rows (or the ones ticked) again, as a new attempt of the job."""

@@ -250,3 +250,43 @@ def test_a_key_kept_for_one_team_is_offered_only_to_its_members(alice, bob, simu
     assert list(access.usable_credentials(bob)) == []
     bob.is_staff = True
     assert list(access.usable_credentials(bob)) == [simulator_credential]
+
+
+@pytest.mark.parametrize("name", ["alice", "nobody-by-this-name"])
+def test_repeated_failed_logins_lock_the_name_with_the_same_message_either_way(client, alice, name, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = client.post("/login/", {"username": name, "password": "wrong"})
+        assert response.status_code == 200
+        assert "That user name and password do not match" in response.content.decode()
+    locked = client.post("/login/", {"username": name, "password": "wrong"})
+    assert locked.status_code == 429
+    assert "Too many failed attempts" in locked.content.decode()
+    # Locked: even the right password does not get in for a while.
+    response = client.post("/login/", {"username": name, "password": "alice-password-1"})
+    assert response.status_code == 429 and "Too many failed attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_good_password_before_the_limit_logs_in(client, alice):
+    client.post("/login/", {"username": "alice", "password": "wrong"})
+    response = client.post("/login/", {"username": "alice", "password": "alice-password-1"})
+    assert response.status_code == 302
+
+
+def test_uploads_and_submissions_are_rate_limited_per_user(client, alice, bob, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.RATE_LIMIT_UPLOADS = "2/h"
+
+    def upload():
+        csv = SimpleUploadedFile("t.csv", b"Review Text\ngood\n", content_type="text/csv")
+        return client.post("/upload/", {"file": csv})
+
+    client.force_login(alice)
+    assert upload().status_code == 302
+    assert upload().status_code == 302
+    refused = upload()
+    assert refused.status_code == 429
+    assert "this action is limited per hour" in refused.content.decode()
+    client.force_login(bob)
+    assert upload().status_code == 302  # one user's limit is not another's
