@@ -3,9 +3,10 @@
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
+from django.views.decorators.debug import sensitive_variables
 
 from jobs import access, prompts
-from jobs.models import Job
+from jobs.models import Job, ProviderCredential
 
 SUGGESTED_MODELS = {
     Job.Endpoint.CHAT: [
@@ -20,6 +21,20 @@ SUGGESTED_MODELS = {
     Job.Endpoint.RESPONSES: ["gpt-4.1-mini", "gpt-4o-mini", "gpt-5-mini", "gpt-5"],
     Job.Endpoint.EMBEDDINGS: ["text-embedding-3-small", "text-embedding-3-large"],
 }
+
+
+def _bootstrap(form: forms.BaseForm) -> None:
+    """Bootstrap's classes on every control, and the invalid style where there are errors."""
+    for name, field in form.fields.items():
+        if isinstance(field.widget, forms.CheckboxInput):
+            css = "form-check-input"
+        elif isinstance(field.widget, forms.Select):
+            css = "form-select"
+        else:
+            css = "form-control"
+        if form.is_bound and name in form.errors:
+            css += " is-invalid"
+        field.widget.attrs["class"] = css
 
 
 def _team_field(user) -> forms.ModelChoiceField:
@@ -106,16 +121,7 @@ class JobForm(forms.ModelForm):
             self.initial.setdefault("credential", default.pk)
         self.fields["temperature"].widget.attrs.update(min=0, max=2, step=0.1)
         self.fields["max_output_tokens"].widget.attrs.update(min=1)
-        for name, field in self.fields.items():
-            if isinstance(field.widget, forms.CheckboxInput):
-                css = "form-check-input"
-            elif isinstance(field.widget, forms.Select):
-                css = "form-select"
-            else:
-                css = "form-control"
-            if self.is_bound and name in self.errors:
-                css += " is-invalid"
-            field.widget.attrs["class"] = css
+        _bootstrap(self)
 
     def _check_placeholders(self, field: str) -> str:
         text = self.cleaned_data.get(field) or ""
@@ -146,3 +152,67 @@ class JobForm(forms.ModelForm):
         if value is not None and not 0 <= value <= 2:
             raise forms.ValidationError("Temperature must be between 0 and 2.")
         return value
+
+
+class CredentialForm(forms.ModelForm):
+    """A provider key: write-only, encrypted on save, shown back only as its last four characters."""
+
+    base_url = forms.URLField(
+        required=False, assume_scheme="https", help_text="Leave empty for api.openai.com."
+    )
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown again. Leave empty to keep the current key.",
+    )
+
+    class Meta:
+        model = ProviderCredential
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "organization",
+            "project",
+            "api_version",
+            "is_active",
+            "is_default",
+            "max_requests_per_batch",
+            "max_bytes_per_batch",
+            "poll_min_seconds",
+            "poll_max_seconds",
+            "enqueued_token_limit",
+            "model_token_limits",
+            "teams",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if not self.instance.pk and not data.get("api_key"):
+            self.add_error("api_key", "Enter the API key for this provider.")
+        return data
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _bootstrap(self)
+
+    def clean_model_token_limits(self):
+        limits = self.cleaned_data.get("model_token_limits") or {}
+        if not isinstance(limits, dict) or not all(isinstance(v, int) and v > 0 for v in limits.values()):
+            raise forms.ValidationError('Write model names and token counts, like {"gpt-4o": 5000000}.')
+        return limits
+
+    @sensitive_variables("key")
+    def save(self, commit=True):
+        credential = super().save(commit=False)
+        key = self.cleaned_data.get("api_key")
+        # A new key for one the provider refused: the caller resumes its waiting jobs.
+        self.resumes_jobs = bool(key) and credential.refused_at is not None
+        if key:
+            credential.set_api_key(key)
+        if commit:
+            credential.save()
+            self.save_m2m()
+        return credential

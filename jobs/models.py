@@ -57,6 +57,9 @@ class ProviderCredential(models.Model):
     key_last4 = models.CharField(max_length=4, editable=False)
     organization = models.CharField(max_length=100, blank=True)
     project = models.CharField(max_length=100, blank=True)
+    api_version = models.CharField(
+        max_length=20, blank=True, help_text="Azure OpenAI only: the API version, e.g. 2024-10-21."
+    )
     is_active = models.BooleanField(default=True)
     is_default = models.BooleanField(default=False)
     # Set when the provider refused the key (401/403): its jobs wait until an admin replaces it.

@@ -19,6 +19,8 @@ from django.conf import settings
 
 from jobs.models import ProviderCredential
 
+# Azure's generally available API version with the Batch API, used when none is set.
+AZURE_API_VERSION = "2024-10-21"
 _KEY_PATTERN = re.compile(r"\b(sk|rk|pk|key)-[A-Za-z0-9_\-*.]{3,}")
 
 
@@ -137,14 +139,20 @@ class ProviderClient:
 
     def __init__(self, credential: ProviderCredential):
         self._credential_id = credential.pk
-        self._sdk = openai.OpenAI(
-            api_key=credential.api_key(),
-            base_url=credential.base_url or None,
-            organization=credential.organization or None,
-            project=credential.project or None,
-            timeout=settings.PROVIDER_TIMEOUT_SECONDS,
-            max_retries=0,
-        )
+        common = dict(api_key=credential.api_key(), timeout=settings.PROVIDER_TIMEOUT_SECONDS, max_retries=0)
+        if credential.kind == ProviderCredential.Kind.AZURE:
+            self._sdk = openai.AzureOpenAI(
+                azure_endpoint=credential.base_url,
+                api_version=credential.api_version or AZURE_API_VERSION,
+                **common,
+            )
+        else:
+            self._sdk = openai.OpenAI(
+                base_url=credential.base_url or None,
+                organization=credential.organization or None,
+                project=credential.project or None,
+                **common,
+            )
 
     def _call(self, fn, *args, **kwargs):
         try:

@@ -4,17 +4,19 @@ Every object a user reaches goes through jobs.access (via `_get_job` and `_get_d
 so a stranger's id answers 404. Progress fragments read only our tables.
 """
 
+import functools
 import json
 
 import orjson
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -24,11 +26,11 @@ from django_htmx.http import HTMX_STOP_POLLING
 from django_ratelimit.decorators import ratelimit
 
 from batchdash.celery import app as celery_app
-from jobs import access, datasets, errors, pipeline, plans, pricing, tasks
+from jobs import access, credentials, datasets, errors, pipeline, plans, pricing, tasks
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
-from jobs.forms import SUGGESTED_MODELS, JobForm, UploadForm
-from jobs.models import Dataset, Job, ModelPrice
+from jobs.forms import SUGGESTED_MODELS, CredentialForm, JobForm, UploadForm
+from jobs.models import Dataset, Job, ModelPrice, ProviderCredential
 
 PREVIEW_ROWS = 3
 FAILURES_PER_PAGE = 50
@@ -359,3 +361,79 @@ def download(request: HttpRequest, code, kind: str) -> HttpResponse:
         )
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def staff_only(view):
+    """Admins only; everyone else gets 403 (the pages hold no one else's data to hide)."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("Only admins manage provider keys.")
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapper)
+
+
+def _get_key(code) -> ProviderCredential:
+    return get_object_or_404(ProviderCredential, code=code)
+
+
+@staff_only
+@require_GET
+def keys(request: HttpRequest) -> HttpResponse:
+    credentials = ProviderCredential.objects.prefetch_related("teams").annotate(job_count=Count("jobs"))
+    return render(request, "jobs/keys.html", {"credentials": credentials})
+
+
+@staff_only
+@require_http_methods(["GET", "POST"])
+def key_form(request: HttpRequest, code=None) -> HttpResponse:
+    """Add a key, or change one (a new key replaces the stored one; empty keeps it)."""
+    credential = _get_key(code) if code else None
+    form = CredentialForm(request.POST or None, instance=credential)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            credential = form.save()
+            if form.resumes_jobs:
+                tasks.resume_credential.delay_on_commit(credential.pk)
+        messages.success(request, f"Saved “{credential.name}” (key {credential.masked_key}).")
+        return redirect("jobs:keys")
+    return render(request, "jobs/key_form.html", {"form": form, "credential": credential})
+
+
+@staff_only
+@_limit("RATE_LIMIT_KEY_TESTS")
+@require_POST
+def key_test(request: HttpRequest, code) -> HttpResponse:
+    credential = _get_key(code)
+    worked, message = credentials.test(credential)
+    (messages.success if worked else messages.error)(request, f"{credential.name}: {message}")
+    return redirect("jobs:keys")
+
+
+@staff_only
+@require_POST
+def key_toggle(request: HttpRequest, code) -> HttpResponse:
+    credential = _get_key(code)
+    ProviderCredential.objects.filter(pk=credential.pk).update(is_active=not credential.is_active)
+    state = "can no longer be chosen for new jobs" if credential.is_active else "can be chosen again"
+    messages.info(request, f"“{credential.name}” {state}.")
+    return redirect("jobs:keys")
+
+
+@staff_only
+@require_POST
+def key_delete(request: HttpRequest, code) -> HttpResponse:
+    credential = _get_key(code)
+    used = credential.jobs.count()
+    if used:
+        messages.error(
+            request,
+            f"“{credential.name}” is used by {used:,} job{pluralize(used)}, whose history needs it: "
+            "disable it instead.",
+        )
+    else:
+        credential.delete()
+        messages.info(request, f"Deleted “{credential.name}”.")
+    return redirect("jobs:keys")
