@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from jobs import tasks
 from jobs.forms import CredentialForm
-from jobs.models import Batch, Dataset, Job, ModelPrice, ProviderCredential
+from jobs.models import AuditEvent, Batch, Dataset, Job, ModelPrice, ProviderCredential
 
 
 @admin.register(ProviderCredential)
@@ -68,3 +68,21 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     inlines = [BatchInline]
     readonly_fields = ["code", "owner", "dataset", "credential"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read only: the log is written by the app, never edited."""
+
+    list_display = ["at", "actor_name", "action", "job_name", "credential", "cost", "detail"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "job_name", "detail"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

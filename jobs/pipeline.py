@@ -775,6 +775,44 @@ def results_jsonl(job: Job) -> Iterator[bytes]:
         )
 
 
+def delete_job(job: Job) -> list[str]:
+    """Remove a job that is not running: its parts, its files here, and its upload if no other
+    job uses it. Returns the ids of its files still at the provider, for the caller to delete.
+    """
+    batches = list(job.batches.all())
+    at_provider = [
+        file_id
+        for b in batches
+        if not b.provider_files_deleted
+        for file_id in (b.remote_file_id, b.remote_output_file_id, b.remote_error_file_id)
+        if file_id
+    ]
+    files = [job.results_file, job.failures_file, job.xlsx_file]
+    files += [f for b in batches for f in (b.input_file, b.output_file, b.error_file, b.outcomes_file)]
+    dataset = job.dataset
+    with transaction.atomic():
+        job.delete()
+        unused = not dataset.jobs.exists()
+        if unused:
+            files.append(dataset.file)
+            dataset.delete()
+    for field in files:
+        if field.name:
+            field.storage.delete(field.name)
+    return at_provider
+
+
+def delete_remote_files(credential_id: int, file_ids: list[str]) -> None:
+    """Delete files at the provider; one already gone is fine."""
+    client = ProviderClient(ProviderCredential.objects.get(pk=credential_id))
+    for file_id in file_ids:
+        try:
+            client.delete_file(file_id)
+        except PermanentError as exc:
+            if exc.status != 404:
+                raise
+
+
 def clean_up_files(limit: int = 500) -> None:
     """Provider copies whose deletion failed earlier, and local raw files past their retention."""
     if settings.DELETE_PROVIDER_FILES:

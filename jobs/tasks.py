@@ -93,6 +93,12 @@ def build_results(job_id: int) -> None:
     pipeline.build_results(job_id)
 
 
+@provider_task
+def delete_remote_files(credential_id: int, file_ids: list[str]) -> None:
+    """After a job was deleted: its files at the provider go too."""
+    pipeline.delete_remote_files(credential_id, file_ids)
+
+
 @shared_task
 def resume_credential(credential_id: int) -> None:
     """After an admin replaced a refused key: its jobs go on."""

@@ -26,11 +26,11 @@ from django_htmx.http import HTMX_STOP_POLLING
 from django_ratelimit.decorators import ratelimit
 
 from batchdash.celery import app as celery_app
-from jobs import access, credentials, datasets, errors, pipeline, plans, pricing, tasks
+from jobs import access, audit, credentials, datasets, errors, pipeline, plans, pricing, tasks
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, CredentialForm, JobForm, UploadForm
-from jobs.models import Dataset, Job, ModelPrice, ProviderCredential
+from jobs.models import AuditEvent, Dataset, Job, ModelPrice, ProviderCredential
 
 PREVIEW_ROWS = 3
 FAILURES_PER_PAGE = 50
@@ -57,6 +57,18 @@ BATCH_DISPLAY_FIELDS = [
     "error",
 ]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def staff_only(view):
+    """Admins only; everyone else gets 403 (the pages hold no one else's data to hide)."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("Only admins manage provider keys.")
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapper)
 
 
 def _get_job(request: HttpRequest, code, *, change: bool = False) -> Job:
@@ -158,6 +170,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         dataset = datasets.create_from_upload(
             request.user, form.cleaned_data["file"], team=form.cleaned_data.get("team")
         )
+        audit.record(request, AuditEvent.Action.UPLOAD, dataset=dataset, detail=dataset.name)
         if dataset.status == Dataset.Status.COUNTING:
             tasks.count_dataset_rows.delay_on_commit(dataset.pk)
         return redirect("jobs:new_job", dataset.code)
@@ -204,6 +217,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         job.dataset = dataset
         with transaction.atomic():
             job.save()
+            audit.record(request, AuditEvent.Action.PREPARE, job=job)
             tasks.prepare_job.delay_on_commit(job.pk)
         return redirect("jobs:job_detail", job.code)
     previews, preview_message = _preview_requests(dataset, form)
@@ -260,6 +274,7 @@ def start(request: HttpRequest, code) -> HttpResponse:
     """The owner has seen the plan and sends the job."""
     job = _get_job(request, code, change=True)
     if pipeline.start_job(job.pk):
+        audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
         tasks.schedule_batches.delay_on_commit()
         messages.success(request, "Sent. This page follows the job; you can close it and come back.")
     return redirect("jobs:job_detail", job.code)
@@ -270,6 +285,7 @@ def start(request: HttpRequest, code) -> HttpResponse:
 def cancel(request: HttpRequest, code) -> HttpResponse:
     job = _get_job(request, code, change=True)
     if job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now()):
+        audit.record(request, AuditEvent.Action.CANCEL, job=job)
         tasks.cancel_job.delay_on_commit(job.pk)
         messages.info(request, "Cancelling. Rows that already have answers stay downloadable.")
     return redirect("jobs:job_detail", job.code)
@@ -327,6 +343,7 @@ def retry(request: HttpRequest, code) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("jobs:job_detail", job.code)
     if count:
+        audit.record(request, AuditEvent.Action.RETRY, job=job, detail=f"{count} rows")
         tasks.schedule_batches.delay_on_commit()
         messages.info(
             request,
@@ -335,6 +352,39 @@ def retry(request: HttpRequest, code) -> HttpResponse:
     else:
         messages.info(request, "There was no failed row that sending again could fix.")
     return redirect("jobs:job_detail", job.code)
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, code) -> HttpResponse:
+    """Delete a job that is not running, with its files here and at the provider."""
+    job = _get_job(request, code, change=True)
+    if job.status not in (*Job.FINISHED, Job.Status.PLANNED):
+        messages.error(request, "Cancel the job first; it can be deleted once it has stopped.")
+        return redirect("jobs:job_detail", job.code)
+    audit.record(request, AuditEvent.Action.DELETE, job=job, detail=job.name)
+    credential_id, name = job.credential_id, job.name
+    at_provider = pipeline.delete_job(job)
+    if at_provider:
+        tasks.delete_remote_files.delay_on_commit(credential_id, at_provider)
+    messages.info(request, f"Deleted “{name}” and its files.")
+    return redirect("jobs:home")
+
+
+@staff_only
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Admins: who did what, newest first, filtered by action and person."""
+    events = AuditEvent.objects.all()
+    action = request.GET.get("action", "")
+    if action in AuditEvent.Action.values:
+        events = events.filter(action=action)
+    person = request.GET.get("person", "").strip()
+    if person:
+        events = events.filter(actor_name__icontains=person)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    context = {"page": page, "action": action, "person": person, "actions": AuditEvent.Action.choices}
+    return render(request, "jobs/audit.html", context)
 
 
 @login_required
@@ -360,19 +410,8 @@ def download(request: HttpRequest, code, kind: str) -> HttpResponse:
             stored.open("rb"), as_attachment=True, filename=filename, content_type=content_type
         )
     response["Cache-Control"] = "private, no-store"
+    audit.record(request, AuditEvent.Action.DOWNLOAD, job=job, detail=kind)
     return response
-
-
-def staff_only(view):
-    """Admins only; everyone else gets 403 (the pages hold no one else's data to hide)."""
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("Only admins manage provider keys.")
-        return view(request, *args, **kwargs)
-
-    return login_required(wrapper)
 
 
 def _get_key(code) -> ProviderCredential:
@@ -395,6 +434,10 @@ def key_form(request: HttpRequest, code=None) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             credential = form.save()
+            detail = f"{credential.name} ({credential.masked_key})"
+            if form.cleaned_data.get("api_key"):
+                detail += ", new key entered"
+            audit.record(request, AuditEvent.Action.KEY_SAVE, credential=credential, detail=detail)
             if form.resumes_jobs:
                 tasks.resume_credential.delay_on_commit(credential.pk)
         messages.success(request, f"Saved “{credential.name}” (key {credential.masked_key}).")
@@ -408,6 +451,9 @@ def key_form(request: HttpRequest, code=None) -> HttpResponse:
 def key_test(request: HttpRequest, code) -> HttpResponse:
     credential = _get_key(code)
     worked, message = credentials.test(credential)
+    audit.record(
+        request, AuditEvent.Action.KEY_TEST, credential=credential, detail="worked" if worked else message
+    )
     (messages.success if worked else messages.error)(request, f"{credential.name}: {message}")
     return redirect("jobs:keys")
 
@@ -417,6 +463,8 @@ def key_test(request: HttpRequest, code) -> HttpResponse:
 def key_toggle(request: HttpRequest, code) -> HttpResponse:
     credential = _get_key(code)
     ProviderCredential.objects.filter(pk=credential.pk).update(is_active=not credential.is_active)
+    detail = f"{credential.name} {'disabled' if credential.is_active else 'enabled'}"
+    audit.record(request, AuditEvent.Action.KEY_TOGGLE, credential=credential, detail=detail)
     state = "can no longer be chosen for new jobs" if credential.is_active else "can be chosen again"
     messages.info(request, f"“{credential.name}” {state}.")
     return redirect("jobs:keys")
@@ -434,6 +482,8 @@ def key_delete(request: HttpRequest, code) -> HttpResponse:
             "disable it instead.",
         )
     else:
+        detail = f"{credential.name} ({credential.masked_key})"
+        audit.record(request, AuditEvent.Action.KEY_DELETE, credential=credential, detail=detail)
         credential.delete()
         messages.info(request, f"Deleted “{credential.name}”.")
     return redirect("jobs:keys")
