@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from jobs import tasks
 from jobs.forms import CredentialForm
-from jobs.models import AuditEvent, Batch, Dataset, Job, ModelPrice, ProviderCredential
+from jobs.models import AuditEvent, Batch, Dataset, Job, ModelPrice, ProviderCredential, TeamBudget
 
 
 @admin.register(ProviderCredential)
@@ -68,6 +68,11 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     inlines = [BatchInline]
     readonly_fields = ["code", "owner", "dataset", "credential"]
+
+
+@admin.register(TeamBudget)
+class TeamBudgetAdmin(admin.ModelAdmin):
+    list_display = ["team", "monthly_budget"]
 
 
 @admin.register(AuditEvent)

@@ -185,6 +185,8 @@ class CredentialForm(forms.ModelForm):
             "poll_max_seconds",
             "enqueued_token_limit",
             "model_token_limits",
+            "monthly_budget",
+            "approval_above",
             "teams",
         ]
 

@@ -68,6 +68,20 @@ class ProviderCredential(models.Model):
     teams = models.ManyToManyField(
         Group, blank=True, related_name="credentials", help_text="Leave empty to let everyone use it."
     )
+    monthly_budget = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="US dollars per calendar month; jobs that would go over it are refused. Empty: no limit.",
+    )
+    approval_above = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Jobs estimated above this many dollars wait for an admin's approval. Empty: none wait.",
+    )
     max_requests_per_batch = models.PositiveIntegerField(default=50_000)
     max_bytes_per_batch = models.PositiveBigIntegerField(default=200 * 1000 * 1000)
     poll_min_seconds = models.FloatField(default=30.0)
@@ -127,6 +141,16 @@ class ModelPrice(models.Model):
         return self.model
 
 
+class TeamBudget(models.Model):
+    """A team's monthly spending limit, across every key its jobs use."""
+
+    team = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="budget")
+    monthly_budget = models.DecimalField(max_digits=12, decimal_places=2, help_text="US dollars per month.")
+
+    def __str__(self) -> str:
+        return f"{self.team} (${self.monthly_budget}/month)"
+
+
 class Dataset(models.Model):
     """An uploaded table, with what was learned from its head and the full row count."""
 
@@ -168,6 +192,7 @@ class Job(models.Model):
         PLANNED = "planned", "Ready to send"
         RUNNING = "running", "Running"
         NEEDS_ADMIN = "needs_admin", "Needs an admin"
+        AWAITING_APPROVAL = "awaiting_approval", "Waiting for approval"
         FINISHING = "finishing", "Collecting results"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
@@ -175,7 +200,13 @@ class Job(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
-    CANCELLABLE = (Status.PREPARING, Status.PLANNED, Status.RUNNING, Status.NEEDS_ADMIN)
+    CANCELLABLE = (
+        Status.PREPARING,
+        Status.PLANNED,
+        Status.AWAITING_APPROVAL,
+        Status.RUNNING,
+        Status.NEEDS_ADMIN,
+    )
 
     class Endpoint(models.TextChoices):
         CHAT = "/v1/chat/completions", "Chat completions"
@@ -251,6 +282,7 @@ class Job(models.Model):
         """Work is under way without the user: the page keeps following it."""
         return self.status not in self.FINISHED and self.status not in (
             self.Status.PLANNED,
+            self.Status.AWAITING_APPROVAL,
             self.Status.NEEDS_ADMIN,
         )
 

@@ -52,6 +52,19 @@ def key_refused(credential: ProviderCredential) -> None:
         log.warning("Could not email the admins about credential %s: %s", credential.pk, exc)
 
 
+def approval_needed(job: Job) -> None:
+    """Ask the admins to approve a job above its key's cost threshold."""
+    admins = [u.email for u in User.objects.filter(is_staff=True, is_active=True).exclude(email="")]
+    if not admins:
+        return
+    url = settings.SITE_URL + reverse("jobs:job_detail", args=[job.code])
+    body = render_to_string("jobs/email/approval_needed.txt", {"job": job, "url": url})
+    try:
+        send_mail(f"Batchdash: “{job.name}” waits for your approval", body, None, admins)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.warning("Could not ask the admins to approve job %s: %s", job.pk, exc)
+
+
 def part_slow(batch: Batch) -> None:
     job = batch.job
     subject = f"Batchdash: part {batch.index + 1} of “{job.name}” is slower than usual"

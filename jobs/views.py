@@ -26,7 +26,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 from django_ratelimit.decorators import ratelimit
 
 from batchdash.celery import app as celery_app
-from jobs import access, audit, credentials, datasets, errors, pipeline, plans, pricing, tasks
+from jobs import access, audit, credentials, datasets, errors, notify, pipeline, plans, pricing, spend, tasks
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, CredentialForm, JobForm, UploadForm
@@ -271,13 +271,54 @@ def job_progress(request: HttpRequest, code) -> HttpResponse:
 @_limit("RATE_LIMIT_SUBMITS")
 @require_POST
 def start(request: HttpRequest, code) -> HttpResponse:
-    """The owner has seen the plan and sends the job."""
+    """The owner has seen the plan and sends the job: within budget, and approved if it costs a lot."""
     job = _get_job(request, code, change=True)
-    if pipeline.start_job(job.pk):
-        audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
+    if job.status != Job.Status.PLANNED:
+        return redirect("jobs:job_detail", job.code)
+    try:
+        spend.check_budgets(job)
+    except spend.BudgetRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:job_detail", job.code)
+    audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
+    if spend.needs_approval(job):
+        if job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL):
+            notify.approval_needed(job)
+            messages.info(
+                request,
+                "This job costs more than can be sent without an admin's approval. "
+                "The admins have been asked; it starts as soon as one approves it.",
+            )
+    elif pipeline.start_job(job.pk):
         tasks.schedule_batches.delay_on_commit()
         messages.success(request, "Sent. This page follows the job; you can close it and come back.")
     return redirect("jobs:job_detail", job.code)
+
+
+@staff_only
+@require_POST
+def approve(request: HttpRequest, code) -> HttpResponse:
+    """An admin lets a costly job go (still within the budgets as they stand now)."""
+    job = _get_job(request, code)
+    try:
+        spend.check_budgets(job)
+    except spend.BudgetRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:job_detail", job.code)
+    if job.transition(Job.Status.AWAITING_APPROVAL, Job.Status.RUNNING, started_at=timezone.now()):
+        audit.record(request, AuditEvent.Action.APPROVE, job=job, cost=job.estimated_cost)
+        tasks.schedule_batches.delay_on_commit()
+        messages.success(request, f"Approved: “{job.name}” is on its way.")
+    return redirect("jobs:job_detail", job.code)
+
+
+@staff_only
+@require_GET
+def spend_report(request: HttpRequest) -> HttpResponse:
+    """Admins: spend by month, team, user and model over the last year, with the saving."""
+    since = spend.month_start(timezone.now() - timezone.timedelta(days=365))
+    lines = spend.report(since)
+    return render(request, "jobs/spend.html", {"lines": lines, "totals": spend.totals(lines)})
 
 
 @login_required
