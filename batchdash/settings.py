@@ -227,6 +227,8 @@ SECURE_HSTS_PRELOAD = HTTPS
 # Behind a proxy that terminates TLS and sets X-Forwarded-Proto.
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Error pages and emails hide provider keys even in the SDK's own frames.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "batchdash.reporting.SecretHidingFilter"
 # No inline script anywhere; inline styles only for progress bar widths and htmx's indicator.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import openai
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from jobs.models import ProviderCredential
 
@@ -137,6 +138,8 @@ def _remote_batch(batch: Any) -> RemoteBatch:
 class ProviderClient:
     """The calls Batchdash makes, named after what they are for."""
 
+    # Keeps the decrypted key off debug pages and out of error emails if building the client fails.
+    @sensitive_variables("common")
     def __init__(self, credential: ProviderCredential):
         self._credential_id = credential.pk
         common = dict(api_key=credential.api_key(), timeout=settings.PROVIDER_TIMEOUT_SECONDS, max_retries=0)
