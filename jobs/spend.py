@@ -83,6 +83,7 @@ def needs_approval(job: Job) -> bool:
 @dataclass
 class SpendLine:
     month: datetime
+    key: str
     team: str
     user: str
     model: str
@@ -98,17 +99,17 @@ class SpendLine:
 
 
 def report(since: datetime) -> list[SpendLine]:
-    """Spend by month, team, user and model, from the usage reported since `since`."""
+    """Spend by month, key, team, user and model, from the usage reported since `since`."""
     rows = (
         Job.objects.filter(started_at__gte=since)
         .annotate(month=TruncMonth("started_at"))
-        .values("month", "team__name", "owner__username", "model")
+        .values("month", "credential__name", "team__name", "owner__username", "model")
         .annotate(
             input_tokens=Sum("reported_input_tokens"),
             output_tokens=Sum("output_tokens"),
             jobs=Count("pk"),
         )
-        .order_by("-month", "team__name", "owner__username", "model")
+        .order_by("-month", "credential__name", "team__name", "owner__username", "model")
     )
     prices = pricing.prices()
     lines = []
@@ -117,6 +118,7 @@ def report(since: datetime) -> list[SpendLine]:
         lines.append(
             SpendLine(
                 month=row["month"],
+                key=row["credential__name"],
                 team=row["team__name"] or "–",
                 user=row["owner__username"],
                 model=row["model"],

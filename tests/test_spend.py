@@ -117,6 +117,6 @@ def test_the_spend_page_adds_up_by_team_user_and_model_with_the_saving(
     page = client.get(reverse("jobs:spend")).content.decode()
     assert dollars(cost.batch) in page
     assert dollars(cost.saving) in page
-    assert "alice" in page and "gpt-4o-mini" in page
+    assert "alice" in page and "gpt-4o-mini" in page and simulator_credential.name in page
     client.force_login(alice)
     assert client.get(reverse("jobs:spend")).status_code == 403
