@@ -100,8 +100,8 @@ class JobForm(forms.ModelForm):
             "temperature": "0 gives the most consistent answers; leave empty for the model's default.",
         }
         widgets = {
-            "system_prompt": forms.Textarea(attrs={"rows": 3}),
-            "user_prompt": forms.Textarea(attrs={"rows": 5}),
+            "system_prompt": forms.Textarea(attrs={"rows": 3, "data-prompt": "system"}),
+            "user_prompt": forms.Textarea(attrs={"rows": 5, "data-prompt": "user"}),
             "model": forms.TextInput(attrs={"list": "model-suggestions", "autocomplete": "off"}),
         }
 

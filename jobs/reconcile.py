@@ -73,7 +73,7 @@ def expected_rows(input_stream: IO[bytes]) -> list[int]:
     return [row for row in map(line_row, input_stream) if row is not None]
 
 
-def _answer(endpoint: str, body: dict[str, Any]) -> str:
+def answer_of(endpoint: str, body: dict[str, Any]) -> str:
     if endpoint == CHAT:
         choices = body.get("choices")
         if not choices:
@@ -91,7 +91,7 @@ def _answer(endpoint: str, body: dict[str, Any]) -> str:
     )
 
 
-def _usage(body: dict[str, Any]) -> tuple[int, int]:
+def usage_of(body: dict[str, Any]) -> tuple[int, int]:
     usage = body.get("usage")
     if not usage:
         return 0, 0
@@ -116,8 +116,8 @@ def parse_line(line: bytes, endpoint: str) -> Outcome | None:
     status = response.get("status_code") or 0
     body = response.get("body") or {}
     if not error and 200 <= status < 300:
-        tokens_in, tokens_out = _usage(body)
-        return Outcome(row, True, _answer(endpoint, body), "", "", False, tokens_in, tokens_out)
+        tokens_in, tokens_out = usage_of(body)
+        return Outcome(row, True, answer_of(endpoint, body), "", "", False, tokens_in, tokens_out)
     if not error:
         error = (body.get("error") if isinstance(body, dict) else None) or {}
     code = str(error.get("code") or (f"http_{status}" if status else "unknown_error"))

@@ -20,6 +20,7 @@ urlpatterns = [
     path("upload/", views.upload, name="upload"),
     path("datasets/<uuid:code>/new-job/", views.new_job, name="new_job"),
     path("datasets/<uuid:code>/preview/", views.preview, name="preview"),
+    path("datasets/<uuid:code>/pilot/", views.pilot_run, name="pilot"),
     path("jobs/<uuid:code>/", views.job_detail, name="job_detail"),
     path("jobs/<uuid:code>/progress/", views.job_progress, name="job_progress"),
     path("jobs/<uuid:code>/row/", views.job_row, name="job_row"),

@@ -26,7 +26,20 @@ from django_htmx.http import HTMX_STOP_POLLING
 from django_ratelimit.decorators import ratelimit
 
 from batchdash.celery import app as celery_app
-from jobs import access, audit, credentials, datasets, errors, notify, pipeline, plans, pricing, spend, tasks
+from jobs import (
+    access,
+    audit,
+    credentials,
+    datasets,
+    errors,
+    notify,
+    pilot,
+    pipeline,
+    plans,
+    pricing,
+    spend,
+    tasks,
+)
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, CredentialForm, JobForm, UploadForm
@@ -248,6 +261,22 @@ def _job_context(job: Job) -> dict:
         ModelPrice.objects.filter(model=job.model).first(), job.reported_input_tokens, job.output_tokens
     )
     return {"job": job, "batches": job.batches.only(*BATCH_DISPLAY_FIELDS), "plan": plan, "cost": cost}
+
+
+@login_required
+@_limit("RATE_LIMIT_SUBMITS")
+@require_POST
+def pilot_run(request: HttpRequest, code) -> HttpResponse:
+    """htmx: send the first rows now through the synchronous API and show the real answers."""
+    dataset = _get_dataset(request, code)
+    form = JobForm(request.POST, columns=dataset.columns, user=request.user)
+    if dataset.status == Dataset.Status.INVALID or not form.is_valid():
+        problems = [e for errors in form.errors.values() for e in errors] or [dataset.error]
+        return render(request, "jobs/new_job.html#pilot", {"problems": problems})
+    job = form.save(commit=False)
+    builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
+    result = pilot.run(job, dataset, builder)
+    return render(request, "jobs/new_job.html#pilot", {"pilot": result, "dataset": dataset})
 
 
 @login_required

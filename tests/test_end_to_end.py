@@ -76,10 +76,16 @@ def test_a_person_does_the_whole_journey_in_a_browser(
     page.get_by_role("button", name="Upload and continue").click()
 
     page.get_by_label("Model").fill("gpt-4o-mini")
-    page.get_by_label("Prompt for each row").fill("Is this review positive or negative? {{ Review Text }}")
+    page.get_by_label("Prompt for each row").fill("Is this review positive or negative? ")
+    page.get_by_role("button", name="{{ Review Text }}").click()  # inserts the column at the cursor
+    assert page.get_by_label("Prompt for each row").input_value() == (
+        "Is this review positive or negative? {{ Review Text }}"
+    )
     preview = page.locator("#request-preview")
     preview.get_by_text("Is this review positive or negative? Great shoes, very comfy").wait_for()
-    screenshot(page, "02-mapping-with-preview")
+    page.get_by_role("button", name="Try the first 5 rows").click()
+    page.get_by_test_id("pilot-trial").nth(4).wait_for()
+    screenshot(page, "02-mapping-with-preview-and-pilot")
 
     page.get_by_role("button", name="Prepare and show the plan").click()
     plan = page.get_by_test_id("plan")
