@@ -43,6 +43,9 @@ def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | N
     except tables.TableError as exc:
         dataset.status = Dataset.Status.INVALID
         dataset.error = str(exc)
+        # Keep what the user chose, so that the page shows what was tried.
+        dataset.encoding = encoding or dataset.encoding
+        dataset.delimiter = delimiter or dataset.delimiter
         dataset.save()
         return dataset
     dataset.format = info.format
@@ -51,7 +54,10 @@ def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | N
     dataset.sheet = info.sheet or ""
     dataset.columns = info.columns
     dataset.preview = info.preview
-    dataset.problems = [{"kind": p.kind, "message": p.message, "line": p.line} for p in info.problems]
+    dataset.problems = _problems(info.problems)
+    dataset.problem_total = len(info.problems)
+    dataset.column_stats = info.column_stats
+    dataset.count_progress = 0
     dataset.status = Dataset.Status.COUNTING
     dataset.error = ""
     dataset.row_count = None
@@ -76,21 +82,38 @@ def table_info(dataset: Dataset) -> tables.TableInfo:
 def rows(dataset: Dataset) -> Iterator[Iterator[tuple[int, list[str]]]]:
     """Every data row as (row number, cells), streamed from storage."""
     with dataset.file.open("rb") as stream:
-        yield tables.iter_rows(stream, table_info(dataset))
+        yield tables.iter_rows(stream, table_info(dataset), bad_rows=dataset.bad_rows)
+
+
+def _problems(problems: list[tables.Problem]) -> list[dict]:
+    return [{"kind": p.kind, "message": p.message, "line": p.line} for p in problems]
 
 
 def count_rows(dataset_id: int) -> None:
+    """Count every row in one pass, with its progress on the dataset, and every problem on the way."""
     dataset = Dataset.objects.get(pk=dataset_id)
     if dataset.status != Dataset.Status.COUNTING:
         return
+    pending = Dataset.objects.filter(pk=dataset.pk, status=Dataset.Status.COUNTING)
+
+    def progress(done: int, total: int) -> None:
+        pending.update(count_progress=min(99, int(100 * done / max(total, 1))))
+
     try:
         with dataset.file.open("rb") as stream:
-            result = tables.count_rows(stream, table_info(dataset))
+            result = tables.count_rows(
+                stream, table_info(dataset), bad_rows=dataset.bad_rows, progress=progress
+            )
     except tables.TableError as exc:
-        Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.INVALID, error=str(exc))
+        pending.update(status=Dataset.Status.INVALID, error=str(exc))
         return
-    Dataset.objects.filter(pk=dataset.pk, status=Dataset.Status.COUNTING).update(
+    pending.update(
         status=Dataset.Status.READY if result.rows else Dataset.Status.INVALID,
         row_count=result.rows,
+        count_progress=100,
+        # The full pass sees every row: its problems replace those the head showed, except
+        # the header's own (renamed columns), which only the head reads.
+        problems=[p for p in dataset.problems if p["kind"] == "renamed_header"] + _problems(result.problems),
+        problem_total=result.problem_total,
         error="" if result.rows else "The file has a header but no rows.",
     )

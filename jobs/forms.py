@@ -6,7 +6,7 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.debug import sensitive_variables
 
 from jobs import access, prompts
-from jobs.models import Job, ProviderCredential
+from jobs.models import Dataset, Job, ProviderCredential
 
 SUGGESTED_MODELS = {
     Job.Endpoint.CHAT: [
@@ -52,6 +52,10 @@ class UploadForm(forms.Form):
     file = forms.FileField(
         label="Your table",
         help_text="A CSV, TSV or Excel (.xlsx) file whose first row names the columns.",
+        error_messages={
+            "empty": "The file is empty. Export it again from your spreadsheet, then upload it.",
+            "required": "Choose the file to upload.",
+        },
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -69,6 +73,36 @@ class UploadForm(forms.Form):
         if upload.size == 0:
             raise forms.ValidationError("The file is empty.")
         return upload
+
+
+class ReadingForm(forms.Form):
+    """How to read an uploaded text table, when the detected settings are not right."""
+
+    ENCODINGS = [
+        ("utf-8", "UTF-8 (most files)"),
+        ("utf-8-sig", "UTF-8 with a byte-order mark"),
+        ("utf-16", "UTF-16 (Excel's “Unicode text”)"),
+        ("cp1252", "Windows Western (cp1252)"),
+        ("latin-1", "Latin-1 (ISO-8859-1)"),
+        ("cp1250", "Windows Central European (cp1250)"),
+        ("mac_roman", "Mac Roman"),
+        ("shift_jis", "Japanese (Shift JIS)"),
+        ("gb18030", "Chinese (GB18030)"),
+    ]
+    DELIMITERS = [(",", "Comma ,"), (";", "Semicolon ;"), ("\t", "Tab"), ("|", "Pipe |")]
+
+    encoding = forms.ChoiceField(label="Characters", choices=ENCODINGS)
+    delimiter = forms.ChoiceField(label="Columns separated by", choices=DELIMITERS)
+    bad_rows = forms.ChoiceField(
+        label="Rows with more cells than the header", choices=Dataset.bad_rows.field.choices
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        encoding = self.initial.get("encoding")
+        if encoding and encoding not in dict(self.ENCODINGS):
+            self.fields["encoding"].choices = [(encoding, f"{encoding} (detected)"), *self.ENCODINGS]
+        _bootstrap(self)
 
 
 class JobForm(forms.ModelForm):

@@ -172,7 +172,15 @@ class Dataset(models.Model):
     columns = models.JSONField(default=list)
     preview = models.JSONField(default=list)
     problems = models.JSONField(default=list)
+    problem_total = models.PositiveIntegerField(default=0)
+    column_stats = models.JSONField(default=list)
+    bad_rows = models.CharField(
+        max_length=4,
+        choices=[("skip", "Skip them and go on"), ("stop", "Stop, so that I can fix the file")],
+        default="skip",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.COUNTING)
+    count_progress = models.PositiveSmallIntegerField(default=0)
     row_count = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -182,6 +190,11 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def delimiter_name(self) -> str:
+        names = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
+        return names.get(self.delimiter, f"“{self.delimiter}”")
 
 
 class Job(models.Model):

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
-from jobs import datasets, notify, plans, pricing, reconcile, tokens
+from jobs import datasets, notify, plans, pricing, reconcile, tables, tokens
 from jobs.batchfiles import (
     BatchFile,
     RequestBuilder,
@@ -77,22 +77,17 @@ def prepare_job(job_id: int) -> list[int]:
     job = Job.objects.select_related("dataset", "credential").get(pk=job_id)
     if job.status != Job.Status.PREPARING or job.batches.exists():
         return []
-    credential = job.credential
-    builder = RequestBuilder(request_spec(job), job.dataset.columns)
-    count_prompt = tokens.prompt_counter(job.model)
-    batches: list[Batch] = []
-    with tempfile.TemporaryDirectory() as tmp, datasets.rows(job.dataset) as rows:
-        for index, part in enumerate(
-            write_batch_files(
-                rows,
-                builder,
-                Path(tmp),
-                max_requests=credential.max_requests_per_batch,
-                max_bytes=credential.max_bytes_per_batch,
-                count_tokens=count_prompt,
-            )
-        ):
-            batches.append(_new_batch(job, part, attempt=1, index=index))
+    try:
+        batches = _first_batches(job)
+    except (tables.TableError, ValueError) as exc:
+        # A row the file's settings say stops the reading, or a request over the size limit.
+        job.transition(
+            Job.Status.PREPARING,
+            Job.Status.FAILED,
+            error=f"Nothing was sent: {exc}",
+            finished_at=timezone.now(),
+        )
+        return []
     if not batches:
         job.transition(
             Job.Status.PREPARING,
@@ -116,6 +111,23 @@ def prepare_job(job_id: int) -> list[int]:
             return []
         created = Batch.objects.bulk_create(batches)
     return [b.pk for b in created]
+
+
+def _first_batches(job: Job) -> list[Batch]:
+    """Render every row into request files within the key's limits; unsaved batches for them."""
+    credential = job.credential
+    builder = RequestBuilder(request_spec(job), job.dataset.columns)
+    count_prompt = tokens.prompt_counter(job.model)
+    with tempfile.TemporaryDirectory() as tmp, datasets.rows(job.dataset) as rows:
+        parts = write_batch_files(
+            rows,
+            builder,
+            Path(tmp),
+            max_requests=credential.max_requests_per_batch,
+            max_bytes=credential.max_bytes_per_batch,
+            count_tokens=count_prompt,
+        )
+        return [_new_batch(job, part, attempt=1, index=index) for index, part in enumerate(parts)]
 
 
 def _new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:

@@ -379,7 +379,11 @@ def _line_of_bad_bytes(stream: BinaryIO, encoding: str) -> int | str:
 
 
 def count_rows(
-    stream: BinaryIO, info: TableInfo, *, progress: Callable[[int, int], None] | None = None
+    stream: BinaryIO,
+    info: TableInfo,
+    *,
+    bad_rows: str = "skip",
+    progress: Callable[[int, int], None] | None = None,
 ) -> RowCount:
     """One full pass: the number of data rows and the problems met on the way."""
     stream.seek(0, io.SEEK_END)
@@ -387,7 +391,7 @@ def count_rows(
     stream.seek(0)
     log = ProblemLog()
     rows = 0
-    for rows, _ in iter_rows(stream, info, problems=log):
+    for rows, _ in iter_rows(stream, info, bad_rows=bad_rows, problems=log):
         if progress and rows % 100_000 == 0:
             progress(stream.tell(), total)
     if progress:

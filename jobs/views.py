@@ -42,7 +42,7 @@ from jobs import (
 )
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
-from jobs.forms import SUGGESTED_MODELS, CredentialForm, JobForm, UploadForm
+from jobs.forms import SUGGESTED_MODELS, CredentialForm, JobForm, ReadingForm, UploadForm
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, ProviderCredential
 
 PREVIEW_ROWS = 3
@@ -234,8 +234,12 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
             tasks.prepare_job.delay_on_commit(job.pk)
         return redirect("jobs:job_detail", job.code)
     previews, preview_message = _preview_requests(dataset, form)
+    reading_form = ReadingForm(
+        initial={"encoding": dataset.encoding, "delimiter": dataset.delimiter, "bad_rows": dataset.bad_rows}
+    )
     context = {
         "dataset": dataset,
+        "reading_form": reading_form,
         "form": form,
         "previews": previews,
         "preview_message": preview_message,
@@ -261,6 +265,34 @@ def _job_context(job: Job) -> dict:
         ModelPrice.objects.filter(model=job.model).first(), job.reported_input_tokens, job.output_tokens
     )
     return {"job": job, "batches": job.batches.only(*BATCH_DISPLAY_FIELDS), "plan": plan, "cost": cost}
+
+
+@login_required
+@require_POST
+def reading(request: HttpRequest, code) -> HttpResponse:
+    """Read the upload again with the encoding, separator and bad-row choice the user picked."""
+    dataset = access.get_changeable(request.user, Dataset.objects.all(), code=code)
+    form = ReadingForm(request.POST)
+    if dataset.format == "csv" and form.is_valid():
+        dataset.bad_rows = form.cleaned_data["bad_rows"]
+        datasets.analyse(
+            dataset, encoding=form.cleaned_data["encoding"], delimiter=form.cleaned_data["delimiter"]
+        )
+        if dataset.status == Dataset.Status.COUNTING:
+            tasks.count_dataset_rows.delay_on_commit(dataset.pk)
+        messages.info(request, "The file was read again with your settings.")
+    return redirect("jobs:new_job", dataset.code)
+
+
+@login_required
+@require_GET
+def dataset_count(request: HttpRequest, code) -> HttpResponse:
+    """htmx: the row count, and its progress while the whole file is read."""
+    dataset = _get_dataset(request, code)
+    response = render(request, "jobs/new_job.html#count", {"dataset": dataset})
+    if dataset.status != Dataset.Status.COUNTING:
+        response.status_code = HTMX_STOP_POLLING
+    return response
 
 
 @login_required
