@@ -54,6 +54,10 @@ class RequestBuilder:
         self.url = spec.endpoint
         self._system = compile_template(spec.system_prompt, columns) if spec.system_prompt else None
         self._user: CompiledTemplate = compile_template(spec.user_prompt, columns)
+        # The positions of the columns the prompts use: a row is "empty" if all of these are.
+        self.used_columns = sorted(
+            set(self._user.columns) | set(self._system.columns if self._system else ())
+        )
         # The parameters every body shares, built once rather than per row.
         self._params: dict[str, Any] = {"model": spec.model}
         if spec.endpoint != EMBEDDINGS:
@@ -154,20 +158,33 @@ def write_batch_files(
     max_requests: int,
     max_bytes: int,
     count_tokens: Callable[[str, str], int] | None = None,
+    skip: Callable[[int, str, int], None] | None = None,
+    skip_empty: bool = False,
+    max_prompt_tokens: int | None = None,
 ) -> Iterator[BatchFile]:
     """Write rows as JSONL request files of at most `max_requests` lines and `max_bytes` bytes.
 
     Yields each file once it is closed, so the caller can store it while the next one is
     written; memory stays flat whatever the number of rows. `count_tokens(system, user)`,
-    when given, adds up the prompt tokens of each file.
+    when given, adds up the prompt tokens of each file. Rows whose used columns are all
+    empty (with `skip_empty`) or whose prompt is over `max_prompt_tokens` are left out and
+    reported as `skip(row, "skipped_empty" or "too_long", tokens)`.
     Raises ValueError if a single request is larger than `max_bytes`.
     """
     texts, line_of = builder.texts, builder.line
+    used = builder.used_columns
 
     def requests() -> Iterator[tuple[int, bytes, int]]:
         for row, cells in rows:
+            if skip_empty and not any(cells[i].strip() for i in used):
+                skip(row, "skipped_empty", 0)
+                continue
             system, user = texts(cells)
-            yield row, line_of(row, system, user) + b"\n", count_tokens(system, user) if count_tokens else 0
+            tokens = count_tokens(system, user) if count_tokens else 0
+            if max_prompt_tokens and tokens > max_prompt_tokens:
+                skip(row, "too_long", tokens)
+                continue
+            yield row, line_of(row, system, user) + b"\n", tokens
 
     return split_requests(requests(), directory, max_requests=max_requests, max_bytes=max_bytes)
 

@@ -21,7 +21,7 @@ from typing import IO
 import orjson
 import xlsxwriter
 
-from jobs.reconcile import Outcome
+from jobs.reconcile import SKIPPED_CODES, Outcome
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 _NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
@@ -136,6 +136,9 @@ def write_results(
             cost = f"{tokens_in * input_price + tokens_out * output_price:.6f}" if token_prices else ""
             line += (answer, "succeeded", "", "", attempts, tokens_in, tokens_out, cost)
             write_result(line)
+        elif outcome.code in SKIPPED_CODES:
+            line += ("", "not sent", outcome.code, neutralize(outcome.message), 0, "", "", "")
+            write_result(line)
         else:
             failed += 1
             retryable += outcome.retryable
@@ -188,6 +191,8 @@ def iter_jsonl(
             if token_prices:
                 cost = outcome.input_tokens * input_price + outcome.output_tokens * output_price
                 record["cost_usd"] = round(cost, 6)
+        elif outcome.code in SKIPPED_CODES:
+            record.update(status="not sent", error_code=outcome.code, error=outcome.message)
         else:
             record.update(status="failed", error_code=outcome.code, error=outcome.message, attempts=attempts)
             record["retryable"] = outcome.retryable

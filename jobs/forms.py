@@ -120,6 +120,7 @@ class JobForm(forms.ModelForm):
             "temperature",
             "max_output_tokens",
             "resubmit_expired",
+            "skip_empty_rows",
             "team",
         ]
         labels = {
@@ -128,6 +129,7 @@ class JobForm(forms.ModelForm):
             "user_prompt": "Prompt for each row",
             "max_output_tokens": "Longest answer (tokens)",
             "resubmit_expired": "If the provider runs out of time, resend the unfinished rows by themselves",
+            "skip_empty_rows": "Leave out rows whose columns used by the prompt are empty",
         }
         help_texts = {
             "user_prompt": "Write {{ Column name }} where a row's value should go.",

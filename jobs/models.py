@@ -132,6 +132,9 @@ class ModelPrice(models.Model):
     input_per_million = models.DecimalField(max_digits=10, decimal_places=4)
     output_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=0)
     batch_discount = models.DecimalField(max_digits=4, decimal_places=3, default=Decimal("0.5"))
+    context_window = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most tokens a request may hold, prompt and answer together."
+    )
     as_of = models.DateField(help_text="When these prices were checked.")
 
     class Meta:
@@ -244,6 +247,9 @@ class Job(models.Model):
     resubmit_expired = models.BooleanField(
         default=True, help_text="Send again, in a follow-up batch, the rows of a batch that expired."
     )
+    skip_empty_rows = models.BooleanField(
+        default=True, help_text="Do not send rows whose columns used by the prompt are all empty."
+    )
 
     rows_total = models.PositiveIntegerField(default=0)
     rows_processed = models.PositiveIntegerField(default=0)
@@ -262,6 +268,9 @@ class Job(models.Model):
     results_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     failures_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     xlsx_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
+    # Rows prepare left out (empty, or longer than the model accepts), as outcomes with the reason.
+    skipped_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
+    rows_skipped = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -35,7 +35,7 @@ from jobs.batchfiles import (
 )
 from jobs.batchfiles import custom_id as custom_id_of
 from jobs.exports import XLSX_MAX_ROWS, iter_jsonl, latest_outcomes, write_results, write_xlsx
-from jobs.models import Batch, Job, ProviderCredential, RowFailure
+from jobs.models import Batch, Job, ModelPrice, ProviderCredential, RowFailure
 from jobs.openai_client import AuthError, PermanentError, ProviderClient, ProviderError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,9 @@ def prepare_job(job_id: int) -> list[int]:
         job.transition(
             Job.Status.PREPARING,
             Job.Status.FAILED,
-            error="The file has no rows to send.",
+            error="The file has no rows to send."
+            if not job.rows_skipped
+            else f"No row is left to send: all {job.rows_skipped:,} were left out (empty, or too long).",
             finished_at=timezone.now(),
         )
         return []
@@ -106,6 +108,8 @@ def prepare_job(job_id: int) -> list[int]:
             rows_total=rows,
             input_tokens=prompt_tokens,
             estimated_cost=estimate.batch if estimate else None,
+            rows_skipped=job.rows_skipped,
+            skipped_file=job.skipped_file.name,
         )
         if not won:
             return []
@@ -114,11 +118,34 @@ def prepare_job(job_id: int) -> list[int]:
 
 
 def _first_batches(job: Job) -> list[Batch]:
-    """Render every row into request files within the key's limits; unsaved batches for them."""
+    """Render every row into request files within the key's limits; unsaved batches for them.
+
+    Rows left out (empty, or longer than the model accepts) go into the job's skipped file
+    as outcomes with the reason, so that the results say why they were not sent.
+    """
     credential = job.credential
     builder = RequestBuilder(request_spec(job), job.dataset.columns)
     count_prompt = tokens.prompt_counter(job.model)
-    with tempfile.TemporaryDirectory() as tmp, datasets.rows(job.dataset) as rows:
+    limit = prompt_limit(job)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryFile() as skipped,
+        datasets.rows(job.dataset) as rows,
+    ):
+
+        def skip(row: int, code: str, prompt_tokens: int) -> None:
+            if code == "too_long":
+                message = (
+                    f"The prompt has {prompt_tokens:,} tokens; {job.model} takes at most {limit:,} "
+                    "(its context window less the longest answer), so the row was not sent."
+                )
+            else:
+                message = "The columns the prompt uses are empty in this row, so it was not sent."
+            outcome = reconcile.Outcome(row, False, code=code, message=message, input_tokens=prompt_tokens)
+            skipped.write(outcome.to_json() + b"\n")
+            job.rows_skipped += 1
+
+        job.rows_skipped = 0
         parts = write_batch_files(
             rows,
             builder,
@@ -126,8 +153,24 @@ def _first_batches(job: Job) -> list[Batch]:
             max_requests=credential.max_requests_per_batch,
             max_bytes=credential.max_bytes_per_batch,
             count_tokens=count_prompt,
+            skip=skip,
+            skip_empty=job.skip_empty_rows,
+            max_prompt_tokens=limit,
         )
-        return [_new_batch(job, part, attempt=1, index=index) for index, part in enumerate(parts)]
+        batches = [_new_batch(job, part, attempt=1, index=index) for index, part in enumerate(parts)]
+        if job.rows_skipped:
+            skipped.seek(0)
+            job.skipped_file.save(f"{job.code}-skipped.jsonl", File(skipped), save=False)
+    return batches
+
+
+def prompt_limit(job: Job) -> int | None:
+    """The most prompt tokens a row may have: the model's context window less the longest answer."""
+    window = ModelPrice.objects.filter(model=job.model).values_list("context_window", flat=True).first()
+    if not window:
+        return None
+    answer = 0 if job.endpoint == Job.Endpoint.EMBEDDINGS else job.max_output_tokens or 0
+    return max(window - answer, 1)
 
 
 def _new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:
@@ -683,10 +726,14 @@ def _outcome_streams(job: Job):
     """Every batch's outcomes, grouped by attempt (oldest first), in row order: what latest_outcomes takes."""
     batches = job.batches.exclude(outcomes_file="").order_by("attempt", "first_row")
     with contextlib.ExitStack() as stack:
-        yield [
+        attempts = [
             [reconcile.read_outcomes(stack.enter_context(b.outcomes_file.open("rb"))) for b in group]
             for _, group in itertools.groupby(batches, key=operator.attrgetter("attempt"))
         ]
+        if job.skipped_file:
+            # Rows never sent: the oldest "attempt", which no later one overrides.
+            attempts.insert(0, [reconcile.read_outcomes(stack.enter_context(job.skipped_file.open("rb")))])
+        yield attempts
 
 
 def start_results(job_id: int) -> bool:
@@ -799,7 +846,7 @@ def delete_job(job: Job) -> list[str]:
         for file_id in (b.remote_file_id, b.remote_output_file_id, b.remote_error_file_id)
         if file_id
     ]
-    files = [job.results_file, job.failures_file, job.xlsx_file]
+    files = [job.results_file, job.failures_file, job.xlsx_file, job.skipped_file]
     files += [f for b in batches for f in (b.input_file, b.output_file, b.error_file, b.outcomes_file)]
     dataset = job.dataset
     with transaction.atomic():

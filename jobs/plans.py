@@ -6,16 +6,17 @@ batch may take up to its 24-hour window. So the parts go in waves that fit the b
 worst case each wave takes the whole window.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Sum
 from django.utils import timezone
 
-from jobs import pricing
+from jobs import pricing, reconcile
 from jobs.models import Batch, Job
 
 COMPLETION_WINDOW = timedelta(hours=24)
+MAX_EXAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,16 @@ class Part:
     share: float  # percent of the provider's queue for this key and model
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plan:
     parts: list[Part]
     limit: int
     ahead: int  # tokens of other jobs' batches at the provider or queued before this job
     cost: pricing.Cost | None
     output_bounded: bool
+    skipped_empty: int = 0
+    too_long: int = 0
+    too_long_examples: list[tuple[int, int]] = field(default_factory=list)  # (row, prompt tokens)
 
     @property
     def tokens(self) -> int:
@@ -71,13 +75,23 @@ def plan_for(job: Job) -> Plan:
         used += batch.input_tokens
         share = 100 * batch.input_tokens / limit if limit else 100.0
         parts.append(Part(batch.index + 1, batch.request_count, batch.input_tokens, wave, share))
-    return Plan(
+    plan = Plan(
         parts=parts,
         limit=limit,
         ahead=ahead,
         cost=estimate(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
         output_bounded=job.endpoint == Job.Endpoint.EMBEDDINGS or bool(job.max_output_tokens),
     )
+    if job.skipped_file:
+        with job.skipped_file.open("rb") as stream:
+            for outcome in reconcile.read_outcomes(stream):
+                if outcome.code == "too_long":
+                    plan.too_long += 1
+                    if len(plan.too_long_examples) < MAX_EXAMPLES:
+                        plan.too_long_examples.append((outcome.row, outcome.input_tokens))
+                else:
+                    plan.skipped_empty += 1
+    return plan
 
 
 def estimate(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:

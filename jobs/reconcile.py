@@ -31,6 +31,10 @@ RETRYABLE_CODES = frozenset(
 )
 
 
+# Rows prepare left out: never sent, so neither answered nor failed.
+SKIPPED_CODES = frozenset({"skipped_empty", "too_long"})
+
+
 @dataclass(slots=True)
 class Outcome:
     row: int
