@@ -34,6 +34,10 @@ def ours(path: Path, out: Path) -> int:
             max_requests=50_000,
             max_bytes=200_000_000,
             count_tokens=tokens.prompt_counter(MODEL),
+            # As the app prepares by default: empty rows and rows over the context window left out.
+            skip=lambda row, code, prompt_tokens: None,
+            skip_empty=True,
+            max_prompt_tokens=128_000,
         )
         return sum(part.request_count for part in parts)
 

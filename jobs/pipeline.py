@@ -602,7 +602,7 @@ def _copy_requests(sources: list[Batch], rows: Iterable[int], *, max_requests: i
         ]
         # Each part is moved into storage by _new_batch before the directory goes away.
         yield from split_requests(
-            select_requests(streams, rows), Path(tmp), max_requests=max_requests, max_bytes=max_bytes
+            [select_requests(streams, rows)], Path(tmp), max_requests=max_requests, max_bytes=max_bytes
         )
 
 
