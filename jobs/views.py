@@ -39,6 +39,7 @@ from jobs import (
     pricing,
     spend,
     tasks,
+    tokens,
 )
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
@@ -191,13 +192,15 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 
 def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]:
-    """The exact request bodies the first rows will produce, or a message saying why not yet."""
-    data = {f: form.data.get(f, "") for f in ("endpoint", "model", "system_prompt", "user_prompt")}
+    """The exact requests the first rows will produce, with their tokens and cost, or why not yet."""
+    data = form.data
     job = Job(
-        endpoint=data["endpoint"] or Job.Endpoint.CHAT,
-        model=data["model"] or "(choose a model)",
-        system_prompt=data["system_prompt"],
-        user_prompt=data["user_prompt"],
+        endpoint=data.get("endpoint") or Job.Endpoint.CHAT,
+        model=data.get("model") or "(choose a model)",
+        system_prompt=data.get("system_prompt", ""),
+        user_prompt=data.get("user_prompt", ""),
+        temperature=_number(data.get("temperature"), float),
+        max_output_tokens=_number(data.get("max_output_tokens"), int),
     )
     try:
         builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
@@ -205,12 +208,30 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
         return [], f"No column is called {{{{ {exc.args[0]} }}}}."
     if not job.user_prompt.strip():
         return [], "Write a prompt to see the requests it makes."
+    count = tokens.prompt_counter(job.model)
+    price = ModelPrice.objects.filter(model=job.model).first()
+    answer_bound = 0 if job.endpoint == Job.Endpoint.EMBEDDINGS else job.max_output_tokens or 0
     previews = []
     for number, cells in enumerate(dataset.preview[:PREVIEW_ROWS], start=1):
+        system, user = builder.texts(cells)
+        prompt_tokens = count(system, user)
         previews.append(
-            {"row": number, "json": json.dumps(builder.body(cells), indent=2, ensure_ascii=False)}
+            {
+                "row": number,
+                "json": json.dumps(builder.body(cells), indent=2, ensure_ascii=False),
+                "tokens": prompt_tokens,
+                "cost": pricing.cost(price, prompt_tokens, answer_bound),
+                "bounded": bool(answer_bound) or job.endpoint == Job.Endpoint.EMBEDDINGS,
+            }
         )
     return previews, ""
+
+
+def _number(value, kind):
+    try:
+        return kind(value) if value not in (None, "") else None
+    except ValueError:
+        return None
 
 
 @login_required

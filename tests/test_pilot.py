@@ -1,9 +1,12 @@
 """The pilot run sends the first rows through the synchronous API, for real answers before paying for all."""
 
+import html
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from jobs import tokens
 from jobs.models import ModelPrice
 from simulator.models import SimBatch
 from tests.conftest import make_dataset
@@ -64,3 +67,20 @@ def test_a_refused_key_is_said_once(client, alice, simulator_credential):
     client.force_login(alice)
     text = client.post(reverse("jobs:pilot", args=[dataset.code]), form_data(simulator_credential)).content
     assert text.decode().count("The provider refused the key") == 1
+
+
+def test_the_live_preview_shows_the_exact_request_its_tokens_and_cost(client, alice, simulator_credential):
+    ModelPrice.objects.update_or_create(
+        model="gpt-4o-mini",
+        defaults=dict(input_per_million="0.15", output_per_million="0.60", as_of=timezone.now().date()),
+    )
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    data = form_data(simulator_credential, temperature="0.2", max_output_tokens="20")
+    text = html.unescape(client.post(reverse("jobs:preview", args=[dataset.code]), data).content.decode())
+    assert '"temperature": 0.2' in text and '"max_completion_tokens": 20' in text
+    assert "Sentiment of: Great shoes, very comfy" in text
+    expected = tokens.prompt_counter("gpt-4o-mini")("", "Sentiment of: Great shoes, very comfy")
+    assert f"Row 1 · {expected} prompt tokens · at most " in text
+    unknown = client.post(reverse("jobs:preview", args=[dataset.code]), data | {"user_prompt": "{{ Nope }}"})
+    assert "No column is called {{ Nope }}." in unknown.content.decode()
