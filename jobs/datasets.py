@@ -89,6 +89,23 @@ def _problems(problems: list[tables.Problem]) -> list[dict]:
     return [{"kind": p.kind, "message": p.message, "line": p.line} for p in problems]
 
 
+def duplicate_ids(
+    dataset: Dataset, column: str, examples: int = 5
+) -> tuple[int, list[tuple[str, list[int]]]]:
+    """Values of `column` found in more than one row: how many, and the first few with their rows."""
+    position = dataset.columns.index(column)
+    first_row: dict[str, int] = {}
+    repeated: dict[str, list[int]] = {}
+    with rows(dataset) as all_rows:
+        for row, cells in all_rows:
+            value = cells[position]
+            seen = first_row.setdefault(value, row)
+            if seen != row:
+                repeated.setdefault(value, [seen]).append(row)
+    found = list(repeated.items())
+    return len(found), found[:examples]
+
+
 def count_rows(dataset_id: int) -> None:
     """Count every row in one pass, with its progress on the dataset, and every problem on the way."""
     dataset = Dataset.objects.get(pk=dataset_id)

@@ -166,11 +166,13 @@ def iter_jsonl(
     *,
     embeddings: bool = False,
     token_prices: tuple[float, float] | None = None,
+    id_column: int | None = None,
 ) -> Iterator[bytes]:
     """Every dataset row with its outcome as one JSON object per line, generated as it is read.
 
     The row's own cells go under "input", keyed by column, so that no column name can clash
-    with the outcome's keys. Values are not neutralised: JSON is not opened by spreadsheets.
+    with the outcome's keys; the job's row ID, when it has one, is repeated as "id".
+    Values are not neutralised: JSON is not opened by spreadsheets.
     """
     input_price, output_price = token_prices or (0.0, 0.0)
     pending = iter(outcomes)
@@ -179,6 +181,8 @@ def iter_jsonl(
         while outcome is not None and outcome.row < row:
             outcome, attempts = next(pending, (None, 0))
         record = {"row": row, "input": dict(zip(columns, cells, strict=False))}
+        if id_column is not None:
+            record["id"] = cells[id_column]
         if outcome is None or outcome.row != row:
             record["status"] = "not sent"
         elif outcome.ok:

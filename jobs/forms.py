@@ -121,6 +121,7 @@ class JobForm(forms.ModelForm):
             "max_output_tokens",
             "resubmit_expired",
             "skip_empty_rows",
+            "id_column",
             "team",
         ]
         labels = {
@@ -144,6 +145,12 @@ class JobForm(forms.ModelForm):
     def __init__(self, *args, columns: list[str], user, **kwargs):
         super().__init__(*args, **kwargs)
         self.columns = columns
+        self.fields["id_column"] = forms.ChoiceField(
+            label="Row ID",
+            required=False,
+            choices=[("", "Number the rows for me"), *((c, c) for c in columns)],
+            help_text="A column whose values name each row, shown beside the answers. It must be unique.",
+        )
         if user.groups.exists():
             self.fields["team"] = _team_field(user)
         else:

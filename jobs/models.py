@@ -247,6 +247,11 @@ class Job(models.Model):
     resubmit_expired = models.BooleanField(
         default=True, help_text="Send again, in a follow-up batch, the rows of a batch that expired."
     )
+    id_column = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="A column whose values name each row; empty to number the rows instead.",
+    )
     skip_empty_rows = models.BooleanField(
         default=True, help_text="Do not send rows whose columns used by the prompt are all empty."
     )

@@ -77,6 +77,19 @@ def prepare_job(job_id: int) -> list[int]:
     job = Job.objects.select_related("dataset", "credential").get(pk=job_id)
     if job.status != Job.Status.PREPARING or job.batches.exists():
         return []
+    if job.id_column:
+        duplicates, examples = datasets.duplicate_ids(job.dataset, job.id_column)
+        if duplicates:
+            named = "; ".join(f"“{value}” (rows {', '.join(map(str, rows[:5]))})" for value, rows in examples)
+            job.transition(
+                Job.Status.PREPARING,
+                Job.Status.FAILED,
+                error=f"Nothing was sent: the column “{job.id_column}” cannot name the rows, because "
+                f"{duplicates:,} of its values appear more than once: {named}. "
+                "Choose another column, or let the rows be numbered.",
+                finished_at=timezone.now(),
+            )
+            return []
     try:
         batches = _first_batches(job)
     except (tables.TableError, ValueError) as exc:
@@ -831,6 +844,7 @@ def results_jsonl(job: Job) -> Iterator[bytes]:
             latest_outcomes(attempts),
             embeddings=job.endpoint == Job.Endpoint.EMBEDDINGS,
             token_prices=pricing.per_token(pricing.prices().get(job.model)),
+            id_column=job.dataset.columns.index(job.id_column) if job.id_column else None,
         )
 
 

@@ -62,3 +62,25 @@ def test_a_job_with_every_row_left_out_says_so(alice, simulator_credential):
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert "all 2 were left out" in job.error
+
+
+def test_a_row_id_column_must_be_unique_and_names_the_duplicates(alice, simulator_credential):
+    content = b"sku,Review Text\nA1,good\nB2,bad\nA1,again\nC3,fine\nB2,more\n"
+    job = new_job(alice, simulator_credential, content=content, id_column="sku")
+    pipeline.prepare_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "the column “sku” cannot name the rows" in job.error
+    assert "“A1” (rows 1, 3)" in job.error and "“B2” (rows 2, 5)" in job.error
+    assert not job.batches.exists()
+
+
+def test_a_unique_row_id_travels_with_the_results(client, alice, simulator_credential):
+    import orjson
+
+    content = b"sku,Review Text\nA1,good\nB2,bad\n"
+    job = drive(new_job(alice, simulator_credential, content=content, id_column="sku"))
+    client.force_login(alice)
+    response = client.get(reverse("jobs:download", args=[job.code, "jsonl"]))
+    lines = [orjson.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+    assert [line["id"] for line in lines] == ["A1", "B2"]
