@@ -200,6 +200,32 @@ class Dataset(models.Model):
         return names.get(self.delimiter, f"“{self.delimiter}”")
 
 
+class PromptTemplate(models.Model):
+    """A named prompt and its settings, saved to reuse on other tables; jobs copy it, never link it."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="templates")
+    team = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="templates"
+    )
+    name = models.CharField(max_length=200)
+    endpoint = models.CharField(max_length=40, default="/v1/chat/completions")
+    model = models.CharField(max_length=100)
+    system_prompt = models.TextField(blank=True)
+    user_prompt = models.TextField()
+    temperature = models.FloatField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    FIELDS = ("endpoint", "model", "system_prompt", "user_prompt", "temperature", "max_output_tokens")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Job(models.Model):
     """One user's run of a prompt template over a dataset; split into provider batches."""
 

@@ -44,7 +44,7 @@ from jobs import (
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, CredentialForm, JobForm, ReadingForm, UploadForm
-from jobs.models import AuditEvent, Dataset, Job, ModelPrice, ProviderCredential
+from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate, ProviderCredential
 
 PREVIEW_ROWS = 3
 FAILURES_PER_PAGE = 50
@@ -239,12 +239,13 @@ def _number(value, kind):
 @require_http_methods(["GET", "POST"])
 def new_job(request: HttpRequest, code) -> HttpResponse:
     dataset = _get_dataset(request, code)
-    form = JobForm(
-        request.POST or None,
-        columns=dataset.columns,
-        user=request.user,
-        initial={"name": dataset.name.rsplit(".", 1)[0], "team": dataset.team_id},
-    )
+    initial = {"name": dataset.name.rsplit(".", 1)[0], "team": dataset.team_id}
+    templates = access.visible(request.user, PromptTemplate.objects.all())
+    chosen = request.GET.get("template")
+    if chosen:
+        template = get_object_or_404(templates, code=chosen)
+        initial |= {field: getattr(template, field) for field in PromptTemplate.FIELDS}
+    form = JobForm(request.POST or None, columns=dataset.columns, user=request.user, initial=initial)
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
         job = form.save(commit=False)
         job.owner = request.user
@@ -260,6 +261,8 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
     )
     context = {
         "dataset": dataset,
+        "templates": templates,
+        "chosen_template": chosen,
         "reading_form": reading_form,
         "form": form,
         "previews": previews,
@@ -286,6 +289,43 @@ def _job_context(job: Job) -> dict:
         ModelPrice.objects.filter(model=job.model).first(), job.reported_input_tokens, job.output_tokens
     )
     return {"job": job, "batches": job.batches.only(*BATCH_DISPLAY_FIELDS), "plan": plan, "cost": cost}
+
+
+@login_required
+@require_POST
+def save_template(request: HttpRequest, code) -> HttpResponse:
+    """htmx: keep the prompt and its settings under a name, to reuse on other tables."""
+    dataset = _get_dataset(request, code)
+    form = JobForm(request.POST, columns=dataset.columns, user=request.user)
+    name = request.POST.get("template_name", "").strip()[:200]
+    form.is_valid()
+    problems = [e for f in ("user_prompt", "system_prompt", "model") for e in form.errors.get(f, [])]
+    if not name:
+        problems.insert(0, "Give the template a name.")
+    if problems:
+        return render(request, "jobs/new_job.html#template_saved", {"problems": problems})
+    values = {field: form.cleaned_data.get(field) for field in PromptTemplate.FIELDS}
+    template, created = PromptTemplate.objects.update_or_create(
+        owner=request.user, name=name, defaults=values | {"team": form.cleaned_data.get("team")}
+    )
+    return render(request, "jobs/new_job.html#template_saved", {"template": template, "created": created})
+
+
+@login_required
+@require_GET
+def templates(request: HttpRequest) -> HttpResponse:
+    """The saved templates this user can see, their own and their teams'."""
+    visible = access.visible(request.user, PromptTemplate.objects.select_related("owner", "team"))
+    return render(request, "jobs/templates.html", {"templates": visible})
+
+
+@login_required
+@require_POST
+def template_delete(request: HttpRequest, code) -> HttpResponse:
+    template = access.get_changeable(request.user, PromptTemplate.objects.all(), code=code)
+    template.delete()
+    messages.info(request, f"Deleted the template “{template.name}”. Jobs that used it keep their copy.")
+    return redirect("jobs:templates")
 
 
 @login_required

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SECRET_NAME = "Alice secret forecast"
 # Pages anyone may open: the login pages, logging out, and the health check (which says only "ok").
 PUBLIC = {"login/", "logout/", "health/", "admin/login/", "admin/logout/"}
-# Pages every member has, showing only their own things: the job list and the upload form.
-MEMBER_PAGES = {"", "upload/"}
+# Pages every member has, showing only their own things: the job list, upload form and templates.
+MEMBER_PAGES = {"", "upload/", "templates/"}
 REFUSED = {401, 403, 404, 405}
 
 
