@@ -188,7 +188,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         if dataset.status == Dataset.Status.COUNTING:
             tasks.count_dataset_rows.delay_on_commit(dataset.pk)
         return redirect("jobs:new_job", dataset.code)
-    return render(request, "jobs/upload.html", {"form": form})
+    return render(request, "jobs/upload.html", {"form": form, "max_bytes": settings.UPLOAD_MAX_BYTES})
 
 
 def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]:

@@ -107,3 +107,29 @@ def test_a_person_does_the_whole_journey_in_a_browser(
     assert table[0][:4] == ["Review Text", "Stars", "Reviewer", "answer"]
     assert [row[2] for row in table[1:]] == ["Zoë", "Bob", "Chloé", "Ana", "Tom"]
     assert all(row[3] for row in table[1:])
+
+
+@pytest.mark.browser
+def test_upload_says_at_once_when_a_file_is_too_big_or_empty(
+    page, live_server, settings, tmp_path, django_user_model
+):
+    settings.UPLOAD_MAX_BYTES = 100
+    django_user_model.objects.create_user("zoe", password="zoe-password-1")
+    page.goto(live_server.url)
+    page.get_by_label("User name").fill("zoe")
+    page.get_by_label("Password").fill("zoe-password-1")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Start a new job").click()
+
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"Review Text\n" + b"x" * 200 + b"\n")
+    page.get_by_label("Your table").set_input_files(str(big))
+    page.get_by_text("This file is larger than 100").wait_for()
+    screenshot(page, "05-upload-too-big")
+
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    page.get_by_label("Your table").set_input_files(str(empty))
+    page.get_by_role("button", name="Upload and continue").click()
+    page.get_by_text("The file is empty.").wait_for()
+    assert page.url.endswith("/upload/")
