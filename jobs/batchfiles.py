@@ -45,6 +45,8 @@ class RequestSpec:
     user_prompt: str = ""
     temperature: float | None = None
     max_output_tokens: int | None = None
+    # Structured output: the JSON schema every answer must follow (chat and responses only).
+    output_schema: dict[str, Any] | None = None
 
 
 class RequestBuilder:
@@ -67,6 +69,21 @@ class RequestBuilder:
             if spec.max_output_tokens:
                 key = "max_output_tokens" if spec.endpoint == RESPONSES else "max_completion_tokens"
                 self._params[key] = spec.max_output_tokens
+            if spec.output_schema:
+                if spec.endpoint == RESPONSES:
+                    self._params["text"] = {
+                        "format": {
+                            "type": "json_schema",
+                            "name": "row_answer",
+                            "strict": True,
+                            "schema": spec.output_schema,
+                        }
+                    }
+                else:
+                    self._params["response_format"] = {
+                        "type": "json_schema",
+                        "json_schema": {"name": "row_answer", "strict": True, "schema": spec.output_schema},
+                    }
 
     def texts(self, cells: list[str]) -> tuple[str, str]:
         """The system and user text a row produces."""

@@ -9,6 +9,7 @@ spreadsheet would run as a formula gets a leading apostrophe. CSV files are UTF-
 with a BOM so that Excel shows accents correctly.
 """
 
+import contextlib
 import csv
 import heapq
 import itertools
@@ -21,6 +22,7 @@ from typing import IO
 import orjson
 import xlsxwriter
 
+from jobs import schema
 from jobs.reconcile import SKIPPED_CODES, Outcome
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
@@ -97,20 +99,26 @@ def write_results(
     *,
     token_prices: tuple[float, float] | None = None,
     on_failure: Callable[[int, list[str], Outcome, int], None] | None = None,
+    fields: list[str] | None = None,
 ) -> Counts:
     """Write every dataset row, in its original order, with its outcome; and the failed rows apart.
 
     `rows` yields (row number, cells) in file order; `outcomes` yields (outcome, attempts)
     sorted by row. Rows with no outcome were not sent (for example skipped as empty).
     `token_prices` (dollars per input and per output token) fills the cost column;
-    `on_failure(row, cells, outcome, attempts)` is called for each failed row.
+    `on_failure(row, cells, outcome, attempts)` is called for each failed row. With
+    structured output, each of `fields` gets a column after the answer.
     """
     results.write("\ufeff")
     failures.write("\ufeff")
     result_writer = csv.writer(results)
     failure_writer = csv.writer(failures)
     safe_columns = [neutralize(c) for c in columns]
-    result_writer.writerow(safe_columns + RESULT_COLUMNS)
+    fields = fields or []
+    field_columns = [neutralize(f) for f in fields]
+    result_writer.writerow(safe_columns + RESULT_COLUMNS[:1] + field_columns + RESULT_COLUMNS[1:])
+    # The answer and field cells of a row without an answer.
+    no_answer = ("",) * (1 + len(fields))
     failure_writer.writerow(safe_columns + FAILURE_COLUMNS)
     write_result, write_failure = result_writer.writerow, failure_writer.writerow
     risky = _RISKY_FIRST
@@ -125,7 +133,8 @@ def write_results(
         # Most cells start with a letter or a digit: those skip the function call.
         line = [neutralize(c) if c and c[0] in risky else c for c in cells]
         if outcome is None or outcome.row != row:
-            line += ("", "not sent", "", "", 0, "", "", "")
+            line += no_answer
+            line += ("not sent", "", "", 0, "", "", "")
             write_result(line)
         elif outcome.ok:
             succeeded += 1
@@ -134,17 +143,22 @@ def write_results(
                 answer = neutralize(answer)
             tokens_in, tokens_out = outcome.input_tokens, outcome.output_tokens
             cost = f"{tokens_in * input_price + tokens_out * output_price:.6f}" if token_prices else ""
-            line += (answer, "succeeded", "", "", attempts, tokens_in, tokens_out, cost)
+            line.append(answer)
+            if fields:
+                line += [neutralize(v) for v in schema.values(outcome.answer, fields)]
+            line += ("succeeded", "", "", attempts, tokens_in, tokens_out, cost)
             write_result(line)
         elif outcome.code in SKIPPED_CODES:
-            line += ("", "not sent", outcome.code, neutralize(outcome.message), 0, "", "", "")
+            line += no_answer
+            line += ("not sent", outcome.code, neutralize(outcome.message), 0, "", "", "")
             write_result(line)
         else:
             failed += 1
             retryable += outcome.retryable
             message = neutralize(outcome.message)
             failure = line + [row, outcome.code, message, "yes" if outcome.retryable else "no", attempts]
-            line += ("", "failed", outcome.code, message, attempts, "", "", "")
+            line += no_answer
+            line += ("failed", outcome.code, message, attempts, "", "", "")
             write_result(line)
             write_failure(failure)
             if on_failure:
@@ -167,6 +181,7 @@ def iter_jsonl(
     embeddings: bool = False,
     token_prices: tuple[float, float] | None = None,
     id_column: int | None = None,
+    structured: bool = False,
 ) -> Iterator[bytes]:
     """Every dataset row with its outcome as one JSON object per line, generated as it is read.
 
@@ -187,9 +202,12 @@ def iter_jsonl(
             record["status"] = "not sent"
         elif outcome.ok:
             record["status"] = "succeeded"
-            record["answer"] = (
-                orjson.loads(outcome.answer) if embeddings and outcome.answer else outcome.answer
-            )
+            answer = outcome.answer
+            if (embeddings or structured) and answer:
+                # An answer that is not JSON after all is kept as the text the model wrote.
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    answer = orjson.loads(answer)
+            record["answer"] = answer
             record["attempts"] = attempts
             record["input_tokens"], record["output_tokens"] = outcome.input_tokens, outcome.output_tokens
             if token_prices:

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.debug import sensitive_variables
 
-from jobs import access, prompts
+from jobs import access, prompts, schema
 from jobs.models import Dataset, Job, ProviderCredential
 
 SUGGESTED_MODELS = {
@@ -21,6 +21,26 @@ SUGGESTED_MODELS = {
     Job.Endpoint.RESPONSES: ["gpt-4.1-mini", "gpt-4o-mini", "gpt-5-mini", "gpt-5"],
     Job.Endpoint.EMBEDDINGS: ["text-embedding-3-small", "text-embedding-3-large"],
 }
+
+
+FIELD_ROWS = 6
+
+
+def output_fields(data, endpoint: str | None) -> list[dict]:
+    """The structured-output fields typed in the builder (field-N-name, -type, -description, -labels)."""
+    typed = [
+        {
+            "name": data.get(f"field-{i}-name", ""),
+            "type": data.get(f"field-{i}-type", "text"),
+            "description": data.get(f"field-{i}-description", ""),
+            "labels": data.get(f"field-{i}-labels", "").split(","),
+        }
+        for i in range(FIELD_ROWS)
+    ]
+    typed = [f for f in typed if f["name"].strip() or f["description"].strip()]
+    if typed and endpoint == Job.Endpoint.EMBEDDINGS:
+        raise schema.FieldError("Embeddings are numbers, not answers with fields: remove the fields.")
+    return schema.clean_fields(typed)
 
 
 def _bootstrap(form: forms.BaseForm) -> None:
@@ -195,6 +215,40 @@ class JobForm(forms.ModelForm):
         if value is not None and not 0 <= value <= 2:
             raise forms.ValidationError("Temperature must be between 0 and 2.")
         return value
+
+    def clean(self):
+        data = super().clean()
+        try:
+            self.instance.output_fields = output_fields(self.data, data.get("endpoint"))
+        except schema.FieldError as exc:
+            self.add_error(None, str(exc))
+        return data
+
+    @property
+    def field_rows(self) -> list[dict]:
+        """The structured-output builder's rows, as typed (or from the template), padded with empty ones."""
+        rows = (
+            [
+                {
+                    "name": f["name"],
+                    "type": f["type"],
+                    "description": f["description"],
+                    "labels": ", ".join(f["labels"]),
+                }
+                for f in (self.initial.get("output_fields") or [])
+            ]
+            if not self.is_bound
+            else [
+                {
+                    key: self.data.get(f"field-{i}-{key}", "")
+                    for key in ("name", "type", "description", "labels")
+                }
+                for i in range(FIELD_ROWS)
+            ]
+        )
+        rows = [r for r in rows if r["name"] or r["description"] or r["labels"]]
+        rows += [{"name": "", "type": "text", "description": "", "labels": ""}] * (FIELD_ROWS - len(rows))
+        return [r | {"index": i} for i, r in enumerate(rows[:FIELD_ROWS])]
 
 
 class CredentialForm(forms.ModelForm):

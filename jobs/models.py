@@ -215,9 +215,18 @@ class PromptTemplate(models.Model):
     user_prompt = models.TextField()
     temperature = models.FloatField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_fields = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    FIELDS = ("endpoint", "model", "system_prompt", "user_prompt", "temperature", "max_output_tokens")
+    FIELDS = (
+        "endpoint",
+        "model",
+        "system_prompt",
+        "user_prompt",
+        "temperature",
+        "max_output_tokens",
+        "output_fields",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -273,6 +282,8 @@ class Job(models.Model):
     resubmit_expired = models.BooleanField(
         default=True, help_text="Send again, in a follow-up batch, the rows of a batch that expired."
     )
+    # Structured output: [{name, type, description, labels}], each a column of the results.
+    output_fields = models.JSONField(default=list, blank=True)
     id_column = models.CharField(
         max_length=255,
         blank=True,

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
-from jobs import datasets, notify, plans, pricing, reconcile, tables, tokens
+from jobs import datasets, notify, plans, pricing, reconcile, schema, tables, tokens
 from jobs.batchfiles import (
     BatchFile,
     RequestBuilder,
@@ -63,6 +63,7 @@ def request_spec(job: Job) -> RequestSpec:
         user_prompt=job.user_prompt,
         temperature=job.temperature,
         max_output_tokens=job.max_output_tokens,
+        output_schema=schema.json_schema(job.output_fields) if job.output_fields else None,
     )
 
 
@@ -796,6 +797,7 @@ def build_results(job_id: int) -> None:
             failures,
             token_prices=pricing.per_token(pricing.prices().get(job.model)),
             on_failure=keep_failure,
+            fields=[f["name"] for f in job.output_fields],
         )
         RowFailure.objects.bulk_create(failed_rows)
         results.seek(0)
@@ -845,6 +847,7 @@ def results_jsonl(job: Job) -> Iterator[bytes]:
             embeddings=job.endpoint == Job.Endpoint.EMBEDDINGS,
             token_prices=pricing.per_token(pricing.prices().get(job.model)),
             id_column=job.dataset.columns.index(job.id_column) if job.id_column else None,
+            structured=bool(job.output_fields),
         )
 
 

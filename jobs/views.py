@@ -37,13 +37,14 @@ from jobs import (
     pipeline,
     plans,
     pricing,
+    schema,
     spend,
     tasks,
     tokens,
 )
 from jobs import metrics as jobs_metrics
 from jobs.batchfiles import RequestBuilder
-from jobs.forms import SUGGESTED_MODELS, CredentialForm, JobForm, ReadingForm, UploadForm
+from jobs.forms import SUGGESTED_MODELS, CredentialForm, JobForm, ReadingForm, UploadForm, output_fields
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate, ProviderCredential
 
 PREVIEW_ROWS = 3
@@ -203,9 +204,12 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
         max_output_tokens=_number(data.get("max_output_tokens"), int),
     )
     try:
+        job.output_fields = output_fields(data, job.endpoint)
         builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
     except KeyError as exc:
         return [], f"No column is called {{{{ {exc.args[0]} }}}}."
+    except schema.FieldError as exc:
+        return [], str(exc)
     if not job.user_prompt.strip():
         return [], "Write a prompt to see the requests it makes."
     count = tokens.prompt_counter(job.model)
@@ -261,6 +265,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
     )
     context = {
         "dataset": dataset,
+        "field_types": schema.TYPES.items(),
         "templates": templates,
         "chosen_template": chosen,
         "reading_form": reading_form,
@@ -305,6 +310,7 @@ def save_template(request: HttpRequest, code) -> HttpResponse:
     if problems:
         return render(request, "jobs/new_job.html#template_saved", {"problems": problems})
     values = {field: form.cleaned_data.get(field) for field in PromptTemplate.FIELDS}
+    values["output_fields"] = form.instance.output_fields
     template, created = PromptTemplate.objects.update_or_create(
         owner=request.user, name=name, defaults=values | {"team": form.cleaned_data.get("team")}
     )

@@ -106,3 +106,17 @@ def test_a_job_keeps_its_copy_when_the_template_changes(client, alice, simulator
     PromptTemplate.objects.update(user_prompt="Changed {{ Review Text }}")
     client.post(reverse("jobs:template_delete", args=[PromptTemplate.objects.get().code]))
     assert Job.objects.get().user_prompt == "Sentiment of: {{ Review Text }}"
+
+
+def test_a_template_keeps_the_structured_output_fields(client, alice, simulator_credential):
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    fields = {"field-0-name": "sentiment", "field-0-type": "label", "field-0-labels": "good, bad"}
+    client.post(
+        reverse("jobs:save_template", args=[dataset.code]),
+        post_data(simulator_credential, template_name="Labels") | fields,
+    )
+    template = PromptTemplate.objects.get()
+    assert template.output_fields[0]["labels"] == ["good", "bad"]
+    page = client.get(reverse("jobs:new_job", args=[dataset.code]), {"template": template.code})
+    assert 'value="good, bad"' in page.content.decode()
