@@ -7,13 +7,13 @@ worst case each wave takes the whole window.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Sum
 from django.utils import timezone
 
 from jobs import pricing, reconcile
-from jobs.models import Batch, Job
+from jobs.models import Batch, Job, ModelPrice
 
 COMPLETION_WINDOW = timedelta(hours=24)
 MAX_EXAMPLES = 10
@@ -35,6 +35,7 @@ class Plan:
     ahead: int  # tokens of other jobs' batches at the provider or queued before this job
     cost: pricing.Cost | None
     output_bounded: bool
+    prices_as_of: date | None = None
     skipped_empty: int = 0
     too_long: int = 0
     too_long_examples: list[tuple[int, int]] = field(default_factory=list)  # (row, prompt tokens)
@@ -81,6 +82,7 @@ def plan_for(job: Job) -> Plan:
         ahead=ahead,
         cost=estimate(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
         output_bounded=job.endpoint == Job.Endpoint.EMBEDDINGS or bool(job.max_output_tokens),
+        prices_as_of=ModelPrice.objects.filter(model=job.model).values_list("as_of", flat=True).first(),
     )
     if job.skipped_file:
         with job.skipped_file.open("rb") as stream:
