@@ -82,7 +82,12 @@ def table_info(dataset: Dataset) -> tables.TableInfo:
 def rows(dataset: Dataset) -> Iterator[Iterator[tuple[int, list[str]]]]:
     """Every data row as (row number, cells), streamed from storage."""
     with dataset.file.open("rb") as stream:
-        yield tables.iter_rows(stream, table_info(dataset), bad_rows=dataset.bad_rows)
+        all_rows = tables.iter_rows(stream, table_info(dataset), bad_rows=dataset.bad_rows)
+        try:
+            yield all_rows
+        finally:
+            # A caller that stopped early (the pilot run): finish the reader while its file is open.
+            all_rows.close()
 
 
 def _problems(problems: list[tables.Problem]) -> list[dict]:
