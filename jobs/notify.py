@@ -20,14 +20,26 @@ User = get_user_model()
 log = logging.getLogger(__name__)
 
 
-def _send(job: Job, subject: str, template: str, **context) -> None:
-    if not job.owner.email:
+def _mail(recipients: list[str], subject: str, template: str, context: dict) -> None:
+    if not recipients:
         return
-    context |= {"job": job, "url": settings.SITE_URL + reverse("jobs:job_detail", args=[job.code])}
     try:
-        send_mail(subject, render_to_string(template, context), None, [job.owner.email])
+        send_mail(subject, render_to_string(template, context), None, recipients)
     except (smtplib.SMTPException, OSError) as exc:
-        log.warning("Could not email the owner of job %s: %s", job.pk, exc)
+        log.warning("Could not send “%s”: %s", subject, exc)
+
+
+def _admins() -> list[str]:
+    return [u.email for u in User.objects.filter(is_staff=True, is_active=True).exclude(email="")]
+
+
+def _job_url(job: Job) -> str:
+    return settings.SITE_URL + reverse("jobs:job_detail", args=[job.code])
+
+
+def _to_owner(job: Job, subject: str, template: str, **context) -> None:
+    recipients = [job.owner.email] if job.owner.email else []
+    _mail(recipients, subject, template, context | {"job": job, "url": _job_url(job)})
 
 
 def job_finished(job: Job) -> None:
@@ -36,36 +48,23 @@ def job_finished(job: Job) -> None:
         Job.Status.FAILED: "has finished without answers",
         Job.Status.CANCELLED: "was cancelled",
     }[job.status]
-    _send(job, f"Batchdash: “{job.name}” {verdict}", "jobs/email/job_finished.txt", verdict=verdict)
+    _to_owner(job, f"Batchdash: “{job.name}” {verdict}", "jobs/email/job_finished.txt", verdict=verdict)
 
 
 def key_refused(credential: ProviderCredential) -> None:
-    """Tell every admin with an email address; the key itself never appears, only its name."""
-    admins = [u.email for u in User.objects.filter(is_staff=True, is_active=True).exclude(email="")]
-    if not admins:
-        return
-    url = settings.SITE_URL + reverse("admin:jobs_providercredential_change", args=[credential.pk])
-    body = render_to_string("jobs/email/key_refused.txt", {"credential": credential, "url": url})
-    try:
-        send_mail(f"Batchdash: the provider refused the key “{credential.name}”", body, None, admins)
-    except (smtplib.SMTPException, OSError) as exc:
-        log.warning("Could not email the admins about credential %s: %s", credential.pk, exc)
+    """Tell every admin; the key itself never appears, only its name and last four characters."""
+    url = settings.SITE_URL + reverse("jobs:key_edit", args=[credential.code])
+    subject = f"Batchdash: the provider refused the key “{credential.name}”"
+    _mail(_admins(), subject, "jobs/email/key_refused.txt", {"credential": credential, "url": url})
 
 
 def approval_needed(job: Job) -> None:
     """Ask the admins to approve a job above its key's cost threshold."""
-    admins = [u.email for u in User.objects.filter(is_staff=True, is_active=True).exclude(email="")]
-    if not admins:
-        return
-    url = settings.SITE_URL + reverse("jobs:job_detail", args=[job.code])
-    body = render_to_string("jobs/email/approval_needed.txt", {"job": job, "url": url})
-    try:
-        send_mail(f"Batchdash: “{job.name}” waits for your approval", body, None, admins)
-    except (smtplib.SMTPException, OSError) as exc:
-        log.warning("Could not ask the admins to approve job %s: %s", job.pk, exc)
+    subject = f"Batchdash: “{job.name}” waits for your approval"
+    _mail(_admins(), subject, "jobs/email/approval_needed.txt", {"job": job, "url": _job_url(job)})
 
 
 def part_slow(batch: Batch) -> None:
     job = batch.job
     subject = f"Batchdash: part {batch.index + 1} of “{job.name}” is slower than usual"
-    _send(job, subject, "jobs/email/part_slow.txt", batch=batch)
+    _to_owner(job, subject, "jobs/email/part_slow.txt", batch=batch)

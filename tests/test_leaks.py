@@ -9,6 +9,7 @@ from django.views.debug import ExceptionReporter
 
 from jobs.models import AuditEvent, ProviderCredential
 from jobs.openai_client import ProviderClient
+from tests.test_key_pages import add_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,21 +44,7 @@ def test_a_crash_while_building_a_client_shows_no_key_on_the_debug_page_or_in_th
 def test_key_changes_and_tests_are_audited_without_the_key(client, django_user_model, simulator_url):
     root = django_user_model.objects.create_user("root", is_staff=True)
     client.force_login(root)
-    data = dict(
-        name="Live",
-        kind="compatible",
-        base_url=simulator_url,
-        api_key=KEY,
-        max_requests_per_batch=50000,
-        max_bytes_per_batch=200000000,
-        poll_min_seconds=30,
-        poll_max_seconds=300,
-        enqueued_token_limit=20000000,
-        model_token_limits="{}",
-        is_active="on",
-    )
-    client.post(reverse("jobs:key_new"), data)
-    credential = ProviderCredential.objects.get(name="Live")
+    credential = add_key(client, name="Live", base_url=simulator_url, api_key=KEY)
     client.post(reverse("jobs:key_test", args=[credential.code]))
     events = list(AuditEvent.objects.order_by("at").values_list("action", "detail"))
     assert [action for action, _ in events] == ["key_save", "key_test"]
