@@ -200,25 +200,28 @@ class Dataset(models.Model):
         return names.get(self.delimiter, f"“{self.delimiter}”")
 
 
-class PromptTemplate(models.Model):
-    """A named prompt and its settings, saved to reuse on other tables; jobs copy it, never link it."""
+class PromptSettings(models.Model):
+    """What is sent for each row: the prompts and the model's settings.
 
-    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="templates")
-    team = models.ForeignKey(
-        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="templates"
-    )
-    name = models.CharField(max_length=200)
-    endpoint = models.CharField(max_length=40, default="/v1/chat/completions")
+    Saved templates hold them to be reused; a job holds its own copy, made when it is
+    created, so that later edits of a template never change a job.
+    """
+
+    class Endpoint(models.TextChoices):
+        CHAT = "/v1/chat/completions", "Chat completions"
+        RESPONSES = "/v1/responses", "Responses"
+        EMBEDDINGS = "/v1/embeddings", "Embeddings"
+
+    endpoint = models.CharField(max_length=40, choices=Endpoint.choices, default=Endpoint.CHAT)
     model = models.CharField(max_length=100)
     system_prompt = models.TextField(blank=True)
-    user_prompt = models.TextField()
+    user_prompt = models.TextField(blank=True)
     temperature = models.FloatField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Structured output: [{name, type, description, labels}], each a column of the results.
     output_fields = models.JSONField(default=list, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
-    FIELDS = (
+    SETTINGS = (
         "endpoint",
         "model",
         "system_prompt",
@@ -229,13 +232,28 @@ class PromptTemplate(models.Model):
     )
 
     class Meta:
+        abstract = True
+
+
+class PromptTemplate(PromptSettings):
+    """A named prompt and its settings, saved to reuse on other tables."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="templates")
+    team = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="templates"
+    )
+    name = models.CharField(max_length=200)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
 
 
-class Job(models.Model):
+class Job(PromptSettings):
     """One user's run of a prompt template over a dataset; split into provider batches."""
 
     class Status(models.TextChoices):
@@ -259,11 +277,6 @@ class Job(models.Model):
         Status.NEEDS_ADMIN,
     )
 
-    class Endpoint(models.TextChoices):
-        CHAT = "/v1/chat/completions", "Chat completions"
-        RESPONSES = "/v1/responses", "Responses"
-        EMBEDDINGS = "/v1/embeddings", "Embeddings"
-
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
     team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
@@ -272,18 +285,9 @@ class Job(models.Model):
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREPARING)
 
-    # The template the job ran with: copied here so that later edits never change it.
-    endpoint = models.CharField(max_length=40, choices=Endpoint.choices, default=Endpoint.CHAT)
-    model = models.CharField(max_length=100)
-    system_prompt = models.TextField(blank=True)
-    user_prompt = models.TextField(blank=True)
-    temperature = models.FloatField(null=True, blank=True)
-    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     resubmit_expired = models.BooleanField(
         default=True, help_text="Send again, in a follow-up batch, the rows of a batch that expired."
     )
-    # Structured output: [{name, type, description, labels}], each a column of the results.
-    output_fields = models.JSONField(default=list, blank=True)
     id_column = models.CharField(
         max_length=255,
         blank=True,

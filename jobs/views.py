@@ -248,7 +248,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
     chosen = request.GET.get("template")
     if chosen:
         template = get_object_or_404(templates, code=chosen)
-        initial |= {field: getattr(template, field) for field in PromptTemplate.FIELDS}
+        initial |= {field: getattr(template, field) for field in PromptTemplate.SETTINGS}
     form = JobForm(request.POST or None, columns=dataset.columns, user=request.user, initial=initial)
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
         job = form.save(commit=False)
@@ -309,7 +309,7 @@ def save_template(request: HttpRequest, code) -> HttpResponse:
         problems.insert(0, "Give the template a name.")
     if problems:
         return render(request, "jobs/new_job.html#template_saved", {"problems": problems})
-    values = {field: form.cleaned_data.get(field) for field in PromptTemplate.FIELDS}
+    values = {field: form.cleaned_data.get(field) for field in PromptTemplate.SETTINGS}
     values["output_fields"] = form.instance.output_fields
     template, created = PromptTemplate.objects.update_or_create(
         owner=request.user, name=name, defaults=values | {"team": form.cleaned_data.get("team")}

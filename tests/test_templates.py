@@ -59,7 +59,7 @@ def test_a_template_whose_columns_are_missing_is_pointed_out(client, alice, simu
     )
     dataset = make_dataset(alice)
     data = post_data(simulator_credential) | {
-        field: getattr(template, field) or "" for field in PromptTemplate.FIELDS
+        field: getattr(template, field) or "" for field in PromptTemplate.SETTINGS
     }
     response = client.post(reverse("jobs:new_job", args=[dataset.code]), data)
     assert response.status_code == 200
