@@ -19,6 +19,8 @@ class CompiledTemplate:
     columns: tuple[int, ...]
 
     def render(self, cells: list[str]) -> str:
+        if len(self.columns) == 1:  # the usual template, rendered for every row of large files
+            return self.parts[0] + cells[self.columns[0]] + self.parts[1]
         parts = self.parts
         out = [parts[0]]
         for i, column in enumerate(self.columns):
