@@ -6,17 +6,19 @@ reported so far, so that two large jobs sent on the same day cannot both squeeze
 budget. A job counts in the month it was sent.
 """
 
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from jobs import pricing
-from jobs.models import Job, TeamBudget
+from jobs.models import Job, ProviderCredential, TeamBudget
 from jobs.templatetags.money import dollars
 
 ZERO = Decimal(0)
@@ -71,6 +73,18 @@ def check_budgets(job: Job) -> None:
                 f"{dollars(left)} left of its {dollars(limit)} monthly budget ({dollars(used)} spent "
                 "or committed this month). Send fewer rows, set a shorter maximum answer, or ask an admin."
             )
+
+
+@contextlib.contextmanager
+def within_budget(job: Job):
+    """Check the budgets, and hold them locked until the caller has moved the job on, so that
+    two jobs sent at the same moment cannot both fit in what is left. Raises BudgetRefused.
+    """
+    with transaction.atomic():
+        list(ProviderCredential.objects.select_for_update().filter(pk=job.credential_id))
+        list(TeamBudget.objects.select_for_update().filter(team_id=job.team_id))
+        check_budgets(job)
+        yield
 
 
 def needs_approval(job: Job) -> bool:

@@ -404,22 +404,21 @@ def start(request: HttpRequest, code) -> HttpResponse:
     if job.status != Job.Status.PLANNED:
         return redirect("jobs:job_detail", job.code)
     try:
-        spend.check_budgets(job)
+        with spend.within_budget(job):
+            audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
+            if spend.needs_approval(job):
+                if job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL):
+                    notify.approval_needed(job)
+                    messages.info(
+                        request,
+                        "This job costs more than can be sent without an admin's approval. "
+                        "The admins have been asked; it starts as soon as one approves it.",
+                    )
+            elif pipeline.start_job(job.pk):
+                tasks.schedule_batches.delay_on_commit()
+                messages.success(request, "Sent. This page follows the job; you can close it and come back.")
     except spend.BudgetRefused as exc:
         messages.error(request, str(exc))
-        return redirect("jobs:job_detail", job.code)
-    audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
-    if spend.needs_approval(job):
-        if job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL):
-            notify.approval_needed(job)
-            messages.info(
-                request,
-                "This job costs more than can be sent without an admin's approval. "
-                "The admins have been asked; it starts as soon as one approves it.",
-            )
-    elif pipeline.start_job(job.pk):
-        tasks.schedule_batches.delay_on_commit()
-        messages.success(request, "Sent. This page follows the job; you can close it and come back.")
     return redirect("jobs:job_detail", job.code)
 
 
@@ -429,14 +428,13 @@ def approve(request: HttpRequest, code) -> HttpResponse:
     """An admin lets a costly job go (still within the budgets as they stand now)."""
     job = _get_job(request, code)
     try:
-        spend.check_budgets(job)
+        with spend.within_budget(job):
+            if job.transition(Job.Status.AWAITING_APPROVAL, Job.Status.RUNNING, started_at=timezone.now()):
+                audit.record(request, AuditEvent.Action.APPROVE, job=job, cost=job.estimated_cost)
+                tasks.schedule_batches.delay_on_commit()
+                messages.success(request, f"Approved: “{job.name}” is on its way.")
     except spend.BudgetRefused as exc:
         messages.error(request, str(exc))
-        return redirect("jobs:job_detail", job.code)
-    if job.transition(Job.Status.AWAITING_APPROVAL, Job.Status.RUNNING, started_at=timezone.now()):
-        audit.record(request, AuditEvent.Action.APPROVE, job=job, cost=job.estimated_cost)
-        tasks.schedule_batches.delay_on_commit()
-        messages.success(request, f"Approved: “{job.name}” is on its way.")
     return redirect("jobs:job_detail", job.code)
 
 
