@@ -142,6 +142,7 @@ class JobForm(forms.ModelForm):
             "resubmit_expired",
             "skip_empty_rows",
             "id_column",
+            "pilot_output_tokens",
             "team",
         ]
         labels = {
@@ -157,6 +158,7 @@ class JobForm(forms.ModelForm):
             "temperature": "0 gives the most consistent answers; leave empty for the model's default.",
         }
         widgets = {
+            "pilot_output_tokens": forms.HiddenInput,
             "system_prompt": forms.Textarea(attrs={"rows": 3, "data-prompt": "system"}),
             "user_prompt": forms.Textarea(attrs={"rows": 5, "data-prompt": "user"}),
             "model": forms.TextInput(attrs={"list": "model-suggestions", "autocomplete": "off"}),

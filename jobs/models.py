@@ -288,6 +288,8 @@ class Job(PromptSettings):
     resubmit_expired = models.BooleanField(
         default=True, help_text="Send again, in a follow-up batch, the rows of a batch that expired."
     )
+    # The average answer length of the pilot run, if the user tried one: the plan's expected cost.
+    pilot_output_tokens = models.FloatField(null=True, blank=True)
     id_column = models.CharField(
         max_length=255,
         blank=True,

@@ -33,6 +33,11 @@ class Pilot:
     def answered(self) -> list[Trial]:
         return [t for t in self.trials if not t.error]
 
+    @property
+    def output_tokens_per_row(self) -> float | None:
+        answered = self.answered
+        return sum(t.output_tokens for t in answered) / len(answered) if answered else None
+
 
 def run(job: Job, dataset: Dataset, builder: RequestBuilder) -> Pilot:
     """Send the first rows one by one with the job's settings and key; never raises for a provider error."""

@@ -35,6 +35,7 @@ class Plan:
     ahead: int  # tokens of other jobs' batches at the provider or queued before this job
     cost: pricing.Cost | None
     output_bounded: bool
+    expected_cost: pricing.Cost | None = None  # at the pilot run's answer length
     prices_as_of: date | None = None
     skipped_empty: int = 0
     too_long: int = 0
@@ -83,6 +84,7 @@ def plan_for(job: Job) -> Plan:
         cost=estimate(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
         output_bounded=job.endpoint == Job.Endpoint.EMBEDDINGS or bool(job.max_output_tokens),
         prices_as_of=ModelPrice.objects.filter(model=job.model).values_list("as_of", flat=True).first(),
+        expected_cost=expected(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
     )
     if job.skipped_file:
         with job.skipped_file.open("rb") as stream:
@@ -94,6 +96,14 @@ def plan_for(job: Job) -> Plan:
                 else:
                     plan.skipped_empty += 1
     return plan
+
+
+def expected(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
+    """Exact prompt tokens, and answers as long as the pilot run's were; None without a pilot."""
+    if job.pilot_output_tokens is None or job.endpoint == Job.Endpoint.EMBEDDINGS:
+        return None
+    answers = round(job.pilot_output_tokens * rows)
+    return pricing.cost(pricing.prices().get(job.model), input_tokens, answers)
 
 
 def estimate(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:

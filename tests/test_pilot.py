@@ -84,3 +84,28 @@ def test_the_live_preview_shows_the_exact_request_its_tokens_and_cost(client, al
     assert f"Row 1 · {expected} prompt tokens · at most " in text
     unknown = client.post(reverse("jobs:preview", args=[dataset.code]), data | {"user_prompt": "{{ Nope }}"})
     assert "No column is called {{ Nope }}." in unknown.content.decode()
+
+
+def test_the_pilots_answer_length_gives_the_plan_an_expected_cost(client, alice, simulator_credential):
+    import re
+
+    from jobs import pipeline
+    from jobs.models import Job
+
+    ModelPrice.objects.update_or_create(
+        model="gpt-4o-mini",
+        defaults=dict(input_per_million="1000", output_per_million="4000", as_of=timezone.now().date()),
+    )
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    pilot = client.post(reverse("jobs:pilot", args=[dataset.code]), form_data(simulator_credential)).content
+    average = re.search(rb'name="pilot_output_tokens" value="([0-9.]+)"', pilot).group(1).decode()
+    assert float(average) > 0
+
+    data = form_data(simulator_credential) | {"pilot_output_tokens": average}
+    client.post(reverse("jobs:new_job", args=[dataset.code]), data)
+    job = Job.objects.get()
+    assert job.pilot_output_tokens == pytest.approx(float(average))
+    pipeline.prepare_job(job.pk)
+    page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
+    assert "With answers as long as in your trial of the first rows, expect about" in page
