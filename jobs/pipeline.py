@@ -78,23 +78,13 @@ def prepare_job(job_id: int) -> list[int]:
     job = Job.objects.select_related("dataset", "credential").get(pk=job_id)
     if job.status != Job.Status.PREPARING or job.batches.exists():
         return []
-    if job.id_column:
-        duplicates, examples = datasets.duplicate_ids(job.dataset, job.id_column)
-        if duplicates:
-            named = "; ".join(f"“{value}” (rows {', '.join(map(str, rows[:5]))})" for value, rows in examples)
-            job.transition(
-                Job.Status.PREPARING,
-                Job.Status.FAILED,
-                error=f"Nothing was sent: the column “{job.id_column}” cannot name the rows, because "
-                f"{duplicates:,} of its values appear more than once: {named}. "
-                "Choose another column, or let the rows be numbered.",
-                finished_at=timezone.now(),
-            )
-            return []
     try:
+        if job.id_column:
+            _check_row_ids(job)
         batches = _first_batches(job)
     except (tables.TableError, ValueError) as exc:
-        # A row the file's settings say stops the reading, or a request over the size limit.
+        # Row IDs that repeat, a row the file's settings say stops the reading, or a request
+        # over the size limit.
         job.transition(
             Job.Status.PREPARING,
             Job.Status.FAILED,
@@ -129,6 +119,17 @@ def prepare_job(job_id: int) -> list[int]:
             return []
         created = Batch.objects.bulk_create(batches)
     return [b.pk for b in created]
+
+
+def _check_row_ids(job: Job) -> None:
+    """Raise ValueError naming the repeated values if the job's row-ID column is not unique."""
+    duplicates, examples = datasets.duplicate_ids(job.dataset, job.id_column)
+    if duplicates:
+        named = "; ".join(f"“{value}” (rows {', '.join(map(str, rows[:5]))})" for value, rows in examples)
+        raise ValueError(
+            f"the column “{job.id_column}” cannot name the rows, because {duplicates:,} of its values "
+            f"appear more than once: {named}. Choose another column, or let the rows be numbered."
+        )
 
 
 def _first_batches(job: Job) -> list[Batch]:
