@@ -80,7 +80,7 @@ def staff_only(view):
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_staff:
-            raise PermissionDenied("Only admins manage provider keys.")
+            raise PermissionDenied("Only admins can do this.")
         return view(request, *args, **kwargs)
 
     return login_required(wrapper)
