@@ -31,6 +31,7 @@ chromium:
 test: install chromium
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive batchdash jobs simulator
 	$(BIN)/pytest
 

@@ -9,7 +9,7 @@ the others.
 
 from django.views.debug import SafeExceptionReporterFilter
 
-from jobs.openai_client import scrub
+from jobs.providers.client import scrub
 
 
 class SecretHidingFilter(SafeExceptionReporterFilter):

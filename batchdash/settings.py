@@ -181,7 +181,7 @@ CACHES = {
 RATE_LIMIT_UPLOADS = env_str("RATE_LIMIT_UPLOADS", "60/h")
 RATE_LIMIT_SUBMITS = env_str("RATE_LIMIT_SUBMITS", "120/h")
 RATE_LIMIT_KEY_TESTS = env_str("RATE_LIMIT_KEY_TESTS", "30/h")
-RATELIMIT_VIEW = "jobs.views.rate_limited"
+RATELIMIT_VIEW = "jobs.views.common.rate_limited"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
@@ -298,7 +298,7 @@ CELERY_BEAT_SCHEDULE = {
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- Providers (batch limits and polling pace are set per credential) -------------
-# Timeout for one provider call; large uploads get more (see jobs.openai_client).
+# Timeout for one provider call; large uploads get more (see jobs.providers.client).
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60.0)
 # Delete our files at the provider once their content is safely stored here.
 DELETE_PROVIDER_FILES = env_bool("DELETE_PROVIDER_FILES", True)

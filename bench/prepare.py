@@ -20,8 +20,8 @@ MODEL = "gpt-4o-mini"
 
 
 def ours(path: Path, out: Path) -> int:
-    from jobs import tables, tokens
-    from jobs.batchfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
+    from jobs.formats import tables, tokens
+    from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
 
     with path.open("rb") as stream:
         info = tables.inspect(stream, path.name)

@@ -63,9 +63,9 @@ def provider_files(directory: Path) -> None:
 
 
 def main() -> None:
-    from jobs import tables
-    from jobs.exports import latest_outcomes, write_results
-    from jobs.reconcile import read_outcomes, reconcile
+    from jobs.formats import tables
+    from jobs.formats.exports import latest_outcomes, write_results
+    from jobs.formats.reconcile import read_outcomes, reconcile
 
     dataset = reviews_csv(ROWS)
     work = ROOT / "reconcile"

@@ -2,7 +2,7 @@
 
 The upload is saved before anything reads it, so a file that cannot be read is
 never lost: the dataset keeps it with a human message, and the user can change the
-encoding or delimiter and try again. Reading goes through jobs.tables.
+encoding or delimiter and try again. Reading goes through jobs.formats.tables.
 """
 
 import contextlib
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from django.core.files.uploadedfile import UploadedFile
 
-from jobs import tables
+from jobs.formats import tables
 from jobs.models import Dataset
 
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069/\\]")

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.debug import sensitive_variables
 
-from jobs import access, prompts, schema
+from jobs import access
+from jobs.formats import prompts, schema
 from jobs.models import Dataset, Job, ProviderCredential
 
 SUGGESTED_MODELS = {

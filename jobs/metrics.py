@@ -13,8 +13,8 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from jobs import pricing
 from jobs.models import Batch, Job
+from jobs.money import pricing
 
 
 class BatchdashCollector:

@@ -5,11 +5,13 @@ answers before paying for every row. Costs a few requests at the normal price.
 import itertools
 from dataclasses import dataclass
 
-from jobs import datasets, pricing, reconcile
-from jobs.batchfiles import RequestBuilder
+from jobs import datasets
 from jobs.errors import explain
+from jobs.formats import reconcile
+from jobs.formats.requestfiles import RequestBuilder
 from jobs.models import Dataset, Job
-from jobs.openai_client import AuthError, ProviderClient, ProviderError
+from jobs.money import pricing
+from jobs.providers.client import AuthError, ProviderClient, ProviderError
 
 PILOT_ROWS = 5
 

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from jobs import datasets, pipeline
 from jobs.models import Batch
-from jobs.openai_client import AuthError, RetryableError
+from jobs.providers.client import AuthError, RetryableError
 
 log = logging.getLogger(__name__)
 

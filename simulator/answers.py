@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from jobs import tokens
+from jobs.formats import tokens
 from simulator.catalog import MODELS
 
 MARKER = re.compile(r"\[\[simulate:([a-z_]+)\]\]")

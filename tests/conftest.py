@@ -54,7 +54,7 @@ def simulator_url(live_server, settings) -> str:
 
 @pytest.fixture
 def sdk(simulator_url):
-    """The real openai SDK pointed at the simulator (tests only; the app goes through jobs.openai_client)."""
+    """The real openai SDK pointed at the simulator (tests only; the app uses jobs.providers.client)."""
     import openai
 
     return openai.OpenAI(base_url=simulator_url, api_key="sk-simulator", max_retries=0)

@@ -14,9 +14,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from jobs import crypto, pipeline, tasks
+from jobs import pipeline, tasks
 from jobs.models import ProviderCredential, RowFailure
-from jobs.openai_client import ProviderClient, scrub
+from jobs.providers import crypto
+from jobs.providers.client import ProviderClient, scrub
 from tests.conftest import ROOT
 from tests.test_pipeline import drive, new_job
 

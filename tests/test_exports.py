@@ -3,8 +3,8 @@ import io
 
 import pytest
 
-from jobs.exports import latest_outcomes, neutralize, write_results
-from jobs.reconcile import Outcome
+from jobs.formats.exports import latest_outcomes, neutralize, write_results
+from jobs.formats.reconcile import Outcome
 
 
 @pytest.mark.parametrize("value", ["=1+2", "+cmd|' /C calc'!A0", "@SUM(1)", "-1+1", "\t=1", "\r=1", " =1"])

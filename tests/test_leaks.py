@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter
 
 from jobs.models import AuditEvent, ProviderCredential
-from jobs.openai_client import ProviderClient
+from jobs.providers.client import ProviderClient
 from tests.test_key_pages import add_key
 
 pytestmark = pytest.mark.django_db(transaction=True)

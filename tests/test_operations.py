@@ -157,7 +157,7 @@ def test_a_prepared_job_waits_for_its_owner_and_shows_the_plan(client, alice, si
 
 
 def test_the_plan_counts_other_jobs_already_waiting_for_the_same_queue(alice, simulator_credential):
-    from jobs import plans
+    from jobs.money import plans
 
     first = new_job(alice, simulator_credential)
     send(first)

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import tokens
+from jobs.formats import tokens
 from jobs.models import ModelPrice
 from simulator.models import SimBatch
 from tests.conftest import make_dataset

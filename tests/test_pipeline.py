@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from jobs import pipeline
 from jobs.models import Batch, Job
-from jobs.openai_client import ProviderClient
+from jobs.providers.client import ProviderClient
 from tests.conftest import REVIEW_TEXTS, make_dataset, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,6 +1,6 @@
 import pytest
 
-from jobs import prompts
+from jobs.formats import prompts
 
 COLUMNS = ["Review Text", "Ünïcode name", "price ($)", "id"]
 

@@ -2,8 +2,8 @@ import io
 
 import orjson
 
-from jobs import reconcile
-from jobs.batchfiles import CHAT, EMBEDDINGS, RESPONSES
+from jobs.formats import reconcile
+from jobs.formats.requestfiles import CHAT, EMBEDDINGS, RESPONSES
 
 
 def chat_ok(row, text, prompt=10, completion=3):

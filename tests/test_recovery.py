@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs import pipeline
 from jobs.models import Batch, Job
-from jobs.openai_client import RetryableError
+from jobs.providers.client import RetryableError
 from simulator import faults
 from tests.conftest import REVIEW_TEXTS
 from tests.test_pipeline import drive, new_job, read_csv, send

@@ -134,7 +134,7 @@ def test_costs_estimated_before_and_reported_after(job):
     assert job.estimated_cost is not None and job.estimated_cost > 0
     assert job.reported_input_tokens > 0
     prices = {p.model: p for p in ModelPrice.objects.all()}
-    from jobs import pricing
+    from jobs.money import pricing
 
     actual = pricing.actual(job, prices)
     assert actual.batch == actual.synchronous / 2 > 0

@@ -7,8 +7,9 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import pipeline, spend
+from jobs import pipeline
 from jobs.models import AuditEvent, Job, ModelPrice, TeamBudget
+from jobs.money import spend
 from jobs.templatetags.money import dollars
 from tests.test_pipeline import drive, new_job
 

@@ -6,8 +6,8 @@ import orjson
 import pytest
 from django.urls import reverse
 
+from jobs.formats.schema import FieldError, clean_fields, json_schema, values
 from jobs.models import Job
-from jobs.schema import FieldError, clean_fields, json_schema, values
 from tests.conftest import make_dataset
 from tests.test_pipeline import drive, read_csv
 

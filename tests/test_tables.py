@@ -4,7 +4,7 @@ import io
 import pytest
 import xlsxwriter
 
-from jobs import tables
+from jobs.formats import tables
 
 
 def inspect(data: bytes, name: str = "table.csv", **kwargs) -> tables.TableInfo:

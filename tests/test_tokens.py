@@ -1,4 +1,4 @@
-from jobs import tokens
+from jobs.formats import tokens
 
 
 def test_it_counts_o200k_tokens_like_tiktoken():

@@ -8,8 +8,8 @@ be decrypted with the configured keys, nothing is changed.
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from jobs import crypto
 from jobs.models import ProviderCredential
+from jobs.providers import crypto
 
 
 class Command(BaseCommand):

@@ -1,0 +1,325 @@
+"""Rows → JSONL request lines → batch files that each fit the provider's limits.
+
+Pure: takes rows and a request spec, writes files into a directory, returns what it
+wrote. Every line gets a deterministic custom_id from its row number, so the same
+rows always produce the same bytes, and results can be joined back to rows whatever
+order the provider returns them in.
+"""
+
+import hashlib
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from jobs.formats.prompts import CompiledTemplate, compile_template
+
+CHAT = "/v1/chat/completions"
+RESPONSES = "/v1/responses"
+EMBEDDINGS = "/v1/embeddings"
+
+
+def custom_id(row: int) -> str:
+    return f"row-{row}"
+
+
+def row_of(custom_id_value: str) -> int | None:
+    """The row number a custom_id stands for, or None if it is not one of ours."""
+    prefix, _, number = custom_id_value.partition("-")
+    if prefix != "row" or not number.isdigit():
+        return None
+    return int(number)
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """Everything that turns a row into a request body, frozen with the job."""
+
+    endpoint: str
+    model: str
+    system_prompt: str = ""
+    user_prompt: str = ""
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    # Structured output: the JSON schema every answer must follow (chat and responses only).
+    output_schema: dict[str, Any] | None = None
+
+
+class RequestBuilder:
+    """Builds the body of one request from one row's cells."""
+
+    def __init__(self, spec: RequestSpec, columns: list[str]):
+        self.spec = spec
+        self.url = spec.endpoint
+        self._system = compile_template(spec.system_prompt, columns) if spec.system_prompt else None
+        self._user: CompiledTemplate = compile_template(spec.user_prompt, columns)
+        # The positions of the columns the prompts use: a row is "empty" if all of these are.
+        self.used_columns = sorted(
+            set(self._user.columns) | set(self._system.columns if self._system else ())
+        )
+        # The parameters every body shares, built once rather than per row.
+        self._params: dict[str, Any] = {"model": spec.model}
+        if spec.endpoint != EMBEDDINGS:
+            if spec.temperature is not None:
+                self._params["temperature"] = spec.temperature
+            if spec.max_output_tokens:
+                key = "max_output_tokens" if spec.endpoint == RESPONSES else "max_completion_tokens"
+                self._params[key] = spec.max_output_tokens
+            if spec.output_schema:
+                if spec.endpoint == RESPONSES:
+                    self._params["text"] = {
+                        "format": {
+                            "type": "json_schema",
+                            "name": "row_answer",
+                            "strict": True,
+                            "schema": spec.output_schema,
+                        }
+                    }
+                else:
+                    self._params["response_format"] = {
+                        "type": "json_schema",
+                        "json_schema": {"name": "row_answer", "strict": True, "schema": spec.output_schema},
+                    }
+
+    def texts(self, cells: list[str]) -> tuple[str, str]:
+        """The system and user text a row produces."""
+        system = self._system.render(cells) if self._system else ""
+        return system, self._user.render(cells)
+
+    def body(self, cells: list[str]) -> dict[str, Any]:
+        return self.body_from_texts(*self.texts(cells))
+
+    def body_from_texts(self, system: str, user: str) -> dict[str, Any]:
+        body = dict(self._params)
+        if self.spec.endpoint == EMBEDDINGS:
+            body["input"] = user
+        elif self.spec.endpoint == RESPONSES:
+            if system:
+                body["instructions"] = system
+            body["input"] = user
+        else:
+            messages = [{"role": "system", "content": system}] if system else []
+            messages.append({"role": "user", "content": user})
+            body["messages"] = messages
+        return body
+
+    def line(self, row: int, system: str, user: str) -> bytes:
+        """The JSONL request line of a row, from the texts it rendered to."""
+        parts = self._line_parts
+        if len(parts) == 3:
+            return b"".join((parts[0], str(row).encode(), parts[1], orjson.dumps(user), parts[2]))
+        return b"".join(
+            (
+                parts[0],
+                str(row).encode(),
+                parts[1],
+                orjson.dumps(system),
+                parts[2],
+                orjson.dumps(user),
+                parts[3],
+            )
+        )
+
+    @cached_property
+    def _line_parts(self) -> list[bytes]:
+        """The line serialised once around markers, split where the row's own values go.
+
+        Only the row number and the rendered texts differ between lines, so the rest is
+        serialised once; the result is byte-for-byte what serialising each line whole gives.
+        """
+        system = _MARK + "system" if self._system else ""
+        line = orjson.dumps(
+            {
+                "custom_id": custom_id(0).replace("0", _MARK + "row"),
+                "method": "POST",
+                "url": self.url,
+                "body": self.body_from_texts(system, _MARK + "user"),
+            }
+        )
+        parts = []
+        for marker in (b"row", b"system", b"user") if system else (b"row", b"user"):
+            quoted = orjson.dumps(_MARK + marker.decode())
+            # The row number sits inside the custom_id string; the texts are whole JSON strings.
+            target = quoted[1:-1] if marker == b"row" else quoted
+            before, _, line = line.partition(target)
+            parts.append(before)
+        parts.append(line)
+        return parts
+
+
+# Rows rendered per block handed to split_requests: fewer generator switches per row.
+BLOCK = 1000
+
+# A character that cannot appear in the constant parts of a request, to find where values go.
+_MARK = "\x00batchdash:"
+
+
+@dataclass
+class BatchFile:
+    """One written request file: which rows it holds and how big it is."""
+
+    path: Path
+    first_row: int
+    last_row: int
+    request_count: int = 0
+    bytes: int = 0
+    input_tokens: int = 0
+    sha256: str = ""
+
+
+def write_batch_files(
+    rows: Iterable[tuple[int, list[str]]],
+    builder: RequestBuilder,
+    directory: Path,
+    *,
+    max_requests: int,
+    max_bytes: int,
+    count_tokens: Callable[[str, str], int] | None = None,
+    skip: Callable[[int, str, int], None] | None = None,
+    skip_empty: bool = False,
+    max_prompt_tokens: int | None = None,
+) -> Iterator[BatchFile]:
+    """Write rows as JSONL request files of at most `max_requests` lines and `max_bytes` bytes.
+
+    Yields each file once it is closed, so the caller can store it while the next one is
+    written; memory stays flat whatever the number of rows. `count_tokens(system, user)`,
+    when given, adds up the prompt tokens of each file. Rows whose used columns are all
+    empty (with `skip_empty`) or whose prompt is over `max_prompt_tokens` are left out and
+    reported as `skip(row, "skipped_empty" or "too_long", tokens)`.
+    Raises ValueError if a single request is larger than `max_bytes`.
+    """
+    line_of = builder.line
+    render_user = builder._user.render
+    render_system = builder._system.render if builder._system else None
+    used = builder.used_columns
+    # The usual case, one column in the prompt, is tested inline: this runs once per row.
+    only = used[0] if skip_empty and len(used) == 1 else None
+    is_empty = _emptiness_test(used) if skip_empty and only is None else None
+
+    def requests() -> Iterator[list[tuple[int, bytes, int]]]:
+        block: list[tuple[int, bytes, int]] = []
+        add = block.append
+        for row, cells in rows:
+            if only is not None:
+                cell = cells[only]
+                if not cell or cell.isspace():
+                    skip(row, "skipped_empty", 0)
+                    continue
+            elif is_empty and is_empty(cells):
+                skip(row, "skipped_empty", 0)
+                continue
+            user = render_user(cells)
+            system = render_system(cells) if render_system else ""
+            tokens = count_tokens(system, user) if count_tokens else 0
+            if max_prompt_tokens and tokens > max_prompt_tokens:
+                skip(row, "too_long", tokens)
+                continue
+            add((row, line_of(row, system, user) + b"\n", tokens))
+            if len(block) >= BLOCK:
+                yield block
+                block = []
+                add = block.append
+        yield block
+
+    return split_requests(requests(), directory, max_requests=max_requests, max_bytes=max_bytes)
+
+
+def _emptiness_test(used: list[int]) -> Callable[[list[str]], bool]:
+    """Whether all the cells a template uses are blank."""
+    return lambda cells: all(not cells[i] or cells[i].isspace() for i in used)
+
+
+def split_requests(
+    blocks: Iterable[list[tuple[int, bytes, int]]], directory: Path, *, max_requests: int, max_bytes: int
+) -> Iterator[BatchFile]:
+    """Write (row, request line, prompt tokens), given in blocks, into files within the provider's limits."""
+    directory.mkdir(parents=True, exist_ok=True)
+    index = 0
+    part: BatchFile | None = None
+    # Per-row work is kept to local variables and lines are written in blocks: this loop
+    # runs once per row of files with millions of rows.
+    buffer: list[bytes] = []
+    count = size = tokens = last_row = 0
+
+    def flush() -> None:
+        block = b"".join(buffer)
+        handle.write(block)
+        digest.update(block)
+        buffer.clear()
+
+    def close() -> BatchFile:
+        flush()
+        handle.close()
+        part.last_row, part.request_count, part.bytes, part.input_tokens = last_row, count, size, tokens
+        part.sha256 = digest.hexdigest()
+        return part
+
+    for row, line, line_tokens in itertools.chain.from_iterable(blocks):
+        length = len(line)
+        if length > max_bytes:
+            raise ValueError(
+                f"Row {row} makes a request of {length:,} bytes, over the limit of {max_bytes:,}."
+            )
+        if part is not None and (count >= max_requests or size + length > max_bytes):
+            yield close()
+            part = None
+        if part is None:
+            part = BatchFile(path=directory / f"part-{index:05d}.jsonl", first_row=row, last_row=row)
+            index += 1
+            handle = part.path.open("wb")
+            digest = hashlib.sha256()
+            count = size = tokens = 0
+        buffer.append(line)
+        if len(buffer) >= 1000:
+            flush()
+        last_row = row
+        count += 1
+        size += length
+        tokens += line_tokens
+    if part is not None:
+        yield close()
+
+
+_CUSTOM_ID_PREFIX = b'{"custom_id":"'
+
+
+def line_row(line: bytes) -> int | None:
+    """The row number of one of our request lines, read without parsing the whole line."""
+    if line.startswith(_CUSTOM_ID_PREFIX):
+        end = line.index(b'"', len(_CUSTOM_ID_PREFIX))
+        return row_of(line[len(_CUSTOM_ID_PREFIX) : end].decode())
+    return row_of(orjson.loads(line).get("custom_id", ""))  # not in our usual key order
+
+
+def select_requests(
+    sources: Iterable[tuple[IO[bytes], int, float]], rows: Iterable[int]
+) -> Iterator[tuple[int, bytes, int]]:
+    """The request lines of the given rows, copied from earlier request files.
+
+    `sources` are (request file, its last row, prompt tokens per line) in row order and
+    `rows` is sorted, so one pass over both is enough, and a file holding none of the
+    rows is not read. A resent request is byte for byte the one first sent, whatever
+    happened to the template since. Tokens per line are the source file's average.
+    """
+    wanted = iter(rows)
+    target = next(wanted, None)
+    for stream, last_row, tokens_per_line in sources:
+        if target is None:
+            return
+        if target > last_row:
+            continue
+        for line in stream:
+            row = line_row(line)
+            if row is None:
+                continue
+            while target is not None and target < row:
+                target = next(wanted, None)
+            if row == target:
+                yield row, line if line.endswith(b"\n") else line + b"\n", round(tokens_per_line)
+                target = next(wanted, None)
+            if target is None or target > last_row:
+                break

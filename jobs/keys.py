@@ -1,0 +1,29 @@
+"""Provider keys as admins manage them: testing one with a cheap call, in words an admin can act on."""
+
+from urllib.parse import urlsplit
+
+from jobs.models import ProviderCredential
+from jobs.providers.client import AuthError, ProviderClient, ProviderError, RetryableError
+from jobs.providers.crypto import SecretUnavailable
+
+
+def test(credential: ProviderCredential) -> tuple[bool, str]:
+    """Call the provider's model list with the key; (worked, what to tell the admin)."""
+    where = urlsplit(credential.base_url).netloc or "api.openai.com"
+    try:
+        ProviderClient(credential).check()
+    except SecretUnavailable:
+        return False, "The stored key cannot be decrypted with FIELD_ENCRYPTION_KEYS; enter it again."
+    except AuthError:
+        return False, f"{where} refused this key: it is wrong, revoked, or lacks access. Enter a valid key."
+    except RetryableError as exc:
+        if exc.code == "connection_error":
+            return False, f"Could not reach {where}: check the base URL and this server's network."
+        if exc.code == "timeout":
+            return False, f"{where} did not answer in time; try again in a moment."
+        return False, f"{where} is busy or failing right now ({exc.message}); try again later."
+    except ProviderError as exc:
+        if exc.status == 404:
+            return False, f"Nothing at {where} answers like an OpenAI API: check the base URL."
+        return False, f"{where} answered with an error: {exc.message}"
+    return True, f"The key works: {where} answered."

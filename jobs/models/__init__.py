@@ -1,0 +1,23 @@
+"""Batchdash's tables, by what they hold: what admins set up (keys), what users bring (inputs), the
+pipeline's work (work) and the audit log. Pages read only these tables, never the provider.
+"""
+
+from jobs.models.audit import AuditEvent
+from jobs.models.inputs import Dataset, PromptSettings, PromptTemplate
+from jobs.models.keys import ModelPrice, ProviderCredential, TeamBudget
+from jobs.models.paths import _PrivatePath
+from jobs.models.work import Batch, Job, RowFailure
+
+__all__ = [
+    "AuditEvent",
+    "Batch",
+    "Dataset",
+    "Job",
+    "ModelPrice",
+    "PromptSettings",
+    "PromptTemplate",
+    "ProviderCredential",
+    "RowFailure",
+    "TeamBudget",
+    "_PrivatePath",
+]

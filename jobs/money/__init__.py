@@ -1,0 +1,3 @@
+"""Money: prices and costs (`pricing`), the plan before sending (`plans`), and spend, budgets and
+approval (`spend`).
+"""

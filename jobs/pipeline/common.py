@@ -1,0 +1,187 @@
+"""What the stages share: a job's request settings, new batches from request files, settling a
+batch with its outcomes, the job's counters, and reading every attempt's outcomes.
+"""
+
+import contextlib
+import itertools
+import logging
+import operator
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.core.files import File
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from jobs.formats import reconcile, schema
+from jobs.formats.requestfiles import (
+    BatchFile,
+    RequestSpec,
+    select_requests,
+    split_requests,
+)
+from jobs.models import Batch, Job
+from jobs.providers.client import ProviderClient, ProviderError
+
+log = logging.getLogger(__name__)
+
+CANCELLED_MESSAGE = "The job was cancelled before this row was sent."
+
+
+def request_spec(job: Job) -> RequestSpec:
+    return RequestSpec(
+        endpoint=job.endpoint,
+        model=job.model,
+        system_prompt=job.system_prompt,
+        user_prompt=job.user_prompt,
+        temperature=job.temperature,
+        max_output_tokens=job.max_output_tokens,
+        output_schema=schema.json_schema(job.output_fields) if job.output_fields else None,
+    )
+
+
+def new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:
+    """An unsaved batch for a written request file, whose content is moved into storage."""
+    batch = Batch(
+        job=job,
+        attempt=attempt,
+        index=index,
+        first_row=part.first_row,
+        last_row=part.last_row,
+        request_count=part.request_count,
+        input_bytes=part.bytes,
+        input_tokens=part.input_tokens,
+        input_sha256=part.sha256,
+    )
+    with part.path.open("rb") as fh:
+        batch.input_file.save(f"{job.code}-{attempt}-{index}.jsonl", File(fh), save=False)
+    part.path.unlink()
+    return batch
+
+
+def store_outcomes(batch: Batch, outcomes) -> reconcile.Summary:
+    with tempfile.TemporaryFile() as out:
+        summary = reconcile.write_outcomes(outcomes, out)
+        out.seek(0)
+        batch.outcomes_file.save(f"{batch.token}-outcomes.jsonl", File(out), save=False)
+    return summary
+
+
+def expected_rows(batch: Batch) -> list[int]:
+    with batch.input_file.open("rb") as fh:
+        return reconcile.expected_rows(fh)
+
+
+def fail_batch_rows(
+    batch: Batch, code: str, message: str, line_errors: dict[int, tuple[str, str]] | None = None
+) -> reconcile.Summary:
+    """Every row of the batch ends failed; a row whose line the provider named gets that line's error."""
+    line_errors = line_errors or {}
+    outcomes = [
+        reconcile.failure(row, *line_errors.get(line, (code, message)))
+        for line, row in enumerate(expected_rows(batch), start=1)
+    ]
+    return store_outcomes(batch, sorted(outcomes, key=lambda o: o.row))
+
+
+def settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: str = "") -> bool:
+    won = batch.transition(
+        from_status,
+        Batch.Status.DONE,
+        outcomes_file=batch.outcomes_file.name,
+        rows_succeeded=summary.succeeded,
+        rows_failed=summary.failed,
+        output_tokens=summary.output_tokens,
+        reported_input_tokens=summary.input_tokens,
+        failure_codes=dict(summary.codes),
+        error=error,
+        finished_at=timezone.now(),
+        next_poll_at=None,
+    )
+    if won:
+        refresh_job_counters(batch.job_id)
+    return won
+
+
+def refresh_job_counters(job_id: int) -> None:
+    """Recompute the job's progress counters from its batches (one aggregate query).
+
+    A row is sent again only after it failed, so successes add up across attempts, and
+    a row counts as failed when it is neither a success nor waiting in an unfinished batch.
+    """
+    done = Q(status=Batch.Status.DONE)
+    totals = Batch.objects.filter(job_id=job_id).aggregate(
+        succeeded=Sum("rows_succeeded", filter=done, default=0),
+        waiting=Sum("request_count", filter=~done, default=0),
+        moving=Sum(F("requests_completed") + F("requests_failed"), filter=~done, default=0),
+        input_tokens=Sum("input_tokens", default=0),
+        reported_input_tokens=Sum("reported_input_tokens", default=0),
+        output_tokens=Sum("output_tokens", default=0),
+    )
+    Job.objects.filter(pk=job_id).update(
+        rows_succeeded=totals["succeeded"],
+        rows_failed=F("rows_total") - totals["succeeded"] - totals["waiting"],
+        rows_processed=F("rows_total") - totals["waiting"] + totals["moving"],
+        input_tokens=totals["input_tokens"],
+        reported_input_tokens=totals["reported_input_tokens"],
+        output_tokens=totals["output_tokens"],
+        updated_at=timezone.now(),
+    )
+
+
+def copy_requests(sources: list[Batch], rows: Iterable[int], *, max_requests: int, max_bytes: int):
+    """Written request files holding the lines of `rows` (sorted), copied from `sources`."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        streams = [
+            (
+                stack.enter_context(b.input_file.open("rb")),
+                b.last_row,
+                b.input_tokens / max(b.request_count, 1),
+            )
+            for b in sources
+        ]
+        # Each part is moved into storage by new_batch before the directory goes away.
+        yield from split_requests(
+            [select_requests(streams, rows)], Path(tmp), max_requests=max_requests, max_bytes=max_bytes
+        )
+
+
+@contextlib.contextmanager
+def outcome_streams(job: Job):
+    """Every batch's outcomes, grouped by attempt (oldest first), in row order: what latest_outcomes takes."""
+    batches = job.batches.exclude(outcomes_file="").order_by("attempt", "first_row")
+    with contextlib.ExitStack() as stack:
+        attempts = [
+            [reconcile.read_outcomes(stack.enter_context(b.outcomes_file.open("rb"))) for b in group]
+            for _, group in itertools.groupby(batches, key=operator.attrgetter("attempt"))
+        ]
+        if job.skipped_file:
+            # Rows never sent: the oldest "attempt", which no later one overrides.
+            attempts.insert(0, [reconcile.read_outcomes(stack.enter_context(job.skipped_file.open("rb")))])
+        yield attempts
+
+
+def cancel_remote(client: ProviderClient, remote_batch_id: str) -> None:
+    try:
+        client.cancel_batch(remote_batch_id)
+    except ProviderError as exc:
+        # 409: the batch ended before the cancel arrived; its results are collected as usual.
+        if exc.status != 409:
+            raise
+
+
+def delete_provider_files(batch: Batch) -> None:
+    """Remove our request and result files from the provider once they are stored here.
+
+    Best effort: a failure is logged and tried again by the hourly clean-up.
+    """
+    client = ProviderClient(batch.job.credential)
+    try:
+        for file_id in (batch.remote_file_id, batch.remote_output_file_id, batch.remote_error_file_id):
+            if file_id:
+                client.delete_file(file_id)
+    except ProviderError as exc:
+        log.warning("Could not delete the files of batch %s at the provider: %s", batch.pk, exc.message)
+        return
+    Batch.objects.filter(pk=batch.pk).update(provider_files_deleted=True)

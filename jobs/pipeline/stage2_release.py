@@ -1,0 +1,55 @@
+"""Stage 2, release: job `planned → running` when its owner sends it; batches `queued → submitting`
+while the provider's queue for their key and model has room.
+"""
+
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from jobs.models import Batch, Job, ProviderCredential
+
+
+def start_job(job_id: int) -> bool:
+    """The owner sends a planned job: its queued batches may now be released."""
+    return Job.objects.get(pk=job_id).transition(
+        Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now()
+    )
+
+
+def release_queued_batches(now=None) -> list[int]:
+    """Let queued batches go to the provider while each key's queue for each model has room.
+
+    The provider limits the prompt tokens of all unfinished batches per model; a batch
+    sent over that limit fails. So batches go in order (oldest job first, then part by
+    part) while the tokens in flight stay under the credential's limit, and the rest
+    wait here, visibly "queued". The lock on the credential row makes two schedulers
+    agree on the headroom. A batch alone larger than the limit still goes when nothing
+    else is in flight, so it cannot wait forever.
+    """
+    now = now or timezone.now()
+    ready = Batch.objects.filter(
+        status=Batch.Status.QUEUED, job__status=Job.Status.RUNNING, job__credential__refused_at=None
+    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+    released: list[int] = []
+    for credential_id, model in ready.values_list("job__credential_id", "job__model").distinct():
+        with transaction.atomic():
+            credential = ProviderCredential.objects.select_for_update().get(pk=credential_id)
+            same_queue = Batch.objects.filter(job__credential_id=credential_id, job__model=model)
+            in_flight = same_queue.filter(
+                status__in=[Batch.Status.SUBMITTING, Batch.Status.RUNNING]
+            ).aggregate(tokens=Sum("input_tokens", default=0))["tokens"]
+            limit = credential.token_limit(model)
+            candidates = (
+                ready.filter(job__credential_id=credential_id, job__model=model)
+                .order_by("job__created_at", "job_id", "attempt", "index")
+                .values_list("pk", "input_tokens")[:500]
+            )
+            for batch_id, batch_tokens in candidates:
+                if in_flight and in_flight + batch_tokens > limit:
+                    break
+                if Batch.objects.filter(pk=batch_id, status=Batch.Status.QUEUED).update(
+                    status=Batch.Status.SUBMITTING, submit_attempts=0, updated_at=timezone.now()
+                ):
+                    in_flight += batch_tokens
+                    released.append(batch_id)
+    return released

@@ -1,0 +1,117 @@
+"""Stage 6, results: job `running` or `cancelling → finishing → completed`, `failed` or `cancelled`:
+the user's rows joined with every batch's outcomes, as the files people download.
+"""
+
+import tempfile
+from collections.abc import Iterator
+
+from django.core.files import File
+from django.utils import timezone
+
+from jobs import datasets, notify
+from jobs.formats import reconcile
+from jobs.formats.exports import XLSX_MAX_ROWS, iter_jsonl, latest_outcomes, write_results, write_xlsx
+from jobs.models import Batch, Job, RowFailure
+from jobs.money import pricing
+from jobs.pipeline.common import outcome_streams
+
+
+def start_results(job_id: int) -> bool:
+    """Claim `running → finishing` once every batch is done; True if this caller won."""
+    job = Job.objects.get(pk=job_id)
+    if job.batches.exclude(status=Batch.Status.DONE).exists():
+        return False
+    return job.transition([Job.Status.RUNNING, Job.Status.CANCELLING], Job.Status.FINISHING)
+
+
+def build_results(job_id: int) -> None:
+    """Write the results and failures files from the dataset and every batch's outcomes."""
+    job = Job.objects.select_related("dataset").get(pk=job_id)
+    if job.status != Job.Status.FINISHING:
+        return
+    replaced = [f.name for f in (job.results_file, job.failures_file, job.xlsx_file) if f.name]
+    failed_rows: list[RowFailure] = []
+
+    def keep_failure(row: int, cells: list[str], outcome: reconcile.Outcome, attempts: int) -> None:
+        failed_rows.append(
+            RowFailure(
+                job=job,
+                row=row,
+                code=outcome.code,
+                message=outcome.message,
+                retryable=outcome.retryable,
+                attempts=attempts,
+                cells=cells,
+            )
+        )
+        if len(failed_rows) >= 2000:
+            RowFailure.objects.bulk_create(failed_rows)
+            failed_rows.clear()
+
+    RowFailure.objects.filter(job=job).delete()  # from an earlier attempt, or a run cut short
+    with (
+        outcome_streams(job) as attempts,
+        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as results,
+        tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as failures,
+        datasets.rows(job.dataset) as rows,
+    ):
+        counts = write_results(
+            job.dataset.columns,
+            rows,
+            latest_outcomes(attempts),
+            results,
+            failures,
+            token_prices=pricing.per_token(pricing.prices().get(job.model)),
+            on_failure=keep_failure,
+            fields=[f["name"] for f in job.output_fields],
+        )
+        RowFailure.objects.bulk_create(failed_rows)
+        results.seek(0)
+        failures.seek(0)
+        job.results_file.save(f"{job.code}-results.csv", File(results.buffer), save=False)
+        job.failures_file.save(f"{job.code}-failures.csv", File(failures.buffer), save=False)
+        job.xlsx_file = ""  # Excel holds at most XLSX_MAX_ROWS rows: larger results are CSV only
+        if counts.rows < XLSX_MAX_ROWS:
+            results.seek(0)
+            with tempfile.TemporaryFile() as workbook:
+                write_xlsx(results, workbook, sheet=job.name)
+                workbook.seek(0)
+                job.xlsx_file.save(f"{job.code}-results.xlsx", File(workbook), save=False)
+    if job.cancel_requested_at:
+        final = Job.Status.CANCELLED
+    else:
+        final = Job.Status.COMPLETED if counts.succeeded else Job.Status.FAILED
+    finished = job.transition(
+        Job.Status.FINISHING,
+        final,
+        results_file=job.results_file.name,
+        failures_file=job.failures_file.name,
+        xlsx_file=job.xlsx_file.name,
+        rows_succeeded=counts.succeeded,
+        rows_failed=counts.failed,
+        rows_retryable=counts.retryable,
+        rows_processed=counts.succeeded + counts.failed,
+        error=""
+        if counts.succeeded or job.cancel_requested_at
+        else "No row got an answer; see the failures file.",
+        finished_at=timezone.now(),
+    )
+    # The files of an earlier attempt's results, now superseded.
+    for name in replaced:
+        job.results_file.storage.delete(name)
+    if finished:
+        notify.job_finished(job)
+
+
+def results_jsonl(job: Job) -> Iterator[bytes]:
+    """The results as JSON Lines, generated while they are sent: the same merge as the CSV."""
+    with outcome_streams(job) as attempts, datasets.rows(job.dataset) as rows:
+        yield from iter_jsonl(
+            job.dataset.columns,
+            rows,
+            latest_outcomes(attempts),
+            embeddings=job.endpoint == Job.Endpoint.EMBEDDINGS,
+            token_prices=pricing.per_token(pricing.prices().get(job.model)),
+            id_column=job.dataset.columns.index(job.id_column) if job.id_column else None,
+            structured=bool(job.output_fields),
+        )

@@ -1,0 +1,63 @@
+"""Stage 7, retry: a finished job's failed rows sent again as a new attempt, job `→ running` with new
+`queued` batches whose requests are copied from the first attempt's files.
+"""
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Max
+
+from jobs.formats.exports import latest_outcomes
+from jobs.models import Batch, Job
+from jobs.pipeline.common import copy_requests, new_batch, outcome_streams, refresh_job_counters
+
+
+class RetryRefused(Exception):
+    """A retry that cannot start; the message says why, in words for the user."""
+
+
+def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
+    """Send a finished job's retryable failed rows again, as a new attempt; returns how many.
+
+    `rows` limits the retry to those rows (only the retryable among them). The requests
+    are copied from the first attempt's files, so they are the very ones first sent.
+    The job goes back to `running`; its results are rebuilt when the attempt ends, still
+    one line per input row.
+    """
+    job = Job.objects.select_related("credential").get(pk=job_id)
+    if job.status not in Job.FINISHED:
+        raise RetryRefused("Wait until the job has finished before retrying rows.")
+    sources = list(job.batches.filter(attempt=1).order_by("index"))
+    if any(not b.input_file.name for b in sources):
+        raise RetryRefused("This job's request files were removed after the retention period.")
+    chosen = None if rows is None else set(rows)
+    attempt = (job.batches.aggregate(last=Max("attempt"))["last"] or 0) + 1
+    credential = job.credential
+    with outcome_streams(job) as attempts:
+        wanted = (
+            outcome.row
+            for outcome, _ in latest_outcomes(attempts)
+            if not outcome.ok and outcome.retryable and (chosen is None or outcome.row in chosen)
+        )
+        batches = [
+            new_batch(job, part, attempt=attempt, index=index)
+            for index, part in enumerate(
+                copy_requests(
+                    sources,
+                    wanted,
+                    max_requests=credential.max_requests_per_batch,
+                    max_bytes=credential.max_bytes_per_batch,
+                )
+            )
+        ]
+    if not batches:
+        return 0
+    with transaction.atomic():
+        restarted = job.transition(
+            Job.FINISHED, Job.Status.RUNNING, finished_at=None, error="", cancel_requested_at=None
+        )
+        if not restarted:
+            raise RetryRefused("The job changed while the retry was being prepared; try again.")
+        Batch.objects.bulk_create(batches)
+        refresh_job_counters(job.pk)
+    return sum(b.request_count for b in batches)

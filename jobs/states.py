@@ -1,0 +1,111 @@
+"""The job's and the batch's state machines, declared once: their states, the moves between them, and who
+makes each move.
+
+The models take their status choices from here, `transition()` refuses a move that is not declared here,
+and the README's state diagram is drawn from these tables (a test checks that it is).
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import TextChoices
+
+
+class JobStatus(TextChoices):
+    PREPARING = "preparing", "Preparing"
+    PLANNED = "planned", "Ready to send"
+    RUNNING = "running", "Running"
+    NEEDS_ADMIN = "needs_admin", "Needs an admin"
+    AWAITING_APPROVAL = "awaiting_approval", "Waiting for approval"
+    FINISHING = "finishing", "Collecting results"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class BatchStatus(TextChoices):
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    RUNNING = "running", "At the provider"
+    DOWNLOADING = "downloading", "Downloading results"
+    DONE = "done", "Done"
+
+
+@dataclass(frozen=True)
+class Move:
+    source: str
+    target: str
+    by: str  # the module or the person that makes the move
+    when: str
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    states: type[TextChoices]
+    initial: str
+    final: tuple[str, ...]
+    moves: tuple[Move, ...]
+
+    def allows(self, source: str, target: str) -> bool:
+        return any(m.source == source and m.target == target for m in self.moves)
+
+    def check(self, sources, target: str) -> None:
+        """Raise ValueError for a move this machine does not declare (a bug, never a user's doing)."""
+        for source in [sources] if isinstance(sources, str) else sources:
+            if not self.allows(source, target):
+                raise ValueError(f"{self.name}: no move from '{source}' to '{target}' is declared")
+
+    def mermaid(self) -> str:
+        """The machine as a Mermaid state diagram, for the README."""
+        lines = ["stateDiagram-v2", f"    [*] --> {self.initial}"]
+        for move in self.moves:
+            lines.append(f"    {move.source} --> {move.target}: {move.when}")
+        lines += [f"    {state} --> [*]" for state in self.final]
+        return "\n".join(lines)
+
+
+J = JobStatus
+CANCELLABLE = (J.PREPARING, J.PLANNED, J.AWAITING_APPROVAL, J.RUNNING, J.NEEDS_ADMIN)
+FINISHED = (J.COMPLETED, J.FAILED, J.CANCELLED)
+
+JOB = Machine(
+    name="Job",
+    states=JobStatus,
+    initial=J.PREPARING,
+    final=FINISHED,
+    moves=(
+        Move(J.PREPARING, J.PLANNED, "pipeline.stage1_prepare", "requests built, plan shown"),
+        Move(J.PREPARING, J.FAILED, "pipeline.stage1_prepare", "nothing can be sent"),
+        Move(J.PLANNED, J.RUNNING, "the owner (Send)", "sent"),
+        Move(J.PLANNED, J.AWAITING_APPROVAL, "the owner (Send)", "above the approval threshold"),
+        Move(J.AWAITING_APPROVAL, J.RUNNING, "an admin (Approve)", "approved"),
+        Move(J.RUNNING, J.NEEDS_ADMIN, "jobs.keys", "the provider refused the key"),
+        Move(J.NEEDS_ADMIN, J.RUNNING, "jobs.keys", "an admin replaced the key"),
+        *(Move(state, J.CANCELLING, "the owner (Cancel)", "cancel") for state in CANCELLABLE),
+        Move(J.CANCELLING, J.CANCELLED, "pipeline.stop", "nothing was sent"),
+        Move(J.RUNNING, J.FINISHING, "pipeline.stage6_results", "every part done"),
+        Move(J.CANCELLING, J.FINISHING, "pipeline.stage6_results", "every part stopped"),
+        Move(J.FINISHING, J.COMPLETED, "pipeline.stage6_results", "some rows answered"),
+        Move(J.FINISHING, J.FAILED, "pipeline.stage6_results", "no row answered"),
+        Move(J.FINISHING, J.CANCELLED, "pipeline.stage6_results", "results of a cancelled job"),
+        *(Move(state, J.RUNNING, "pipeline.stage7_retry", "failed rows resent") for state in FINISHED),
+    ),
+)
+
+B = BatchStatus
+BATCH = Machine(
+    name="Batch",
+    states=BatchStatus,
+    initial=B.QUEUED,
+    final=(B.DONE,),
+    moves=(
+        Move(B.QUEUED, B.SUBMITTING, "pipeline.stage2_release", "room in the provider's queue"),
+        Move(B.QUEUED, B.DONE, "pipeline.stop", "job cancelled before sending"),
+        Move(B.SUBMITTING, B.RUNNING, "pipeline.stage3_submit", "remote batch created"),
+        Move(B.SUBMITTING, B.DONE, "pipeline.stage3_submit", "refused, or job cancelled"),
+        Move(B.RUNNING, B.DOWNLOADING, "pipeline.stage4_poll", "ended at the provider"),
+        Move(B.DOWNLOADING, B.DONE, "pipeline.stage5_finish", "outcomes reconciled"),
+        Move(B.DOWNLOADING, B.QUEUED, "pipeline.stage5_finish", "provider's queue was full"),
+    ),
+)

@@ -1,0 +1,218 @@
+"""Uploading a table and mapping it into a prompt: the upload, reading choices, the row count, the
+new-job form with its live preview and pilot run, and saved templates.
+"""
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HTMX_STOP_POLLING
+
+from jobs import access, audit, datasets, pilot, pipeline, tasks
+from jobs.formats import schema, tokens
+from jobs.formats.requestfiles import RequestBuilder
+from jobs.forms import SUGGESTED_MODELS, JobForm, ReadingForm, UploadForm, output_fields
+from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate
+from jobs.money import pricing
+from jobs.views.common import get_dataset, rate_limit
+
+PREVIEW_ROWS = 3
+
+
+@login_required
+@rate_limit("RATE_LIMIT_UPLOADS")
+@require_http_methods(["GET", "POST"])
+def upload(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        dataset = datasets.create_from_upload(
+            request.user, form.cleaned_data["file"], team=form.cleaned_data.get("team")
+        )
+        audit.record(request, AuditEvent.Action.UPLOAD, dataset=dataset, detail=dataset.name)
+        if dataset.status == Dataset.Status.COUNTING:
+            tasks.count_dataset_rows.delay_on_commit(dataset.pk)
+        return redirect("jobs:new_job", dataset.code)
+    return render(request, "jobs/upload.html", {"form": form, "max_bytes": settings.UPLOAD_MAX_BYTES})
+
+
+@login_required
+@require_POST
+def reading(request: HttpRequest, code) -> HttpResponse:
+    """Read the upload again with the encoding, separator and bad-row choice the user picked."""
+    dataset = access.get_changeable(request.user, Dataset.objects.all(), code=code)
+    form = ReadingForm(request.POST)
+    if dataset.format == "csv" and form.is_valid():
+        dataset.bad_rows = form.cleaned_data["bad_rows"]
+        datasets.analyse(
+            dataset, encoding=form.cleaned_data["encoding"], delimiter=form.cleaned_data["delimiter"]
+        )
+        if dataset.status == Dataset.Status.COUNTING:
+            tasks.count_dataset_rows.delay_on_commit(dataset.pk)
+        messages.info(request, "The file was read again with your settings.")
+    return redirect("jobs:new_job", dataset.code)
+
+
+@login_required
+@require_GET
+def dataset_count(request: HttpRequest, code) -> HttpResponse:
+    """htmx: the row count, and its progress while the whole file is read."""
+    dataset = get_dataset(request, code)
+    response = render(request, "jobs/new_job.html#count", {"dataset": dataset})
+    if dataset.status != Dataset.Status.COUNTING:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@rate_limit("RATE_LIMIT_SUBMITS")
+@require_http_methods(["GET", "POST"])
+def new_job(request: HttpRequest, code) -> HttpResponse:
+    dataset = get_dataset(request, code)
+    initial = {"name": dataset.name.rsplit(".", 1)[0], "team": dataset.team_id}
+    templates = access.visible(request.user, PromptTemplate.objects.all())
+    chosen = request.GET.get("template")
+    if chosen:
+        template = get_object_or_404(templates, code=chosen)
+        initial |= {field: getattr(template, field) for field in PromptTemplate.SETTINGS}
+    form = JobForm(request.POST or None, columns=dataset.columns, user=request.user, initial=initial)
+    if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
+        job = form.save(commit=False)
+        job.owner = request.user
+        job.dataset = dataset
+        with transaction.atomic():
+            job.save()
+            audit.record(request, AuditEvent.Action.PREPARE, job=job)
+            tasks.prepare_job.delay_on_commit(job.pk)
+        return redirect("jobs:job_detail", job.code)
+    previews, preview_message = _preview_requests(dataset, form)
+    reading_form = ReadingForm(
+        initial={"encoding": dataset.encoding, "delimiter": dataset.delimiter, "bad_rows": dataset.bad_rows}
+    )
+    context = {
+        "dataset": dataset,
+        "field_types": schema.TYPES.items(),
+        "templates": templates,
+        "chosen_template": chosen,
+        "reading_form": reading_form,
+        "form": form,
+        "previews": previews,
+        "preview_message": preview_message,
+        "suggested_models": sorted({m for models in SUGGESTED_MODELS.values() for m in models}),
+    }
+    return render(request, "jobs/new_job.html", context)
+
+
+def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]:
+    """The exact requests the first rows will produce, with their tokens and cost, or why not yet."""
+    data = form.data
+    job = Job(
+        endpoint=data.get("endpoint") or Job.Endpoint.CHAT,
+        model=data.get("model") or "(choose a model)",
+        system_prompt=data.get("system_prompt", ""),
+        user_prompt=data.get("user_prompt", ""),
+        temperature=_number(data.get("temperature"), float),
+        max_output_tokens=_number(data.get("max_output_tokens"), int),
+    )
+    try:
+        job.output_fields = output_fields(data, job.endpoint)
+        builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
+    except KeyError as exc:
+        return [], f"No column is called {{{{ {exc.args[0]} }}}}."
+    except schema.FieldError as exc:
+        return [], str(exc)
+    if not job.user_prompt.strip():
+        return [], "Write a prompt to see the requests it makes."
+    count = tokens.prompt_counter(job.model)
+    price = ModelPrice.objects.filter(model=job.model).first()
+    answer_bound = 0 if job.endpoint == Job.Endpoint.EMBEDDINGS else job.max_output_tokens or 0
+    previews = []
+    for number, cells in enumerate(dataset.preview[:PREVIEW_ROWS], start=1):
+        system, user = builder.texts(cells)
+        prompt_tokens = count(system, user)
+        previews.append(
+            {
+                "row": number,
+                "json": json.dumps(builder.body(cells), indent=2, ensure_ascii=False),
+                "tokens": prompt_tokens,
+                "cost": pricing.cost(price, prompt_tokens, answer_bound),
+                "bounded": bool(answer_bound) or job.endpoint == Job.Endpoint.EMBEDDINGS,
+            }
+        )
+    return previews, ""
+
+
+def _number(value, kind):
+    try:
+        return kind(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@login_required
+@require_POST
+def preview(request: HttpRequest, code) -> HttpResponse:
+    dataset = get_dataset(request, code)
+    form = JobForm(request.POST, columns=dataset.columns, user=request.user)
+    previews, preview_message = _preview_requests(dataset, form)
+    return render(
+        request, "jobs/new_job.html#preview", {"previews": previews, "preview_message": preview_message}
+    )
+
+
+@login_required
+@rate_limit("RATE_LIMIT_SUBMITS")
+@require_POST
+def pilot_run(request: HttpRequest, code) -> HttpResponse:
+    """htmx: send the first rows now through the synchronous API and show the real answers."""
+    dataset = get_dataset(request, code)
+    form = JobForm(request.POST, columns=dataset.columns, user=request.user)
+    if dataset.status == Dataset.Status.INVALID or not form.is_valid():
+        problems = [e for errors in form.errors.values() for e in errors] or [dataset.error]
+        return render(request, "jobs/new_job.html#pilot", {"problems": problems})
+    job = form.save(commit=False)
+    builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
+    result = pilot.run(job, dataset, builder)
+    return render(request, "jobs/new_job.html#pilot", {"pilot": result, "dataset": dataset})
+
+
+@login_required
+@require_POST
+def save_template(request: HttpRequest, code) -> HttpResponse:
+    """htmx: keep the prompt and its settings under a name, to reuse on other tables."""
+    dataset = get_dataset(request, code)
+    form = JobForm(request.POST, columns=dataset.columns, user=request.user)
+    name = request.POST.get("template_name", "").strip()[:200]
+    form.is_valid()
+    problems = [e for f in ("user_prompt", "system_prompt", "model") for e in form.errors.get(f, [])]
+    if not name:
+        problems.insert(0, "Give the template a name.")
+    if problems:
+        return render(request, "jobs/new_job.html#template_saved", {"problems": problems})
+    values = {field: form.cleaned_data.get(field) for field in PromptTemplate.SETTINGS}
+    values["output_fields"] = form.instance.output_fields
+    template, created = PromptTemplate.objects.update_or_create(
+        owner=request.user, name=name, defaults=values | {"team": form.cleaned_data.get("team")}
+    )
+    return render(request, "jobs/new_job.html#template_saved", {"template": template, "created": created})
+
+
+@login_required
+@require_GET
+def templates(request: HttpRequest) -> HttpResponse:
+    """The saved templates this user can see, their own and their teams'."""
+    visible = access.visible(request.user, PromptTemplate.objects.select_related("owner", "team"))
+    return render(request, "jobs/templates.html", {"templates": visible})
+
+
+@login_required
+@require_POST
+def template_delete(request: HttpRequest, code) -> HttpResponse:
+    template = access.get_changeable(request.user, PromptTemplate.objects.all(), code=code)
+    template.delete()
+    messages.info(request, f"Deleted the template “{template.name}”. Jobs that used it keep their copy.")
+    return redirect("jobs:templates")

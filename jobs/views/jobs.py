@@ -1,0 +1,272 @@
+"""The job pages: the list, a job with its live progress, sending, approving, cancelling, reviewing
+and resending failed rows, deleting, and the downloads.
+"""
+
+import orjson
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HTMX_STOP_POLLING
+
+from jobs import access, audit, errors, notify, pipeline, tasks
+from jobs.models import AuditEvent, Job, ModelPrice
+from jobs.money import plans, pricing, spend
+from jobs.views.common import XLSX_TYPE, get_job, rate_limit, staff_only
+
+FAILURES_PER_PAGE = 50
+
+
+JOBS_PER_PAGE = 25
+
+
+# What the job page shows of each part: polling loads no more than this.
+BATCH_DISPLAY_FIELDS = [
+    "job_id",
+    "index",
+    "attempt",
+    "status",
+    "remote_status",
+    "remote_status_since",
+    "remote_batch_id",
+    "remote_errors",
+    "first_row",
+    "last_row",
+    "request_count",
+    "requests_completed",
+    "requests_failed",
+    "rows_succeeded",
+    "rows_failed",
+    "submitted_at",
+    "finished_at",
+    "error",
+]
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The job list: filter by status, search by name, a page at a time."""
+    jobs = access.visible(request.user, Job.objects.select_related("dataset", "owner"))
+    status = request.GET.get("status", "")
+    if status in Job.Status.values:
+        jobs = jobs.filter(status=status)
+    query = request.GET.get("q", "").strip()
+    if query:
+        jobs = jobs.filter(name__icontains=query)
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    prices = pricing.prices()
+    for job in page:
+        job.actual_cost = pricing.actual(job, prices)
+    context = {
+        "page": page,
+        "status": status,
+        "query": query,
+        "statuses": Job.Status.choices,
+        "filtered": bool(status or query),
+    }
+    return render(request, "jobs/home.html", context)
+
+
+@login_required
+@require_GET
+def job_row(request: HttpRequest, code) -> HttpResponse:
+    """htmx: one line of the job list, polled while that job is moving."""
+    job = get_job(request, code)
+    job.actual_cost = pricing.actual(job, pricing.prices())
+    response = render(request, "jobs/home.html#job_row", {"job": job})
+    if not job.is_moving:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+def _job_context(job: Job) -> dict:
+    plan = plans.plan_for(job) if job.status == Job.Status.PLANNED else None
+    cost = pricing.cost(
+        ModelPrice.objects.filter(model=job.model).first(), job.reported_input_tokens, job.output_tokens
+    )
+    return {"job": job, "batches": job.batches.only(*BATCH_DISPLAY_FIELDS), "plan": plan, "cost": cost}
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, code) -> HttpResponse:
+    job = get_job(request, code)
+    return render(request, "jobs/job_detail.html", _job_context(job))
+
+
+@login_required
+@require_GET
+def job_progress(request: HttpRequest, code) -> HttpResponse:
+    job = get_job(request, code)
+    response = render(request, "jobs/job_detail.html#progress", _job_context(job))
+    if job.is_finished:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@rate_limit("RATE_LIMIT_SUBMITS")
+@require_POST
+def start(request: HttpRequest, code) -> HttpResponse:
+    """The owner has seen the plan and sends the job: within budget, and approved if it costs a lot."""
+    job = get_job(request, code, change=True)
+    if job.status != Job.Status.PLANNED:
+        return redirect("jobs:job_detail", job.code)
+    try:
+        with spend.within_budget(job):
+            audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
+            if spend.needs_approval(job):
+                if job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL):
+                    notify.approval_needed(job)
+                    messages.info(
+                        request,
+                        "This job costs more than can be sent without an admin's approval. "
+                        "The admins have been asked; it starts as soon as one approves it.",
+                    )
+            elif pipeline.start_job(job.pk):
+                tasks.schedule_batches.delay_on_commit()
+                messages.success(request, "Sent. This page follows the job; you can close it and come back.")
+    except spend.BudgetRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("jobs:job_detail", job.code)
+
+
+@staff_only
+@require_POST
+def approve(request: HttpRequest, code) -> HttpResponse:
+    """An admin lets a costly job go (still within the budgets as they stand now)."""
+    job = get_job(request, code)
+    try:
+        with spend.within_budget(job):
+            if job.transition(Job.Status.AWAITING_APPROVAL, Job.Status.RUNNING, started_at=timezone.now()):
+                audit.record(request, AuditEvent.Action.APPROVE, job=job, cost=job.estimated_cost)
+                tasks.schedule_batches.delay_on_commit()
+                messages.success(request, f"Approved: “{job.name}” is on its way.")
+    except spend.BudgetRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("jobs:job_detail", job.code)
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, code) -> HttpResponse:
+    job = get_job(request, code, change=True)
+    if job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now()):
+        audit.record(request, AuditEvent.Action.CANCEL, job=job)
+        tasks.cancel_job.delay_on_commit(job.pk)
+        messages.info(request, "Cancelling. Rows that already have answers stay downloadable.")
+    return redirect("jobs:job_detail", job.code)
+
+
+@login_required
+@require_GET
+def failures(request: HttpRequest, code) -> HttpResponse:
+    """The failed rows of a job, filterable by error code, a page at a time, to review and resend."""
+    job = get_job(request, code)
+    rows = job.row_failures.all()
+    codes = [
+        (c["code"], c["n"], errors.explain(c["code"], "")[0])
+        for c in rows.values("code").annotate(n=Count("pk")).order_by("-n", "code")
+    ]
+    chosen = request.GET.get("code", "")
+    if chosen:
+        rows = rows.filter(code=chosen)
+    page = Paginator(rows, FAILURES_PER_PAGE).get_page(request.GET.get("page"))
+    for failure in page:
+        failure.what, failure.todo = errors.explain(failure.code, failure.message)
+    context = {"job": job, "page": page, "codes": codes, "chosen": chosen}
+    return render(request, "jobs/failures.html", context)
+
+
+@login_required
+@require_GET
+def row_detail(request: HttpRequest, code, row: int) -> HttpResponse:
+    """htmx: the exact request sent for a row and the provider's answer, read from our copies."""
+    job = get_job(request, code)
+    sent, answer = pipeline.row_exchange(job, row)
+    context = {"row": row, "sent": _pretty(sent), "answer": _pretty(answer)}
+    return render(request, "jobs/_row_detail.html", context)
+
+
+def _pretty(line: bytes | None) -> str:
+    return orjson.dumps(orjson.loads(line), option=orjson.OPT_INDENT_2).decode() if line else ""
+
+
+@login_required
+@rate_limit("RATE_LIMIT_SUBMITS")
+@require_POST
+def retry(request: HttpRequest, code) -> HttpResponse:
+    """Send the retryable failed rows (or the ones ticked) again, as a new attempt of the job."""
+    job = get_job(request, code, change=True)
+    chosen = None
+    if request.POST.get("scope") == "selected":
+        chosen = [int(r) for r in request.POST.getlist("row") if r.isdigit()]
+        if not chosen:
+            messages.error(request, "Tick the rows to send again first.")
+            return redirect("jobs:failures", job.code)
+    try:
+        count = pipeline.retry_job(job.pk, chosen)
+    except pipeline.RetryRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:job_detail", job.code)
+    if count:
+        audit.record(request, AuditEvent.Action.RETRY, job=job, detail=f"{count} rows")
+        tasks.schedule_batches.delay_on_commit()
+        messages.info(
+            request,
+            f"Sending {count:,} row{pluralize(count)} again. The results keep one line per row.",
+        )
+    else:
+        messages.info(request, "There was no failed row that sending again could fix.")
+    return redirect("jobs:job_detail", job.code)
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, code) -> HttpResponse:
+    """Delete a job that is not running, with its files here and at the provider."""
+    job = get_job(request, code, change=True)
+    if job.status not in (*Job.FINISHED, Job.Status.PLANNED):
+        messages.error(request, "Cancel the job first; it can be deleted once it has stopped.")
+        return redirect("jobs:job_detail", job.code)
+    audit.record(request, AuditEvent.Action.DELETE, job=job, detail=job.name)
+    credential_id, name = job.credential_id, job.name
+    at_provider = pipeline.delete_job(job)
+    if at_provider:
+        tasks.delete_remote_files.delay_on_commit(credential_id, at_provider)
+    messages.info(request, f"Deleted “{name}” and its files.")
+    return redirect("jobs:home")
+
+
+@login_required
+@require_GET
+def download(request: HttpRequest, code, kind: str) -> HttpResponse:
+    """The results (CSV, Excel or JSON Lines) or the failed rows (CSV), as an attachment."""
+    job = get_job(request, code)
+    if not job.results_file:
+        raise Http404("The results are not ready yet.")
+    stem = job.dataset.name.rsplit(".", 1)[0]
+    if kind == "jsonl":
+        response = StreamingHttpResponse(pipeline.results_jsonl(job), content_type="application/jsonl")
+        response["Content-Disposition"] = content_disposition_header(True, f"{stem} - results.jsonl")
+    else:
+        stored, filename, content_type = {
+            "results": (job.results_file, f"{stem} - results.csv", "text/csv; charset=utf-8"),
+            "failures": (job.failures_file, f"{stem} - failures.csv", "text/csv; charset=utf-8"),
+            "xlsx": (job.xlsx_file, f"{stem} - results.xlsx", XLSX_TYPE),
+        }.get(kind, (None, "", ""))
+        if not stored:
+            raise Http404("There is no such file for this job.")
+        response = FileResponse(
+            stored.open("rb"), as_attachment=True, filename=filename, content_type=content_type
+        )
+    response["Cache-Control"] = "private, no-store"
+    audit.record(request, AuditEvent.Action.DOWNLOAD, job=job, detail=kind)
+    return response

@@ -1,0 +1,36 @@
+"""The admins' reports: spend by month, team, user and model, and the audit log."""
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from jobs.models import AuditEvent
+from jobs.money import spend
+from jobs.views.common import staff_only
+
+
+@staff_only
+@require_GET
+def spend_report(request: HttpRequest) -> HttpResponse:
+    """Admins: spend by month, team, user and model over the last year, with the saving."""
+    since = spend.month_start(timezone.now() - timezone.timedelta(days=365))
+    lines = spend.report(since)
+    return render(request, "jobs/spend.html", {"lines": lines, "totals": spend.totals(lines)})
+
+
+@staff_only
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Admins: who did what, newest first, filtered by action and person."""
+    events = AuditEvent.objects.all()
+    action = request.GET.get("action", "")
+    if action in AuditEvent.Action.values:
+        events = events.filter(action=action)
+    person = request.GET.get("person", "").strip()
+    if person:
+        events = events.filter(actor_name__icontains=person)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    context = {"page": page, "action": action, "person": person, "actions": AuditEvent.Action.choices}
+    return render(request, "jobs/audit.html", context)

@@ -1,0 +1,121 @@
+import hashlib
+
+import orjson
+import pytest
+
+from jobs.formats.requestfiles import (
+    CHAT,
+    EMBEDDINGS,
+    RESPONSES,
+    RequestBuilder,
+    RequestSpec,
+    custom_id,
+    row_of,
+    write_batch_files,
+)
+
+COLUMNS = ["Review Text", "id"]
+
+
+def rows(n):
+    return ((i, [f"review number {i}", str(i)]) for i in range(1, n + 1))
+
+
+def test_custom_ids_round_trip_to_row_numbers():
+    assert row_of(custom_id(12345)) == 12345
+    assert row_of("something-else") is None
+    assert row_of("row-x") is None
+
+
+def test_chat_lines_carry_the_contract_fields():
+    builder = RequestBuilder(
+        RequestSpec(CHAT, "gpt-4o-mini", "Be brief.", "Rate: {{ Review Text }}", 0.0, 50), COLUMNS
+    )
+    line = orjson.loads(builder.line(7, *builder.texts(["nice", "7"])))
+    assert line == {
+        "custom_id": "row-7",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "gpt-4o-mini",
+            "temperature": 0.0,
+            "max_completion_tokens": 50,
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Rate: nice"},
+            ],
+        },
+    }
+
+
+def test_responses_and_embeddings_bodies():
+    responses = RequestBuilder(RequestSpec(RESPONSES, "gpt-4.1-mini", "Sys", "{{ id }}", None, 20), COLUMNS)
+    assert responses.body(["a", "1"]) == {
+        "model": "gpt-4.1-mini",
+        "max_output_tokens": 20,
+        "instructions": "Sys",
+        "input": "1",
+    }
+    embeddings = RequestBuilder(
+        RequestSpec(EMBEDDINGS, "text-embedding-3-small", "", "{{ Review Text }}", 1.0, 5), COLUMNS
+    )
+    assert embeddings.body(["hello", "1"]) == {"model": "text-embedding-3-small", "input": "hello"}
+
+
+def test_it_splits_by_request_count_and_keeps_every_row_once(tmp_path):
+    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", "{{ Review Text }}"), COLUMNS)
+    parts = list(write_batch_files(rows(25), builder, tmp_path, max_requests=10, max_bytes=10**9))
+    assert [(p.first_row, p.last_row, p.request_count) for p in parts] == [
+        (1, 10, 10),
+        (11, 20, 10),
+        (21, 25, 5),
+    ]
+    ids = [orjson.loads(line)["custom_id"] for p in parts for line in p.path.read_bytes().splitlines()]
+    assert ids == [f"row-{i}" for i in range(1, 26)]
+    for p in parts:
+        assert p.bytes == p.path.stat().st_size
+        assert p.sha256 == hashlib.sha256(p.path.read_bytes()).hexdigest()
+
+
+def test_it_splits_by_bytes(tmp_path):
+    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", "{{ Review Text }}"), COLUMNS)
+    line_size = len(builder.line(1, *builder.texts(["review number 1", "1"]))) + 1
+    parts = list(
+        write_batch_files(rows(9), builder, tmp_path, max_requests=1000, max_bytes=line_size * 3 + 5)
+    )
+    assert all(p.bytes <= line_size * 3 + 5 for p in parts)
+    assert sum(p.request_count for p in parts) == 9
+
+
+def test_the_same_rows_give_the_same_bytes(tmp_path):
+    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", "{{ Review Text }}"), COLUMNS)
+    first = [
+        p.sha256
+        for p in write_batch_files(rows(30), builder, tmp_path / "a", max_requests=7, max_bytes=10**9)
+    ]
+    second = [
+        p.sha256
+        for p in write_batch_files(rows(30), builder, tmp_path / "b", max_requests=7, max_bytes=10**9)
+    ]
+    assert first == second
+
+
+def test_a_request_larger_than_the_limit_names_its_row(tmp_path):
+    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", "{{ Review Text }}"), COLUMNS)
+    with pytest.raises(ValueError, match="Row 3"):
+        list(write_batch_files([(3, ["x" * 500, "3"])], builder, tmp_path, max_requests=10, max_bytes=100))
+
+
+def test_it_counts_prompt_tokens_per_file(tmp_path):
+    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", "{{ Review Text }}"), COLUMNS)
+    parts = list(
+        write_batch_files(
+            rows(4),
+            builder,
+            tmp_path,
+            max_requests=2,
+            max_bytes=10**9,
+            count_tokens=lambda system, user: len(user),
+        )
+    )
+    assert [p.input_tokens for p in parts] == [30, 30]
