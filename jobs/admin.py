@@ -21,7 +21,15 @@ class ProviderCredentialAdmin(admin.ModelAdmin):
 
 @admin.register(ModelPrice)
 class ModelPriceAdmin(admin.ModelAdmin):
-    list_display = ["model", "input_per_million", "output_per_million", "batch_discount", "as_of"]
+    list_display = [
+        "model",
+        "input_per_million",
+        "output_per_million",
+        "batch_discount",
+        "context_window",
+        "max_output_tokens",
+        "as_of",
+    ]
     search_fields = ["model"]
 
 

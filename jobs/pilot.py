@@ -1,16 +1,19 @@
 """The pilot run: the first few rows sent at once through the synchronous API, to see real
-answers before paying for every row. Costs a few requests at the normal price.
+answers before paying for every row. It costs a few requests at the normal price, so it is spend:
+it passes the gate (key, budgets, approval) with its most possible cost reserved as a PilotRun
+before any call, which is then settled at the usage the provider reported.
 """
 
 import itertools
 from dataclasses import dataclass
+from decimal import Decimal
 
 from jobs import datasets
 from jobs.errors import explain
-from jobs.formats import reconcile
+from jobs.formats import reconcile, tokens
 from jobs.formats.requestfiles import RequestBuilder
-from jobs.models import Dataset, Job
-from jobs.money import pricing
+from jobs.models import Dataset, Job, PilotRun
+from jobs.money import gate, plans, pricing
 from jobs.providers.client import AuthError, ProviderClient, ProviderError
 
 PILOT_ROWS = 5
@@ -30,6 +33,7 @@ class Trial:
 class Pilot:
     trials: list[Trial]
     estimate: pricing.Cost | None  # the whole table at the pilot's average tokens per row
+    cost: Decimal | None = None  # what these calls cost, at the synchronous price
 
     @property
     def answered(self) -> list[Trial]:
@@ -41,27 +45,53 @@ class Pilot:
         return sum(t.output_tokens for t in answered) / len(answered) if answered else None
 
 
-def run(job: Job, dataset: Dataset, builder: RequestBuilder) -> Pilot:
-    """Send the first rows one by one with the job's settings and key; never raises for a provider error."""
+def run(job: Job, dataset: Dataset, builder: RequestBuilder, user) -> Pilot:
+    """Send the first rows one by one with the job's settings and key, as `user`; never raises for a
+    provider error. Raises gate.Refused, before any call, when the key or a budget does not allow it.
+    """
+    with datasets.rows(dataset) as rows:
+        first = [(row, builder.texts(cells)) for row, cells in itertools.islice(rows, PILOT_ROWS)]
+    count = tokens.prompt_counter(job.model)
+    price = pricing.prices().get(job.model)
+    most = pricing.cost(
+        price, sum(count(*texts) for _, texts in first), plans.answer_bound(job).tokens * len(first)
+    )
+    reserved = most.synchronous if most else None
+    with gate.spending(
+        credential_id=job.credential_id, owner=user, model=job.model, cost=reserved
+    ) as verdict:
+        if verdict.needs_approval:
+            raise gate.Refused(
+                "Trying these rows costs more than a key's approval threshold allows; ask an admin."
+            )
+        spend = PilotRun.objects.create(
+            owner=user, credential_id=job.credential_id, model=job.model, rows=len(first), cost=reserved or 0
+        )
     client = ProviderClient(job.credential)
     trials = []
-    with datasets.rows(dataset) as rows:
-        for row, cells in itertools.islice(rows, PILOT_ROWS):
-            system, user = builder.texts(cells)
-            trial = Trial(row=row, prompt=user)
-            try:
-                body = client.complete(job.endpoint, builder.body_from_texts(system, user))
-            except AuthError:
-                trial.error = "The provider refused the key. An admin has to replace it."
-                trials.append(trial)
-                break  # every other row would be refused too
-            except ProviderError as exc:
-                trial.error = f"{explain(exc.code or '', exc.message)[0]} ({exc.message})"
-            else:
-                trial.answer = reconcile.answer_of(job.endpoint, body)
-                trial.input_tokens, trial.output_tokens = reconcile.usage_of(body)
+    for row, (system, user_text) in first:
+        trial = Trial(row=row, prompt=user_text)
+        try:
+            body = client.complete(job.endpoint, builder.body_from_texts(system, user_text))
+        except AuthError:
+            trial.error = "The provider refused the key. An admin has to replace it."
             trials.append(trial)
-    return Pilot(trials=trials, estimate=_estimate(job, dataset, trials))
+            break  # every other row would be refused too
+        except ProviderError as exc:
+            trial.error = f"{explain(exc.code or '', exc.message)[0]} ({exc.message})"
+        else:
+            trial.answer = reconcile.answer_of(job.endpoint, body)
+            trial.input_tokens, trial.output_tokens = reconcile.usage_of(body)
+        trials.append(trial)
+    used_in = sum(t.input_tokens for t in trials)
+    used_out = sum(t.output_tokens for t in trials)
+    actual = pricing.cost(price, used_in, used_out)
+    PilotRun.objects.filter(pk=spend.pk).update(
+        input_tokens=used_in, output_tokens=used_out, cost=actual.synchronous if actual else 0
+    )
+    return Pilot(
+        trials=trials, estimate=_estimate(job, dataset, trials), cost=actual.synchronous if actual else None
+    )
 
 
 def _estimate(job: Job, dataset: Dataset, trials: list[Trial]) -> pricing.Cost | None:

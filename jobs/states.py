@@ -77,9 +77,14 @@ JOB = Machine(
     moves=(
         Move(J.PREPARING, J.PLANNED, "pipeline.stage1_prepare", "requests built, plan shown"),
         Move(J.PREPARING, J.FAILED, "pipeline.stage1_prepare", "nothing can be sent"),
-        Move(J.PLANNED, J.RUNNING, "the owner (Send)", "sent"),
-        Move(J.PLANNED, J.AWAITING_APPROVAL, "the owner (Send)", "above the approval threshold"),
-        Move(J.AWAITING_APPROVAL, J.RUNNING, "an admin (Approve)", "approved"),
+        Move(J.PLANNED, J.RUNNING, "pipeline.stage2_release (the owner's Send)", "sent through the gate"),
+        Move(
+            J.PLANNED,
+            J.AWAITING_APPROVAL,
+            "pipeline.stage2_release (the owner's Send)",
+            "above the approval threshold",
+        ),
+        Move(J.AWAITING_APPROVAL, J.RUNNING, "pipeline.stage2_release (an admin's Approve)", "approved"),
         Move(J.RUNNING, J.NEEDS_ADMIN, "jobs.keys", "the provider refused the key"),
         Move(J.NEEDS_ADMIN, J.RUNNING, "jobs.keys", "an admin replaced the key"),
         *(Move(state, J.CANCELLING, "the owner (Cancel)", "cancel") for state in CANCELLABLE),
@@ -90,6 +95,10 @@ JOB = Machine(
         Move(J.FINISHING, J.FAILED, "pipeline.stage6_results", "no row answered"),
         Move(J.FINISHING, J.CANCELLED, "pipeline.stage6_results", "results of a cancelled job"),
         *(Move(state, J.RUNNING, "pipeline.stage7_retry", "failed rows resent") for state in FINISHED),
+        *(
+            Move(state, J.AWAITING_APPROVAL, "pipeline.stage7_retry", "resend above the approval threshold")
+            for state in FINISHED
+        ),
     ),
 )
 

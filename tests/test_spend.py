@@ -8,8 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs import pipeline
-from jobs.models import AuditEvent, Job, ModelPrice, TeamBudget
-from jobs.money import spend
+from jobs.models import AuditEvent, Job, ModelPrice, PilotRun, TeamBudget
+from jobs.money import gate, pricing, spend
 from jobs.templatetags.money import dollars
 from tests.test_pipeline import drive, new_job
 
@@ -37,7 +37,7 @@ def test_sending_over_the_keys_monthly_budget_is_refused_with_the_figures(
     client, alice, simulator_credential
 ):
     first = drive(new_job(alice, simulator_credential, max_output_tokens=10))
-    spent = spend.committed(Job.objects.filter(pk=first.pk), spend.pricing.prices())
+    spent = gate.committed(Job.objects.filter(pk=first.pk), PilotRun.objects.none(), pricing.prices())
     assert spent > 0
     job = planned(alice, simulator_credential)
     simulator_credential.monthly_budget = (spent + job.estimated_cost / 2).quantize(Decimal("0.01"))
@@ -47,7 +47,7 @@ def test_sending_over_the_keys_monthly_budget_is_refused_with_the_figures(
     response = client.post(reverse("jobs:start", args=[job.code]), follow=True)
 
     text = response.content.decode()
-    assert f"This job is estimated at {dollars(job.estimated_cost)}" in text
+    assert f"This is estimated at {dollars(job.estimated_cost)}" in text
     assert f"of its {dollars(simulator_credential.monthly_budget)} monthly budget" in text
     assert f"({dollars(spent)} spent or committed this month)" in text
     job.refresh_from_db()

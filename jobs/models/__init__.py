@@ -6,7 +6,7 @@ from jobs.models.audit import AuditEvent
 from jobs.models.inputs import Dataset, PromptSettings, PromptTemplate
 from jobs.models.keys import ModelPrice, ProviderCredential, TeamBudget
 from jobs.models.paths import _PrivatePath
-from jobs.models.work import Batch, Job, RowFailure
+from jobs.models.work import Batch, Job, PilotRun, RowFailure
 
 __all__ = [
     "AuditEvent",
@@ -14,6 +14,7 @@ __all__ = [
     "Dataset",
     "Job",
     "ModelPrice",
+    "PilotRun",
     "PromptSettings",
     "PromptTemplate",
     "ProviderCredential",

@@ -13,6 +13,7 @@ class AuditEvent(models.Model):
 
     class Action(models.TextChoices):
         UPLOAD = "upload", "Uploaded a table"
+        PILOT = "pilot", "Tried the first rows"
         PREPARE = "prepare", "Prepared a job"
         SUBMIT = "submit", "Sent a job"
         APPROVE = "approve", "Approved a job"

@@ -109,6 +109,9 @@ class ModelPrice(models.Model):
     context_window = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most tokens a request may hold, prompt and answer together."
     )
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The longest answer the model can give, in tokens."
+    )
     as_of = models.DateField(help_text="When these prices were checked.")
 
     class Meta:

@@ -288,3 +288,25 @@ class RowFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} row {self.row}"
+
+
+class PilotRun(models.Model):
+    """Rows tried at once through the synchronous API before a job exists: spend like any other."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pilot_runs")
+    credential = models.ForeignKey(
+        ProviderCredential, null=True, on_delete=models.SET_NULL, related_name="pilot_runs"
+    )
+    model = models.CharField(max_length=100)
+    rows = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    # At the synchronous price: what the provider bills for these calls.
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.owner} pilot of {self.model} at {self.at:%Y-%m-%d %H:%M}"

@@ -14,10 +14,39 @@ from django.utils import timezone
 
 from jobs.formats import reconcile
 from jobs.models import Batch, Job, ModelPrice
-from jobs.money import pricing
+from jobs.money import gate, pricing
 
 COMPLETION_WINDOW = timedelta(hours=24)
 MAX_EXAMPLES = 10
+# Without a longest answer set by the job or known for the model, a row's answer is bounded by a
+# few times the trial run's, capped here; with no trial either, by this.
+DEFAULT_ANSWER_BOUND = 4_096
+PILOT_MARGIN = 4
+
+
+@dataclass(frozen=True)
+class AnswerBound:
+    tokens: int  # per row
+    source: str  # which bound, in words for the plan
+
+
+def answer_bound(job: Job) -> AnswerBound:
+    """The longest answer a row can cost: an empty "Longest answer" is never free."""
+    if job.endpoint == Job.Endpoint.EMBEDDINGS:
+        return AnswerBound(0, "embeddings have no answer")
+    if job.max_output_tokens:
+        tokens = job.max_output_tokens
+        return AnswerBound(tokens, f"the longest answer you set, {tokens:,} tokens")
+    model_max = ModelPrice.objects.filter(model=job.model).values_list("max_output_tokens", flat=True).first()
+    if model_max:
+        return AnswerBound(model_max, f"the longest answer {job.model} can give, {model_max:,} tokens")
+    if job.pilot_output_tokens:
+        tokens = min(DEFAULT_ANSWER_BOUND, max(1, round(job.pilot_output_tokens * PILOT_MARGIN)))
+        return AnswerBound(tokens, f"{PILOT_MARGIN} times your trial run's answers, {tokens:,} tokens")
+    return AnswerBound(
+        DEFAULT_ANSWER_BOUND,
+        f"{DEFAULT_ANSWER_BOUND:,} tokens, as no longest answer is known for {job.model}",
+    )
 
 
 @dataclass(frozen=True)
@@ -35,7 +64,8 @@ class Plan:
     limit: int
     ahead: int  # tokens of other jobs' batches at the provider or queued before this job
     cost: pricing.Cost | None
-    output_bounded: bool
+    answer_bound: AnswerBound
+    charged_to: str = ""
     expected_cost: pricing.Cost | None = None  # at the pilot run's answer length
     prices_as_of: date | None = None
     skipped_empty: int = 0
@@ -83,7 +113,8 @@ def plan_for(job: Job) -> Plan:
         limit=limit,
         ahead=ahead,
         cost=estimate(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
-        output_bounded=job.endpoint == Job.Endpoint.EMBEDDINGS or bool(job.max_output_tokens),
+        answer_bound=answer_bound(job),
+        charged_to=gate.charged_to(job),
         prices_as_of=ModelPrice.objects.filter(model=job.model).values_list("as_of", flat=True).first(),
         expected_cost=expected(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
     )
@@ -108,6 +139,5 @@ def expected(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
 
 
 def estimate(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
-    """Exact prompt tokens, and the answers at their maximum length when the job sets one."""
-    output_bound = 0 if job.endpoint == Job.Endpoint.EMBEDDINGS else (job.max_output_tokens or 0) * rows
-    return pricing.cost(pricing.prices().get(job.model), input_tokens, output_bound)
+    """The most the rows can cost: exact prompt tokens, and every answer at its bound (answer_bound)."""
+    return pricing.cost(pricing.prices().get(job.model), input_tokens, answer_bound(job).tokens * rows)

@@ -1,97 +1,23 @@
-"""Money: what has been spent or committed this month, budgets, approval, and the spend report.
+"""The spend report: what was spent by month, key, team, user and model, with the saving.
 
-Spend is the Batch API price of the usage the provider reported (jobs.money.pricing). For a job
-still under way, what it is committed to is the larger of its estimate and what it has
-reported so far, so that two large jobs sent on the same day cannot both squeeze under a
-budget. A job counts in the month it was sent.
+Spend is the Batch API price of the usage the provider reported (jobs.money.pricing), plus pilot
+runs at the synchronous price. A job counts in the month it was sent, and for the teams its owner
+belongs to, as budgets charge it (jobs.money.gate).
 """
 
-import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import Count, QuerySet, Sum
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncMonth
-from django.utils import timezone
 
-from jobs.models import Job, ProviderCredential, TeamBudget
+from jobs.models import Job, PilotRun
 from jobs.money import pricing
-from jobs.templatetags.money import dollars
 
 ZERO = Decimal(0)
-
-
-class BudgetRefused(Exception):
-    """Sending the job would go over a budget; the message has the figures."""
-
-
-def month_start(now: datetime | None = None) -> datetime:
-    now = timezone.localtime(now or timezone.now())
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def committed(jobs: QuerySet, prices: dict) -> Decimal:
-    """This month's spend of these jobs, counting unfinished ones at their estimate if larger."""
-    total = ZERO
-    for job in jobs.filter(started_at__gte=month_start()):
-        actual = pricing.actual(job, prices)
-        spent = actual.batch if actual else ZERO
-        if job.status not in Job.FINISHED:
-            spent = max(spent, job.estimated_cost or ZERO)
-        total += spent
-    return total
-
-
-def check_budgets(job: Job) -> None:
-    """Raise BudgetRefused when sending `job` would take its key or its team over their monthly budget."""
-    limits = []
-    credential = job.credential
-    if credential.monthly_budget is not None:
-        others = Job.objects.filter(credential=credential).exclude(pk=job.pk)
-        limits.append((f"the key “{credential.name}”", credential.monthly_budget, others))
-    budget = TeamBudget.objects.filter(team_id=job.team_id).first() if job.team_id else None
-    if budget:
-        others = Job.objects.filter(team_id=job.team_id).exclude(pk=job.pk)
-        limits.append((f"the team “{budget.team.name}”", budget.monthly_budget, others))
-    if not limits:
-        return
-    if job.estimated_cost is None:
-        raise BudgetRefused(
-            f"{job.model} has no price in the price table, so this job's cost cannot be checked "
-            f"against the budget of {limits[0][0]}. An admin can add the price."
-        )
-    prices = pricing.prices()
-    for who, limit, others in limits:
-        used = committed(others, prices)
-        left = max(limit - used, ZERO)
-        if job.estimated_cost > left:
-            raise BudgetRefused(
-                f"This job is estimated at {dollars(job.estimated_cost)}, but {who} has "
-                f"{dollars(left)} left of its {dollars(limit)} monthly budget ({dollars(used)} spent "
-                "or committed this month). Send fewer rows, set a shorter maximum answer, or ask an admin."
-            )
-
-
-@contextlib.contextmanager
-def within_budget(job: Job):
-    """Check the budgets, and hold them locked until the caller has moved the job on, so that
-    two jobs sent at the same moment cannot both fit in what is left. Raises BudgetRefused.
-    """
-    with transaction.atomic():
-        list(ProviderCredential.objects.select_for_update().filter(pk=job.credential_id))
-        list(TeamBudget.objects.select_for_update().filter(team_id=job.team_id))
-        check_budgets(job)
-        yield
-
-
-def needs_approval(job: Job) -> bool:
-    threshold = job.credential.approval_above
-    if threshold is None:
-        return False
-    return job.estimated_cost is None or job.estimated_cost > threshold
 
 
 @dataclass
@@ -112,37 +38,57 @@ class SpendLine:
         return self.synchronous - self.batch
 
 
+def _teams_of_owners() -> dict[int, str]:
+    """Each person's teams, named as the report shows them."""
+    names: dict[int, list[str]] = defaultdict(list)
+    memberships = get_user_model().groups.through.objects.order_by("group__name")
+    for user_id, team in memberships.values_list("user_id", "group__name"):
+        names[user_id].append(team)
+    return {user_id: ", ".join(teams) for user_id, teams in names.items()}
+
+
 def report(since: datetime) -> list[SpendLine]:
-    """Spend by month, key, team, user and model, from the usage reported since `since`."""
-    rows = (
+    """Spend by month, key, team, user and model: jobs from the usage reported since `since`, and pilot
+    runs (each counted as spend of its own, at the synchronous price).
+    """
+    jobs = (
         Job.objects.filter(started_at__gte=since)
         .annotate(month=TruncMonth("started_at"))
-        .values("month", "credential__name", "team__name", "owner__username", "model")
+        .values("month", "credential__name", "owner_id", "owner__username", "model")
         .annotate(
-            input_tokens=Sum("reported_input_tokens"),
-            output_tokens=Sum("output_tokens"),
-            jobs=Count("pk"),
+            input_tokens=Sum("reported_input_tokens"), output_tokens=Sum("output_tokens"), jobs=Count("pk")
         )
-        .order_by("-month", "credential__name", "team__name", "owner__username", "model")
+    )
+    pilots = (
+        PilotRun.objects.filter(at__gte=since)
+        .annotate(month=TruncMonth("at"))
+        .values("month", "credential__name", "owner_id", "owner__username", "model")
+        .annotate(input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), cost=Sum("cost"))
     )
     prices = pricing.prices()
-    lines = []
-    for row in rows:
-        cost = pricing.cost(prices.get(row["model"]), row["input_tokens"], row["output_tokens"])
-        lines.append(
-            SpendLine(
-                month=row["month"],
-                key=row["credential__name"],
-                team=row["team__name"] or "–",
-                user=row["owner__username"],
-                model=row["model"],
-                jobs=row["jobs"],
-                input_tokens=row["input_tokens"],
-                output_tokens=row["output_tokens"],
-                batch=cost.batch if cost else ZERO,
-                synchronous=cost.synchronous if cost else ZERO,
-            )
+    teams = _teams_of_owners()
+
+    def line(row, jobs: int, batch: Decimal, synchronous: Decimal, kind: str = "") -> SpendLine:
+        return SpendLine(
+            month=row["month"],
+            key=row["credential__name"] or "(deleted key)",
+            team=teams.get(row["owner_id"], "–"),
+            user=row["owner__username"],
+            model=row["model"] + kind,
+            jobs=jobs,
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            batch=batch,
+            synchronous=synchronous,
         )
+
+    lines = []
+    for row in jobs:
+        cost = pricing.cost(prices.get(row["model"]), row["input_tokens"], row["output_tokens"])
+        lines.append(line(row, row["jobs"], cost.batch if cost else ZERO, cost.synchronous if cost else ZERO))
+    # A pilot run is billed at the synchronous price: it saves nothing.
+    lines += [line(row, 0, row["cost"], row["cost"], " (pilot runs)") for row in pilots]
+    lines.sort(key=lambda x: (-x.month.timestamp(), x.key, x.team, x.user, x.model))
     return lines
 
 

@@ -1,5 +1,6 @@
-"""Stage 2, release: job `planned → running` when its owner sends it; batches `queued → submitting`
-while the provider's queue for their key and model has room.
+"""Stage 2, release: job `planned → running` (or `→ awaiting_approval → running`) when its owner sends
+it through the spending gate; batches `queued → submitting` while the provider's queue for their key
+and model has room.
 """
 
 from django.db import transaction
@@ -7,13 +8,39 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from jobs.models import Batch, Job, ProviderCredential
+from jobs.money import gate
 
 
 def start_job(job_id: int) -> bool:
-    """The owner sends a planned job: its queued batches may now be released."""
-    return Job.objects.get(pk=job_id).transition(
-        Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now()
-    )
+    """The owner sends a planned job through the gate: True if it runs now, False if it waits for an
+    admin's approval (or was no longer planned). Raises gate.Refused with the reason.
+    """
+    job = Job.objects.select_related("owner").get(pk=job_id)
+    if job.status != Job.Status.PLANNED:
+        return False
+    with gate.spending(
+        credential_id=job.credential_id, owner=job.owner, model=job.model, cost=job.estimated_cost, job=job
+    ) as verdict:
+        if verdict.needs_approval:
+            job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL)
+            return False
+        return job.transition(Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now())
+
+
+def approve_job(job_id: int) -> bool:
+    """An admin lets a job waiting for approval go, if the key and the budgets still allow it as they
+    stand now. True if this call moved it. Raises gate.Refused.
+    """
+    job = Job.objects.select_related("owner").get(pk=job_id)
+    if job.status != Job.Status.AWAITING_APPROVAL:
+        return False
+    with gate.spending(
+        credential_id=job.credential_id, owner=job.owner, model=job.model, cost=job.estimated_cost, job=job
+    ):
+        # A resend keeps the month the job was first sent in.
+        return job.transition(
+            Job.Status.AWAITING_APPROVAL, Job.Status.RUNNING, started_at=job.started_at or timezone.now()
+        )
 
 
 def release_queued_batches(now=None) -> list[int]:

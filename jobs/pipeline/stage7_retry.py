@@ -1,14 +1,15 @@
-"""Stage 7, retry: a finished job's failed rows sent again as a new attempt, job `→ running` with new
-`queued` batches whose requests are copied from the first attempt's files.
+"""Stage 7, retry: a finished job's failed rows sent again as a new attempt, job `→ running` (or
+`→ awaiting_approval`) with new `queued` batches whose requests are copied from the first attempt's
+files. A resend spends money, so it passes the same gate as the first send.
 """
 
 from collections.abc import Iterable
 
-from django.db import transaction
 from django.db.models import Max
 
 from jobs.formats.exports import latest_outcomes
 from jobs.models import Batch, Job
+from jobs.money import gate, plans, pricing
 from jobs.pipeline.common import copy_requests, new_batch, outcome_streams, refresh_job_counters
 
 
@@ -21,10 +22,11 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
 
     `rows` limits the retry to those rows (only the retryable among them). The requests
     are copied from the first attempt's files, so they are the very ones first sent.
-    The job goes back to `running`; its results are rebuilt when the attempt ends, still
-    one line per input row.
+    The job goes back to `running`, or waits for an admin when the resend costs more than the
+    key's approval threshold; its results are rebuilt when the attempt ends, still one line per
+    input row. Raises RetryRefused, with the gate's reason when the key or a budget says no.
     """
-    job = Job.objects.select_related("credential").get(pk=job_id)
+    job = Job.objects.select_related("credential", "owner").get(pk=job_id)
     if job.status not in Job.FINISHED:
         raise RetryRefused("Wait until the job has finished before retrying rows.")
     sources = list(job.batches.filter(attempt=1).order_by("index"))
@@ -52,12 +54,34 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
         ]
     if not batches:
         return 0
-    with transaction.atomic():
-        restarted = job.transition(
-            Job.FINISHED, Job.Status.RUNNING, finished_at=None, error="", cancel_requested_at=None
-        )
-        if not restarted:
-            raise RetryRefused("The job changed while the retry was being prepared; try again.")
-        Batch.objects.bulk_create(batches)
-        refresh_job_counters(job.pk)
-    return sum(b.request_count for b in batches)
+    rows_sent = sum(b.request_count for b in batches)
+    cost = plans.estimate(job, sum(b.input_tokens for b in batches), rows_sent)
+    spent = pricing.actual(job, pricing.prices())
+    commitment = None if cost is None else cost.batch + (spent.batch if spent else 0)
+    try:
+        with gate.spending(
+            credential_id=job.credential_id,
+            owner=job.owner,
+            model=job.model,
+            cost=cost.batch if cost else None,
+            job=job,
+            commitment=commitment,
+        ) as verdict:
+            target = Job.Status.AWAITING_APPROVAL if verdict.needs_approval else Job.Status.RUNNING
+            restarted = job.transition(
+                Job.FINISHED,
+                target,
+                finished_at=None,
+                error="",
+                cancel_requested_at=None,
+                estimated_cost=commitment,
+            )
+            if not restarted:
+                raise RetryRefused("The job changed while the retry was being prepared; try again.")
+            Batch.objects.bulk_create(batches)
+            refresh_job_counters(job.pk)
+    except (gate.Refused, RetryRefused) as exc:
+        for batch in batches:  # their request files were stored for nothing
+            batch.input_file.delete(save=False)
+        raise RetryRefused(str(exc)) from None
+    return rows_sent

@@ -18,7 +18,7 @@ from jobs.formats import schema, tokens
 from jobs.formats.requestfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, JobForm, ReadingForm, UploadForm, output_fields
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate
-from jobs.money import pricing
+from jobs.money import gate, pricing
 from jobs.views.common import get_dataset, rate_limit
 
 PREVIEW_ROWS = 3
@@ -176,7 +176,18 @@ def pilot_run(request: HttpRequest, code) -> HttpResponse:
         return render(request, "jobs/new_job.html#pilot", {"problems": problems})
     job = form.save(commit=False)
     builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
-    result = pilot.run(job, dataset, builder)
+    try:
+        result = pilot.run(job, dataset, builder, request.user)
+    except gate.Refused as exc:
+        return render(request, "jobs/new_job.html#pilot", {"problems": [str(exc)]})
+    audit.record(
+        request,
+        AuditEvent.Action.PILOT,
+        dataset=dataset,
+        credential=job.credential,
+        cost=result.cost,
+        detail=f"{len(result.trials)} rows of {job.model}",
+    )
     return render(request, "jobs/new_job.html#pilot", {"pilot": result, "dataset": dataset})
 
 

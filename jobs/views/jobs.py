@@ -17,7 +17,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import access, audit, errors, notify, pipeline, tasks
 from jobs.models import AuditEvent, Job, ModelPrice
-from jobs.money import plans, pricing, spend
+from jobs.money import gate, plans, pricing
 from jobs.views.common import XLSX_TYPE, get_job, rate_limit, staff_only
 
 FAILURES_PER_PAGE = 50
@@ -115,41 +115,40 @@ def job_progress(request: HttpRequest, code) -> HttpResponse:
 @rate_limit("RATE_LIMIT_SUBMITS")
 @require_POST
 def start(request: HttpRequest, code) -> HttpResponse:
-    """The owner has seen the plan and sends the job: within budget, and approved if it costs a lot."""
+    """The owner has seen the plan and sends the job through the gate (key, budgets, approval)."""
     job = get_job(request, code, change=True)
-    if job.status != Job.Status.PLANNED:
-        return redirect("jobs:job_detail", job.code)
     try:
-        with spend.within_budget(job):
-            audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
-            if spend.needs_approval(job):
-                if job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL):
-                    notify.approval_needed(job)
-                    messages.info(
-                        request,
-                        "This job costs more than can be sent without an admin's approval. "
-                        "The admins have been asked; it starts as soon as one approves it.",
-                    )
-            elif pipeline.start_job(job.pk):
-                tasks.schedule_batches.delay_on_commit()
-                messages.success(request, "Sent. This page follows the job; you can close it and come back.")
-    except spend.BudgetRefused as exc:
+        started = pipeline.start_job(job.pk)
+    except gate.Refused as exc:
         messages.error(request, str(exc))
+        return redirect("jobs:job_detail", job.code)
+    job.refresh_from_db()
+    if started:
+        audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
+        tasks.schedule_batches.delay_on_commit()
+        messages.success(request, "Sent. This page follows the job; you can close it and come back.")
+    elif job.status == Job.Status.AWAITING_APPROVAL:
+        audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
+        notify.approval_needed(job)
+        messages.info(
+            request,
+            "This job costs more than can be sent without an admin's approval. "
+            "The admins have been asked; it starts as soon as one approves it.",
+        )
     return redirect("jobs:job_detail", job.code)
 
 
 @staff_only
 @require_POST
 def approve(request: HttpRequest, code) -> HttpResponse:
-    """An admin lets a costly job go (still within the budgets as they stand now)."""
+    """An admin lets a costly job go (still within the key and the budgets as they stand now)."""
     job = get_job(request, code)
     try:
-        with spend.within_budget(job):
-            if job.transition(Job.Status.AWAITING_APPROVAL, Job.Status.RUNNING, started_at=timezone.now()):
-                audit.record(request, AuditEvent.Action.APPROVE, job=job, cost=job.estimated_cost)
-                tasks.schedule_batches.delay_on_commit()
-                messages.success(request, f"Approved: “{job.name}” is on its way.")
-    except spend.BudgetRefused as exc:
+        if pipeline.approve_job(job.pk):
+            audit.record(request, AuditEvent.Action.APPROVE, job=job, cost=job.estimated_cost)
+            tasks.schedule_batches.delay_on_commit()
+            messages.success(request, f"Approved: “{job.name}” is on its way.")
+    except gate.Refused as exc:
         messages.error(request, str(exc))
     return redirect("jobs:job_detail", job.code)
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from jobs.models import AuditEvent
-from jobs.money import spend
+from jobs.money import gate, spend
 from jobs.views.common import staff_only
 
 
@@ -15,7 +15,7 @@ from jobs.views.common import staff_only
 @require_GET
 def spend_report(request: HttpRequest) -> HttpResponse:
     """Admins: spend by month, team, user and model over the last year, with the saving."""
-    since = spend.month_start(timezone.now() - timezone.timedelta(days=365))
+    since = gate.month_start(timezone.now() - timezone.timedelta(days=365))
     lines = spend.report(since)
     return render(request, "jobs/spend.html", {"lines": lines, "totals": spend.totals(lines)})
 
