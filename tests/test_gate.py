@@ -26,7 +26,10 @@ def prices(settings):
     ModelPrice.objects.update_or_create(
         model="gpt-4o-mini",
         defaults=dict(
-            input_per_million=1000, output_per_million=4000, max_output_tokens=16_384, as_of=timezone.now().date()
+            input_per_million=1000,
+            output_per_million=4000,
+            max_output_tokens=16_384,
+            as_of=timezone.now().date(),
         ),
     )
 
@@ -175,7 +178,9 @@ def test_the_pilot_run_is_checked_against_the_budget_and_recorded_as_spend(
 def test_two_sends_racing_for_the_last_of_a_budget_let_exactly_one_through(alice, simulator_credential):
     first = planned(alice, simulator_credential, max_output_tokens=10)
     second = planned(alice, simulator_credential, max_output_tokens=10)
-    simulator_credential.monthly_budget = (first.estimated_cost * Decimal("1.5")).quantize(Decimal("0.000001"))
+    simulator_credential.monthly_budget = (first.estimated_cost * Decimal("1.5")).quantize(
+        Decimal("0.000001")
+    )
     simulator_credential.save()
     barrier = threading.Barrier(2)
     outcomes: dict[int, str] = {}
