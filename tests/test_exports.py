@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from jobs.formats.exports import latest_outcomes, neutralize, write_results
+from jobs.formats.exports import latest_outcomes, neutralize, write_results, write_xlsx
 from jobs.formats.reconcile import Outcome
 
 
@@ -40,4 +40,45 @@ def test_results_keep_original_order_and_columns_and_list_failures_apart():
     assert table[2][3] == "not sent"
     assert table[3][3:6] == ["failed", "context_length_exceeded", "too long"]
     failed = list(csv.reader(io.StringIO(failures.getvalue()[1:])))
-    assert failed[1][:5] == ["c", "y", "3", "context_length_exceeded", "too long"]
+    assert failed[1][:4] == ["b", "x", "2", "not_sent"] and failed[1][-1] == "not sent"
+    assert failed[2][:5] == ["c", "y", "3", "context_length_exceeded", "too long"]
+
+
+def test_rows_never_sent_are_in_the_failures_file_with_their_reason_marked_not_sent():
+    rows = [(1, ["a"]), (2, [""]), (3, ["c"])]
+    outcomes = [
+        (Outcome(1, True, "yes"), 1),
+        (Outcome(2, False, code="skipped_empty", message="The columns the prompt uses are empty."), 1),
+        (Outcome(3, False, code="server_error", message="boom", retryable=True), 2),
+    ]
+    results, failures = io.StringIO(), io.StringIO()
+    counts = write_results(["text"], rows, outcomes, results, failures)
+    failures.seek(0)
+    lines = list(csv.reader(failures))
+    assert lines[0][1:] == ["row", "error_code", "error", "retryable", "attempts", "status"]
+    assert lines[1] == ["", "2", "skipped_empty", "The columns the prompt uses are empty.", "no", "0", "not sent"]
+    assert lines[2] == ["c", "3", "server_error", "boom", "yes", "2", "failed"]
+    assert (counts.failed, counts.not_sent) == (1, 1)
+
+
+def test_an_excel_cell_over_its_limit_is_cut_alone_marked_and_noted_while_the_row_keeps_its_cells():
+    from python_calamine import CalamineWorkbook
+
+    long_text = "word " * 10_000  # 50,000 characters
+    rows = [(1, [long_text, "after"])]
+    results, failures = io.StringIO(), io.StringIO()
+    write_results(["text", "more"], rows, [(Outcome(1, True, "the answer", input_tokens=3, output_tokens=4), 1)], results, failures)
+    results.seek(0)
+    workbook = io.BytesIO()
+
+    assert write_xlsx(results, workbook, sheet="Job") == 1
+
+    book = CalamineWorkbook.from_filelike(io.BytesIO(workbook.getvalue()))
+    header, row = book.get_sheet_by_name("Job").to_python()[:2]
+    cell = row[0]
+    assert len(cell) == 32_767 and cell.startswith("word word") and "cut here: 50,000 characters" in cell
+    named = dict(zip(header, row, strict=True))
+    assert (named["more"], named["answer"], named["status"]) == ("after", "the answer", "succeeded")
+    assert named["input_tokens"] in (3, "3") and named["attempts"] in (1, "1")
+    notes = book.get_sheet_by_name("Notes").to_python()
+    assert notes[2][:2] in ([2, "text"], [2.0, "text"])

@@ -38,7 +38,9 @@ RESULT_COLUMNS = [
     "output_tokens",
     "cost_usd",
 ]
-FAILURE_COLUMNS = ["row", "error_code", "error", "retryable", "attempts"]
+# `status` tells rows that failed from rows never sent (left out before sending, or stopped by a cancel).
+FAILURE_COLUMNS = ["row", "error_code", "error", "retryable", "attempts", "status"]
+NOT_SENT_MESSAGE = "This row was not sent."
 
 
 # A cell can only be dangerous if it starts with a trigger or with space before one.
@@ -133,8 +135,9 @@ def write_results(
         # Most cells start with a letter or a digit: those skip the function call.
         line = [neutralize(c) if c and c[0] in risky else c for c in cells]
         if outcome is None or outcome.row != row:
+            write_failure(line + [row, "not_sent", NOT_SENT_MESSAGE, "no", 0, "not sent"])
             line += no_answer
-            line += ("not sent", "", "", 0, "", "", "")
+            line += ("not sent", "not_sent", NOT_SENT_MESSAGE, 0, "", "", "")
             write_result(line)
         elif outcome.ok:
             succeeded += 1
@@ -149,14 +152,17 @@ def write_results(
             line += ("succeeded", "", "", attempts, tokens_in, tokens_out, cost)
             write_result(line)
         elif outcome.code in SKIPPED_CODES:
+            message = neutralize(outcome.message)
+            write_failure(line + [row, outcome.code, message, "no", 0, "not sent"])
             line += no_answer
-            line += ("not sent", outcome.code, neutralize(outcome.message), 0, "", "", "")
+            line += ("not sent", outcome.code, message, 0, "", "", "")
             write_result(line)
         else:
             failed += 1
             retryable += outcome.retryable
             message = neutralize(outcome.message)
-            failure = line + [row, outcome.code, message, "yes" if outcome.retryable else "no", attempts]
+            retry = "yes" if outcome.retryable else "no"
+            failure = line + [row, outcome.code, message, retry, attempts, "failed"]
             line += no_answer
             line += ("failed", outcome.code, message, attempts, "", "", "")
             write_result(line)
@@ -226,8 +232,15 @@ XLSX_MAX_ROWS = 1_048_575
 _SHEET_NAME_UNSAFE = re.compile(r"[\[\]:*?/\\]")
 
 
-def write_xlsx(results_csv: IO[str], out: IO[bytes], *, sheet: str = "Results") -> None:
-    """Copy a results CSV (as written above, already neutralised) into an Excel workbook.
+# Excel refuses a longer cell; such a cell is cut there, marked, and listed on a Notes sheet.
+XLSX_MAX_CELL = 32_767
+_CUT_MARK = " [… cut here: {} characters in all; the CSV and JSON Lines files hold the whole text]"
+
+
+def write_xlsx(results_csv: IO[str], out: IO[bytes], *, sheet: str = "Results") -> int:
+    """Copy a results CSV (as written above, already neutralised) into an Excel workbook; returns how
+    many cells were longer than Excel allows and were cut (only those cells: the rest of their row
+    is kept).
 
     Constant-memory mode writes each row out as it comes; every cell is stored as text,
     never as a formula or a link.
@@ -245,6 +258,20 @@ def write_xlsx(results_csv: IO[str], out: IO[bytes], *, sheet: str = "Results") 
     worksheet.write_row(0, 0, header, bold)
     worksheet.freeze_panes(1, 0)
     write_row = worksheet.write_row
+    cut: list[tuple[int, str, int]] = []  # (spreadsheet row, column, full length)
     for index, row in enumerate(reader, start=1):
+        for column, value in enumerate(row):
+            if len(value) > XLSX_MAX_CELL:
+                mark = _CUT_MARK.format(f"{len(value):,}")
+                row[column] = value[: XLSX_MAX_CELL - len(mark)] + mark
+                named = header[column] if column < len(header) else str(column + 1)
+                cut.append((index + 1, named, len(value)))
         write_row(index, 0, row)
+    if cut:
+        notes = workbook.add_worksheet("Notes")
+        notes.write_row(0, 0, ["Cells longer than Excel's 32,767 characters were cut in this file:"], bold)
+        notes.write_row(1, 0, ["Spreadsheet row", "Column", "Characters in all"], bold)
+        for line, (row_number, column, length) in enumerate(cut[:10_000], start=2):
+            notes.write_row(line, 0, [row_number, neutralize(column), length])
     workbook.close()
+    return len(cut)

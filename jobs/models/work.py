@@ -65,6 +65,8 @@ class Job(PromptSettings):
     results_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     failures_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     xlsx_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
+    # Cells longer than Excel allows, cut in the Excel copy only (the CSV keeps them whole).
+    xlsx_cut_cells = models.PositiveIntegerField(default=0)
     # Rows prepare left out (empty, or longer than the model accepts), as outcomes with the reason.
     skipped_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     rows_skipped = models.PositiveIntegerField(default=0)

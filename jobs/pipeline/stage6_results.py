@@ -74,7 +74,7 @@ def build_results(job_id: int) -> None:
         if counts.rows < XLSX_MAX_ROWS:
             results.seek(0)
             with tempfile.TemporaryFile() as workbook:
-                write_xlsx(results, workbook, sheet=job.name)
+                job.xlsx_cut_cells = write_xlsx(results, workbook, sheet=job.name)
                 workbook.seek(0)
                 job.xlsx_file.save(f"{job.code}-results.xlsx", File(workbook), save=False)
     if job.cancel_requested_at:
@@ -87,6 +87,7 @@ def build_results(job_id: int) -> None:
         results_file=job.results_file.name,
         failures_file=job.failures_file.name,
         xlsx_file=job.xlsx_file.name,
+        xlsx_cut_cells=job.xlsx_cut_cells,
         rows_succeeded=counts.succeeded,
         rows_failed=counts.failed,
         rows_retryable=counts.retryable,
