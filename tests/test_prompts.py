@@ -35,3 +35,18 @@ def test_compiling_an_unknown_placeholder_names_it():
     with pytest.raises(KeyError) as exc:
         prompts.compile_template("{{ missing }}", COLUMNS)
     assert exc.value.args[0] == "missing"
+
+
+@pytest.mark.parametrize(
+    "column", ["{{x}}", "}} tail", 'say "hi"', "back\\slash", " padded ", "{", "", "line\nbreak", "plain name"]
+)
+def test_every_header_has_a_placeholder_that_names_it_back(column):
+    columns = ["other", column]
+    template = f"Before {prompts.placeholder(column)} after"
+    assert prompts.unknown_placeholders(template, columns) == []
+    assert prompts.compile_template(template, columns).render(["o", "VALUE"]) == "Before VALUE after"
+
+
+def test_plain_headers_keep_the_plain_form_and_braces_are_quoted():
+    assert prompts.placeholder("Review Text") == "{{ Review Text }}"
+    assert prompts.placeholder("{{x}}") == '{{ "{{x}}" }}'

@@ -120,3 +120,23 @@ def test_a_template_keeps_the_structured_output_fields(client, alice, simulator_
     assert template.output_fields[0]["labels"] == ["good", "bad"]
     page = client.get(reverse("jobs:new_job", args=[dataset.code]), {"template": template.code})
     assert 'value="good, bad"' in page.content.decode()
+
+
+def test_a_column_named_with_braces_gets_a_button_whose_placeholder_works(client, alice, simulator_credential):
+    dataset = make_dataset(alice, b"{{x}},plain\nhello,world\n")
+    client.force_login(alice)
+    page = client.get(reverse("jobs:new_job", args=[dataset.code])).content.decode()
+    assert 'data-placeholder="{{ &quot;{{x}}&quot; }}"' in page
+
+    response = client.post(
+        reverse("jobs:new_job", args=[dataset.code]),
+        post_data(simulator_credential, user_prompt='Say {{ "{{x}}" }} and {{ plain }}'),
+    )
+    assert response.status_code == 302
+    job = Job.objects.get(dataset=dataset)
+    assert job.user_prompt == 'Say {{ "{{x}}" }} and {{ plain }}'
+    preview = client.post(
+        reverse("jobs:preview", args=[dataset.code]),
+        post_data(simulator_credential, user_prompt='Say {{ "{{x}}" }} and {{ plain }}'),
+    ).content.decode()
+    assert "Say hello and world" in preview

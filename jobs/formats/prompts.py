@@ -3,12 +3,34 @@
 User text is never handed to a template engine or to str.format: a placeholder is
 looked up literally by header name (spaces, accents and punctuation included) and
 replaced in a single pass, so a cell that contains `{{ other }}` stays as it is.
+A header that the plain form cannot hold (braces, quotes, backslashes, line breaks,
+spaces at either end) is written quoted, as a JSON string: `{{ "{{x}}" }}`; `placeholder()` writes the
+form every header needs, and the column buttons insert what it writes.
 """
 
+import json
 import re
 from dataclasses import dataclass
 
-PLACEHOLDER = re.compile(r"\{\{\s*(.+?)\s*\}\}")
+PLACEHOLDER = re.compile(r'\{\{\s*(?:"((?:[^"\\]|\\.)*)"|(.+?))\s*\}\}')
+_NEEDS_QUOTES = re.compile(r'[{}"\\\x00-\x1f]|^\s|\s$|^$')
+
+
+def placeholder(column: str) -> str:
+    """The placeholder that names `column`: plain where it can be, quoted where it must."""
+    if _NEEDS_QUOTES.search(column):
+        return "{{ " + json.dumps(column, ensure_ascii=False) + " }}"
+    return "{{ " + column + " }}"
+
+
+def _name(match: re.Match) -> str:
+    quoted, plain = match.groups()
+    if quoted is None:
+        return plain
+    try:
+        return json.loads(f'"{quoted}"')
+    except ValueError:  # a stray backslash: the text is taken as it stands
+        return quoted
 
 
 @dataclass(frozen=True)
@@ -31,7 +53,7 @@ class CompiledTemplate:
 
 def placeholders(template: str) -> list[str]:
     """The column names a template refers to, in order of appearance."""
-    return [m.group(1) for m in PLACEHOLDER.finditer(template)]
+    return [_name(m) for m in PLACEHOLDER.finditer(template)]
 
 
 def unknown_placeholders(template: str, columns: list[str]) -> list[str]:
@@ -51,7 +73,7 @@ def compile_template(template: str, columns: list[str]) -> CompiledTemplate:
     positions: list[int] = []
     last = 0
     for match in PLACEHOLDER.finditer(template):
-        name = match.group(1)
+        name = _name(match)
         if name not in index:
             raise KeyError(name)
         parts.append(template[last : match.start()])

@@ -14,11 +14,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import access, audit, datasets, pilot, pipeline, tasks
-from jobs.formats import schema, tokens
+from jobs.formats import prompts, schema, tokens
 from jobs.formats.requestfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, JobForm, ReadingForm, UploadForm, output_fields
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate
-from jobs.money import gate, pricing
+from jobs.money import gate, plans, pricing
 from jobs.views.common import get_dataset, rate_limit
 
 PREVIEW_ROWS = 3
@@ -122,14 +122,14 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
         job.output_fields = output_fields(data, job.endpoint)
         builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
     except KeyError as exc:
-        return [], f"No column is called {{{{ {exc.args[0]} }}}}."
+        return [], f"No column is called {prompts.placeholder(exc.args[0])}."
     except schema.FieldError as exc:
         return [], str(exc)
     if not job.user_prompt.strip():
         return [], "Write a prompt to see the requests it makes."
     count = tokens.prompt_counter(job.model)
     price = ModelPrice.objects.filter(model=job.model).first()
-    answer_bound = 0 if job.endpoint == Job.Endpoint.EMBEDDINGS else job.max_output_tokens or 0
+    answer_bound = plans.answer_bound(job).tokens
     previews = []
     for number, cells in enumerate(dataset.preview[:PREVIEW_ROWS], start=1):
         system, user = builder.texts(cells)
@@ -140,7 +140,6 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
                 "json": json.dumps(builder.body(cells), indent=2, ensure_ascii=False),
                 "tokens": prompt_tokens,
                 "cost": pricing.cost(price, prompt_tokens, answer_bound),
-                "bounded": bool(answer_bound) or job.endpoint == Job.Endpoint.EMBEDDINGS,
             }
         )
     return previews, ""
