@@ -56,7 +56,15 @@ def test_rows_never_sent_are_in_the_failures_file_with_their_reason_marked_not_s
     failures.seek(0)
     lines = list(csv.reader(failures))
     assert lines[0][1:] == ["row", "error_code", "error", "retryable", "attempts", "status"]
-    assert lines[1] == ["", "2", "skipped_empty", "The columns the prompt uses are empty.", "no", "0", "not sent"]
+    assert lines[1] == [
+        "",
+        "2",
+        "skipped_empty",
+        "The columns the prompt uses are empty.",
+        "no",
+        "0",
+        "not sent",
+    ]
     assert lines[2] == ["c", "3", "server_error", "boom", "yes", "2", "failed"]
     assert (counts.failed, counts.not_sent) == (1, 1)
 
@@ -67,7 +75,13 @@ def test_an_excel_cell_over_its_limit_is_cut_alone_marked_and_noted_while_the_ro
     long_text = "word " * 10_000  # 50,000 characters
     rows = [(1, [long_text, "after"])]
     results, failures = io.StringIO(), io.StringIO()
-    write_results(["text", "more"], rows, [(Outcome(1, True, "the answer", input_tokens=3, output_tokens=4), 1)], results, failures)
+    write_results(
+        ["text", "more"],
+        rows,
+        [(Outcome(1, True, "the answer", input_tokens=3, output_tokens=4), 1)],
+        results,
+        failures,
+    )
     results.seek(0)
     workbook = io.BytesIO()
 

@@ -38,7 +38,8 @@ def test_compiling_an_unknown_placeholder_names_it():
 
 
 @pytest.mark.parametrize(
-    "column", ["{{x}}", "}} tail", 'say "hi"', "back\\slash", " padded ", "{", "", "line\nbreak", "plain name"]
+    "column",
+    ["{{x}}", "}} tail", 'say "hi"', "back\\slash", " padded ", "{", "", "line\nbreak", "plain name"],
 )
 def test_every_header_has_a_placeholder_that_names_it_back(column):
     columns = ["other", column]

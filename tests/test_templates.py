@@ -122,7 +122,9 @@ def test_a_template_keeps_the_structured_output_fields(client, alice, simulator_
     assert 'value="good, bad"' in page.content.decode()
 
 
-def test_a_column_named_with_braces_gets_a_button_whose_placeholder_works(client, alice, simulator_credential):
+def test_a_column_named_with_braces_gets_a_button_whose_placeholder_works(
+    client, alice, simulator_credential
+):
     dataset = make_dataset(alice, b"{{x}},plain\nhello,world\n")
     client.force_login(alice)
     page = client.get(reverse("jobs:new_job", args=[dataset.code])).content.decode()
