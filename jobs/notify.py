@@ -64,6 +64,13 @@ def approval_needed(job: Job) -> None:
     _mail(_admins(), subject, "jobs/email/approval_needed.txt", {"job": job, "url": _job_url(job)})
 
 
+def declined(job: Job) -> None:
+    """Tell the owner an admin declined their job, and why."""
+    _to_owner(
+        job, f"Batchdash: “{job.name}” was not approved", "jobs/email/declined.txt", note=job.decline_note
+    )
+
+
 def part_slow(batch: Batch) -> None:
     job = batch.job
     subject = f"Batchdash: part {batch.index + 1} of “{job.name}” is slower than usual"

@@ -85,6 +85,12 @@ JOB = Machine(
             "above the approval threshold",
         ),
         Move(J.AWAITING_APPROVAL, J.RUNNING, "pipeline.stage2_release (an admin's Approve)", "approved"),
+        Move(
+            J.AWAITING_APPROVAL,
+            J.PLANNED,
+            "pipeline.stage2_release (an admin's Decline)",
+            "declined, with a note",
+        ),
         Move(J.RUNNING, J.NEEDS_ADMIN, "jobs.keys", "the provider refused the key"),
         Move(J.NEEDS_ADMIN, J.RUNNING, "jobs.keys", "an admin replaced the key"),
         *(Move(state, J.CANCELLING, "the owner (Cancel)", "cancel") for state in CANCELLABLE),

@@ -13,6 +13,7 @@ urlpatterns = [
     path("jobs/<uuid:code>/row/", jobs.job_row, name="job_row"),
     path("jobs/<uuid:code>/start/", jobs.start, name="start"),
     path("jobs/<uuid:code>/approve/", jobs.approve, name="approve"),
+    path("jobs/<uuid:code>/decline/", jobs.decline, name="decline"),
     path("jobs/<uuid:code>/cancel/", jobs.cancel, name="cancel"),
     path("jobs/<uuid:code>/delete/", jobs.delete, name="delete"),
     path("jobs/<uuid:code>/retry/", jobs.retry, name="retry"),
@@ -36,7 +37,8 @@ urlpatterns = [
     path("keys/<uuid:code>/test/", keys.key_test, name="key_test"),
     path("keys/<uuid:code>/toggle/", keys.key_toggle, name="key_toggle"),
     path("keys/<uuid:code>/delete/", keys.key_delete, name="key_delete"),
-    # Reports (admins).
+    # Admins' pages: approvals waiting, spend, the audit log.
+    path("approvals/", reports.approvals, name="approvals"),
     path("spend/", reports.spend_report, name="spend"),
     path("audit/", reports.audit_log, name="audit"),
     # For machines.

@@ -17,6 +17,7 @@ class AuditEvent(models.Model):
         PREPARE = "prepare", "Prepared a job"
         SUBMIT = "submit", "Sent a job"
         APPROVE = "approve", "Approved a job"
+        DECLINE = "decline", "Declined a job"
         CANCEL = "cancel", "Cancelled a job"
         RETRY = "retry", "Resent failed rows"
         DOWNLOAD = "download", "Downloaded results"

@@ -76,6 +76,8 @@ class Job(PromptSettings):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Why an admin declined to approve the job, for its owner to read on the plan.
+    decline_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -120,11 +122,6 @@ class Job(PromptSettings):
         return min(100, int(100 * self.rows_processed / self.rows_total))
 
     @property
-    def expected_finish(self):
-        left = self.time_left
-        return timezone.now() + left if left is not None else None
-
-    @property
     def time_left(self) -> timedelta | None:
         """From the rate observed since the job was sent; None until there is a rate to go by."""
         if self.status != self.Status.RUNNING or not self.started_at or not self.rows_processed:
@@ -134,6 +131,29 @@ class Job(PromptSettings):
             return None
         elapsed = (timezone.now() - self.started_at).total_seconds()
         return timedelta(seconds=elapsed * remaining / self.rows_processed)
+
+    @property
+    def time_left_text(self) -> str:
+        """The time left in words: "less than a minute left", never "about 0 minutes"."""
+        left = self.time_left
+        if left is None:
+            return ""
+        minutes = left.total_seconds() / 60
+        if minutes < 1:
+            return "less than a minute left"
+        if minutes < 90:
+            return f"about {round(minutes)} minute{'s' if round(minutes) != 1 else ''} left"
+        hours = minutes / 60
+        if hours < 36:
+            return f"about {round(hours)} hours left"
+        return f"about {round(hours / 24)} days left"
+
+    @property
+    def status_text(self) -> str:
+        """The status as people read it: a completed job with failures says how many."""
+        if self.status == self.Status.COMPLETED and self.rows_failed:
+            return f"Completed · {self.rows_failed:,} failed"
+        return self.get_status_display()
 
     def transition(self, from_statuses, to_status: str, **fields) -> bool:
         """Move to `to_status` only if still in one of `from_statuses`; True if this caller won."""

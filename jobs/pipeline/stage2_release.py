@@ -22,9 +22,11 @@ def start_job(job_id: int) -> bool:
         credential_id=job.credential_id, owner=job.owner, model=job.model, cost=job.estimated_cost, job=job
     ) as verdict:
         if verdict.needs_approval:
-            job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL)
+            job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL, decline_note="")
             return False
-        return job.transition(Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now())
+        return job.transition(
+            Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now(), decline_note=""
+        )
 
 
 def approve_job(job_id: int) -> bool:
@@ -41,6 +43,17 @@ def approve_job(job_id: int) -> bool:
         return job.transition(
             Job.Status.AWAITING_APPROVAL, Job.Status.RUNNING, started_at=job.started_at or timezone.now()
         )
+
+
+def decline_job(job_id: int, note: str) -> bool:
+    """An admin declines a job waiting for approval: it goes back to its plan, with the admin's note for
+    its owner, who can change it, discard it or send it again. Only a job never sent can be declined
+    (a resend waiting for approval is approved or cancelled). True if this call moved it.
+    """
+    job = Job.objects.get(pk=job_id)
+    if job.started_at is not None:
+        return False
+    return job.transition(Job.Status.AWAITING_APPROVAL, Job.Status.PLANNED, decline_note=note.strip()[:2000])
 
 
 def release_queued_batches(now=None) -> list[int]:

@@ -153,6 +153,24 @@ def approve(request: HttpRequest, code) -> HttpResponse:
     return redirect("jobs:job_detail", job.code)
 
 
+@staff_only
+@require_POST
+def decline(request: HttpRequest, code) -> HttpResponse:
+    """An admin sends a job waiting for approval back to its owner, with a note saying why."""
+    job = get_job(request, code)
+    note = request.POST.get("note", "").strip()
+    if not note:
+        messages.error(request, "Write a note for the owner: it is what they will read on the plan.")
+    elif pipeline.decline_job(job.pk, note):
+        job.refresh_from_db()
+        audit.record(request, AuditEvent.Action.DECLINE, job=job, detail=note[:500])
+        notify.declined(job)
+        messages.info(request, f"Declined: “{job.name}” is back with its owner, with your note.")
+    else:
+        messages.error(request, "Only a job that was never sent can be declined; cancel a resend instead.")
+    return redirect("jobs:job_detail", job.code)
+
+
 @login_required
 @require_POST
 def cancel(request: HttpRequest, code) -> HttpResponse:

@@ -1,4 +1,4 @@
-"""The admins' reports: spend by month, team, user and model, and the audit log."""
+"""The admins' pages: jobs waiting for their approval, spend by month, team, user and model, the audit log."""
 
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from jobs.models import AuditEvent
+from jobs.models import AuditEvent, Job
 from jobs.money import gate, spend
 from jobs.views.common import staff_only
 
@@ -34,3 +34,11 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     context = {"page": page, "action": action, "person": person, "actions": AuditEvent.Action.choices}
     return render(request, "jobs/audit.html", context)
+
+
+@staff_only
+@require_GET
+def approvals(request: HttpRequest) -> HttpResponse:
+    """The jobs waiting for an admin's approval, oldest first, each with what it sends and costs."""
+    waiting = Job.objects.filter(status=Job.Status.AWAITING_APPROVAL).select_related("owner", "credential")
+    return render(request, "jobs/approvals.html", {"jobs": waiting.order_by("updated_at")})
