@@ -1,27 +1,54 @@
 """Forms for uploading a table and describing a job; every message names the field at fault."""
 
+import re
+
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.debug import sensitive_variables
 
-from jobs import access
+from jobs import access, keys
 from jobs.formats import prompts, schema
-from jobs.models import Dataset, Job, ProviderCredential
+from jobs.models import Dataset, Job, ModelPrice, ProviderCredential
 
-SUGGESTED_MODELS = {
-    Job.Endpoint.CHAT: [
-        "gpt-4o-mini",
-        "gpt-4o",
-        "gpt-4.1-mini",
-        "gpt-4.1-nano",
-        "gpt-4.1",
-        "gpt-5-mini",
-        "gpt-5",
-    ],
-    Job.Endpoint.RESPONSES: ["gpt-4.1-mini", "gpt-4o-mini", "gpt-5-mini", "gpt-5"],
-    Job.Endpoint.EMBEDDINGS: ["text-embedding-3-small", "text-embedding-3-large"],
-}
+DEFAULT_MODEL = "gpt-4o-mini"
+# Names of the models a batch can use: chat models (for chat completions and responses) and embeddings.
+_CHAT_MODEL = re.compile(r"^(gpt-|o\d|chatgpt-)")
+_EMBEDDING_MODEL = re.compile(r"^text-embedding-")
+
+
+def is_embedding_model(model: str) -> bool:
+    return bool(_EMBEDDING_MODEL.match(model))
+
+
+# Offered when the key's provider does not list its models (an unreachable or refused key).
+KNOWN_MODELS = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+)
+
+
+def offered_models(credential: ProviderCredential | None) -> list[str]:
+    """The models to choose from: those the key's provider lists (chat and embeddings only), or, when it
+    does not answer, the price table's and OpenAI's usual ones."""
+    listed = keys.model_ids(credential) if credential else None
+    if listed is None:
+        listed = {*ModelPrice.objects.values_list("model", flat=True), *KNOWN_MODELS}
+    return sorted(m for m in listed if _CHAT_MODEL.match(m) or _EMBEDDING_MODEL.match(m))
+
+
+def _model_choices(models: list[str]) -> list:
+    chat = [(m, m) for m in models if not is_embedding_model(m)]
+    embeddings = [(m, m) for m in models if is_embedding_model(m)]
+    return [("Chat completions and responses", chat), ("Embeddings", embeddings)]
 
 
 FIELD_ROWS = 6
@@ -162,7 +189,6 @@ class JobForm(forms.ModelForm):
             "pilot_output_tokens": forms.HiddenInput,
             "system_prompt": forms.Textarea(attrs={"rows": 3, "data-prompt": "system"}),
             "user_prompt": forms.Textarea(attrs={"rows": 5, "data-prompt": "user"}),
-            "model": forms.TextInput(attrs={"list": "model-suggestions", "autocomplete": "off"}),
         }
 
     def __init__(self, *args, columns: list[str], user, **kwargs):
@@ -185,6 +211,16 @@ class JobForm(forms.ModelForm):
         default = credentials.filter(is_default=True).first() or credentials.first()
         if default and not self.is_bound:
             self.initial.setdefault("credential", default.pk)
+        chosen = credentials.filter(pk=self.data.get("credential") or self.initial.get("credential")).first()
+        self.models = offered_models(chosen or default)
+        self.fields["model"] = forms.ChoiceField(
+            label="Model",
+            choices=_model_choices(self.models),
+            initial=DEFAULT_MODEL if DEFAULT_MODEL in self.models else None,
+            error_messages={
+                "invalid_choice": "Choose a model from the list: “%(value)s” is not one this key offers."
+            },
+        )
         self.fields["temperature"].widget.attrs.update(min=0, max=2, step=0.1)
         self.fields["max_output_tokens"].widget.attrs.update(min=1)
         _bootstrap(self)
@@ -193,7 +229,7 @@ class JobForm(forms.ModelForm):
         text = self.cleaned_data.get(field) or ""
         unknown = prompts.unknown_placeholders(text, self.columns)
         if unknown:
-            names = ", ".join(f"{{{{ {name} }}}}" for name in unknown)
+            names = ", ".join(prompts.placeholder(name) for name in unknown)
             raise forms.ValidationError(
                 f"No column is called {names}. The columns are: {', '.join(self.columns)}."
             )
@@ -221,6 +257,15 @@ class JobForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        model, endpoint = data.get("model"), data.get("endpoint")
+        if model and endpoint and is_embedding_model(model) != (endpoint == Job.Endpoint.EMBEDDINGS):
+            if endpoint == Job.Endpoint.EMBEDDINGS:
+                message = f"{model} answers in words, not embeddings: choose an embeddings model."
+            else:
+                message = (
+                    f"{model} makes embeddings, not answers: choose the Embeddings endpoint or a chat model."
+                )
+            self.add_error("model", message)
         try:
             self.instance.output_fields = output_fields(self.data, data.get("endpoint"))
         except schema.FieldError as exc:

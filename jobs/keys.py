@@ -1,6 +1,9 @@
-"""Provider keys as admins manage them: testing one with a cheap call, in words an admin can act on."""
+"""Provider keys as admins and members meet them: testing one with a cheap call, in words an admin can
+act on, and the models a key offers."""
 
 from urllib.parse import urlsplit
+
+from django.core.cache import cache
 
 from jobs.models import ProviderCredential
 from jobs.providers.client import AuthError, ProviderClient, ProviderError, RetryableError
@@ -27,3 +30,21 @@ def test(credential: ProviderCredential) -> tuple[bool, str]:
             return False, f"Nothing at {where} answers like an OpenAI API: check the base URL."
         return False, f"{where} answered with an error: {exc.message}"
     return True, f"The key works: {where} answered."
+
+
+# The model list changes rarely; asking once in a while keeps the new-job form and its live preview fast.
+MODELS_CACHE_SECONDS = 600
+
+
+def model_ids(credential: ProviderCredential) -> list[str] | None:
+    """The models the key's provider lists for it, or None when it does not answer (cached)."""
+    key = f"models:{credential.pk}:{credential.updated_at.timestamp() if credential.updated_at else 0}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached or None
+    try:
+        ids = ProviderClient(credential).model_ids()
+    except (ProviderError, SecretUnavailable):
+        ids = []
+    cache.set(key, ids, MODELS_CACHE_SECONDS)
+    return ids or None

@@ -173,6 +173,10 @@ class ProviderClient:
         """A cheap call that proves the key and the address work."""
         self._call(self._sdk.models.list)
 
+    def model_ids(self) -> list[str]:
+        """The ids of the models this key may use, as the provider lists them."""
+        return sorted(model.id for model in self._call(self._sdk.models.list))
+
     def upload_batch_file(self, stream: IO[bytes], filename: str) -> RemoteFile:
         # Large uploads need more than the default timeout: allow ~1 MB/s plus a minute.
         timeout = settings.PROVIDER_TIMEOUT_SECONDS + 3600

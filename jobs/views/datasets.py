@@ -16,7 +16,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 from jobs import access, audit, datasets, pilot, pipeline, tasks
 from jobs.formats import prompts, schema, tokens
 from jobs.formats.requestfiles import RequestBuilder
-from jobs.forms import SUGGESTED_MODELS, JobForm, ReadingForm, UploadForm, output_fields
+from jobs.forms import JobForm, ReadingForm, UploadForm, output_fields
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate
 from jobs.money import gate, plans, pricing
 from jobs.views.common import get_dataset, rate_limit
@@ -102,7 +102,6 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         "form": form,
         "previews": previews,
         "preview_message": preview_message,
-        "suggested_models": sorted({m for models in SUGGESTED_MODELS.values() for m in models}),
     }
     return render(request, "jobs/new_job.html", context)
 
