@@ -75,14 +75,16 @@ def test_a_person_does_the_whole_journey_in_a_browser(
     page.get_by_label("Your table").set_input_files(str(csv_path))
     page.get_by_role("button", name="Upload and continue").click()
 
-    page.get_by_label("Model").fill("gpt-4o-mini")
+    page.get_by_label("Model").select_option("gpt-4o-mini")
     page.get_by_label("Prompt for each row").fill("Is this review positive or negative? ")
     page.get_by_role("button", name="{{ Review Text }}").click()  # inserts the column at the cursor
     assert page.get_by_label("Prompt for each row").input_value() == (
         "Is this review positive or negative? {{ Review Text }}"
     )
     preview = page.locator("#request-preview")
-    preview.get_by_text("Is this review positive or negative? Great shoes, very comfy").wait_for()
+    preview.get_by_test_id("preview-prompt").get_by_text(
+        "Is this review positive or negative? Great shoes, very comfy"
+    ).first.wait_for()
     page.get_by_role("button", name="Try the first 5 rows").click()
     page.get_by_test_id("pilot-trial").nth(4).wait_for()
     screenshot(page, "02-mapping-with-preview-and-pilot")

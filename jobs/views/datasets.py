@@ -128,7 +128,7 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
         return [], "Write a prompt to see the requests it makes."
     count = tokens.prompt_counter(job.model)
     price = ModelPrice.objects.filter(model=job.model).first()
-    answer_bound = plans.answer_bound(job).tokens
+    bound = plans.answer_bound(job)
     previews = []
     for number, cells in enumerate(dataset.preview[:PREVIEW_ROWS], start=1):
         system, user = builder.texts(cells)
@@ -136,9 +136,12 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
         previews.append(
             {
                 "row": number,
+                "system": system,
+                "user": user,
                 "json": json.dumps(builder.body(cells), indent=2, ensure_ascii=False),
                 "tokens": prompt_tokens,
-                "cost": pricing.cost(price, prompt_tokens, answer_bound),
+                "cost": pricing.cost(price, prompt_tokens, bound.tokens),
+                "bound": bound.source,
             }
         )
     return previews, ""
@@ -186,7 +189,9 @@ def pilot_run(request: HttpRequest, code) -> HttpResponse:
         cost=result.cost,
         detail=f"{len(result.trials)} rows of {job.model}",
     )
-    return render(request, "jobs/new_job.html#pilot", {"pilot": result, "dataset": dataset})
+    simulated = job.credential.kind == job.credential.Kind.SIMULATOR
+    context = {"pilot": result, "dataset": dataset, "simulated_provider": simulated}
+    return render(request, "jobs/new_job.html#pilot", context)
 
 
 @login_required
