@@ -36,7 +36,7 @@ def ours(path: Path, out: Path) -> int:
             count_tokens=tokens.prompt_counter(MODEL),
             # As the app prepares by default: empty rows and rows over the context window left out.
             skip=lambda row, code, prompt_tokens: None,
-            skip_empty=True,
+            skip_empty="all",
             max_prompt_tokens=128_000,
         )
         return sum(part.request_count for part in parts)

@@ -168,7 +168,7 @@ class JobForm(forms.ModelForm):
             "temperature",
             "max_output_tokens",
             "resubmit_expired",
-            "skip_empty_rows",
+            "empty_rows",
             "id_column",
             "pilot_output_tokens",
             "team",
@@ -179,7 +179,7 @@ class JobForm(forms.ModelForm):
             "user_prompt": "Prompt for each row",
             "max_output_tokens": "Longest answer (tokens)",
             "resubmit_expired": "If the provider runs out of time, resend the unfinished rows by themselves",
-            "skip_empty_rows": "Leave out rows whose columns used by the prompt are empty",
+            "empty_rows": "Empty rows",
         }
         help_texts = {
             "user_prompt": "Write {{ Column name }} where a row's value should go.",
@@ -221,6 +221,8 @@ class JobForm(forms.ModelForm):
                 "invalid_choice": "Choose a model from the list: “%(value)s” is not one this key offers."
             },
         )
+        # A form posted without the choice (not from the page) gets the default rule.
+        self.fields["empty_rows"].required = False
         self.fields["temperature"].widget.attrs.update(min=0, max=2, step=0.1)
         self.fields["max_output_tokens"].widget.attrs.update(min=1)
         _bootstrap(self)
@@ -248,6 +250,9 @@ class JobForm(forms.ModelForm):
                 "Add a column with {{ Column name }}."
             )
         return text
+
+    def clean_empty_rows(self) -> str:
+        return self.cleaned_data.get("empty_rows") or Job.EmptyRows.ALL
 
     def clean_temperature(self):
         value = self.cleaned_data.get("temperature")

@@ -52,7 +52,7 @@ def test_empty_and_too_long_rows_are_left_out_and_explained(client, alice, simul
 
 def test_empty_rows_can_be_sent_anyway(alice, simulator_credential):
     content = b"Review Text,Stars\ngood,5\n,3\n"
-    job = drive(new_job(alice, simulator_credential, content=content, skip_empty_rows=False))
+    job = drive(new_job(alice, simulator_credential, content=content, empty_rows=Job.EmptyRows.SEND))
     assert (job.rows_total, job.rows_skipped, job.rows_succeeded) == (2, 0, 2)
 
 
@@ -84,3 +84,16 @@ def test_a_unique_row_id_travels_with_the_results(client, alice, simulator_crede
     response = client.get(reverse("jobs:download", args=[job.code, "jsonl"]))
     lines = [orjson.loads(line) for line in b"".join(response.streaming_content).splitlines()]
     assert [line["id"] for line in lines] == ["A1", "B2"]
+
+
+def test_the_empty_row_rule_can_leave_out_rows_where_any_used_column_is_empty(alice, simulator_credential):
+    content = b"Subject,Message\nHello,Body one\nNo body,\n,\n,Only a body\n"
+    prompt = "Subject: {{ Subject }} Message: {{ Message }}"
+    every = drive(new_job(alice, simulator_credential, content=content, user_prompt=prompt))
+    assert (every.rows_total, every.rows_skipped) == (3, 1)  # "all": only the row with both empty
+
+    any_empty = new_job(alice, simulator_credential, content=content, user_prompt=prompt, empty_rows="any")
+    any_empty = drive(any_empty)
+    assert (any_empty.rows_total, any_empty.rows_skipped) == (1, 3)
+    rows = {row[0]: row for row in read_csv(any_empty.results_file)[1:]}
+    assert rows["No body"][3] == "not sent" and rows["Hello"][3] == "succeeded"

@@ -180,7 +180,7 @@ def write_batch_files(
     max_bytes: int,
     count_tokens: Callable[[str, str], int] | None = None,
     skip: Callable[[int, str, int], None] | None = None,
-    skip_empty: bool = False,
+    skip_empty: str | None = None,
     max_prompt_tokens: int | None = None,
 ) -> Iterator[BatchFile]:
     """Write rows as JSONL request files of at most `max_requests` lines and `max_bytes` bytes.
@@ -188,8 +188,9 @@ def write_batch_files(
     Yields each file once it is closed, so the caller can store it while the next one is
     written; memory stays flat whatever the number of rows. `count_tokens(system, user)`,
     when given, adds up the prompt tokens of each file. Rows whose used columns are all
-    empty (with `skip_empty`) or whose prompt is over `max_prompt_tokens` are left out and
-    reported as `skip(row, "skipped_empty" or "too_long", tokens)`.
+    empty (`skip_empty="all"`) or any of them empty (`skip_empty="any"`), and rows whose
+    prompt is over `max_prompt_tokens`, are left out and reported as
+    `skip(row, "skipped_empty" or "too_long", tokens)`.
     Raises ValueError if a single request is larger than `max_bytes`.
     """
     line_of = builder.line
@@ -198,7 +199,7 @@ def write_batch_files(
     used = builder.used_columns
     # The usual case, one column in the prompt, is tested inline: this runs once per row.
     only = used[0] if skip_empty and len(used) == 1 else None
-    is_empty = _emptiness_test(used) if skip_empty and only is None else None
+    is_empty = _emptiness_test(used, skip_empty) if skip_empty and only is None else None
 
     def requests() -> Iterator[list[tuple[int, bytes, int]]]:
         block: list[tuple[int, bytes, int]] = []
@@ -228,9 +229,10 @@ def write_batch_files(
     return split_requests(requests(), directory, max_requests=max_requests, max_bytes=max_bytes)
 
 
-def _emptiness_test(used: list[int]) -> Callable[[list[str]], bool]:
-    """Whether all the cells a template uses are blank."""
-    return lambda cells: all(not cells[i] or cells[i].isspace() for i in used)
+def _emptiness_test(used: list[int], which: str) -> Callable[[list[str]], bool]:
+    """Whether all (or, with `which="any"`, any) of the cells a template uses are blank."""
+    test = any if which == "any" else all
+    return lambda cells: test(not cells[i] or cells[i].isspace() for i in used)
 
 
 def split_requests(

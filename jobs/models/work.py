@@ -44,9 +44,12 @@ class Job(PromptSettings):
         blank=True,
         help_text="A column whose values name each row; empty to number the rows instead.",
     )
-    skip_empty_rows = models.BooleanField(
-        default=True, help_text="Do not send rows whose columns used by the prompt are all empty."
-    )
+    class EmptyRows(models.TextChoices):
+        ALL = "all", "Leave out rows where all the columns the prompt uses are empty"
+        ANY = "any", "Leave out rows where any column the prompt uses is empty"
+        SEND = "send", "Send every row, empty or not"
+
+    empty_rows = models.CharField(max_length=4, choices=EmptyRows.choices, default=EmptyRows.ALL)
 
     rows_total = models.PositiveIntegerField(default=0)
     rows_processed = models.PositiveIntegerField(default=0)

@@ -124,7 +124,7 @@ def _first_batches(job: Job) -> list[Batch]:
             max_bytes=credential.max_bytes_per_batch,
             count_tokens=count_prompt,
             skip=skip,
-            skip_empty=job.skip_empty_rows,
+            skip_empty=None if job.empty_rows == Job.EmptyRows.SEND else job.empty_rows,
             max_prompt_tokens=limit,
         )
         batches = [new_batch(job, part, attempt=1, index=index) for index, part in enumerate(parts)]
