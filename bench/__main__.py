@@ -8,8 +8,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 CASES = [
-    ["bench.prepare", "ours"],
-    ["bench.prepare", "reference"],
+    ["bench.prepare", "ours", "reviews"],
+    ["bench.prepare", "reference", "reviews"],
+    ["bench.prepare", "ours", "multi"],
+    ["bench.prepare", "reference", "multi"],
     ["bench.reconcile"],
     ["bench.pages"],
 ]

@@ -66,3 +66,50 @@ def reviews_csv(rows: int = 1_000_000) -> Path:
             )
     tmp.rename(path)
     return path
+
+
+# Words of several scripts, so that token counting meets what real multilingual data gives it.
+MULTI_WORDS = WORDS + [
+    "très",
+    "déçu",
+    "größe",
+    "übergröße",
+    "rápido",
+    "envío",
+    "очень",
+    "хорошо",
+    "качество",
+    "とても",
+    "良い",
+    "商品",
+    "配送",
+    "很好",
+    "质量",
+    "ممتاز",
+    "जल्दी",
+    "🙂",
+]
+
+
+def multi_csv(rows: int = 1_000_000) -> Path:
+    """Shaped like the million-row run of the scale issue: a title, a review with line breaks inside
+    the cell, a country, and two columns the prompt does not use; multilingual text. About 110 MB."""
+    path = ROOT / f"multi-{rows}.csv"
+    if path.exists():
+        return path
+    ROOT.mkdir(exist_ok=True)
+    rng = random.Random(3)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "Title", "Review", "Country", "Stars"])
+        for i in range(1, rows + 1):
+            title = " ".join(rng.choices(MULTI_WORDS, k=rng.randint(2, 5)))
+            lines = [
+                " ".join(rng.choices(MULTI_WORDS, k=rng.randint(4, 12))) for _ in range(rng.randint(1, 3))
+            ]
+            writer.writerow(
+                [i, title, "\n".join(lines), rng.choice(["FR", "DE", "JP", "CN", "BR"]), rng.randint(1, 5)]
+            )
+    tmp.rename(path)
+    return path
