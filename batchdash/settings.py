@@ -315,7 +315,14 @@ TOKEN_LIMIT_BACKOFF_SECONDS = env_float("TOKEN_LIMIT_BACKOFF_SECONDS", 60.0)
 
 # --- Simulator -----------------------------------------------------------------
 SIMULATOR_ENABLED = env_bool("SIMULATOR_ENABLED", True)
-SIMULATOR_API_KEYS = env_list("SIMULATOR_API_KEYS", "sk-simulator")
+# Anyone who reaches the server reaches the simulator, so its key is as private as any
+# other secret: generated once into DATA_DIR unless set. Each key sees only its own files
+# and batches, as OpenAI scopes them to a project.
+SIMULATOR_API_KEYS = env_list("SIMULATOR_API_KEYS") or (
+    [_local_secret("simulator_api_key", lambda: "sk-sim-" + secrets.token_urlsafe(32))]
+    if SIMULATOR_ENABLED
+    else []
+)
 # Simulated seconds that pass per real second: 1 is realistic, 20 runs a
 # 1,000-row batch in about 15 seconds.
 SIMULATOR_SPEED = env_float("SIMULATOR_SPEED", 20.0)
