@@ -57,6 +57,11 @@ def _masked(key: str) -> str:
     return f"{key[:3]}***{key[-2:]}" if len(key) > 6 else "***"
 
 
+def _echo(message: str, key: str) -> str:
+    """An armed fault's message with `{key}` replaced by the caller's key, as some providers echo it."""
+    return message.replace("{key}", key)
+
+
 def api(ops: dict[str, str]):
     """Method check, bearer auth, per-call faults, error envelope and x-request-id.
 
@@ -79,6 +84,7 @@ def api(ops: dict[str, str]):
                         code="invalid_api_key",
                     )
                 request.sim_project = project_of(key)
+                request.sim_key = key
                 fault = faults.take(ops[request.method])
                 commit_then = None
                 if fault and fault.kind == "http_error":
@@ -88,7 +94,7 @@ def api(ops: dict[str, str]):
                         headers["retry-after"] = str(fault.params["retry_after"])
                     raise ApiError(
                         status,
-                        fault.params.get("message", "Simulated failure."),
+                        _echo(fault.params.get("message", "Simulated failure."), key),
                         "server_error"
                         if status >= 500
                         else "requests"
@@ -285,7 +291,7 @@ def batches(request: HttpRequest) -> HttpResponse:
                 "code": params.get("code", "invalid_request"),
                 "line": params.get("line"),
                 "param": params.get("param"),
-                "message": params.get("message", "Simulated validation failure."),
+                "message": _echo(params.get("message", "Simulated validation failure."), request.sim_key),
             }
         ]
     if not errors and ("token_limit" in batch_faults or _over_token_limit(request, checked)):
