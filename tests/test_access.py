@@ -202,6 +202,9 @@ def test_production_settings_pass_the_deployment_checks(tmp_path):
         SECRET_KEY=secrets.token_urlsafe(60),
         ALLOWED_HOSTS="batchdash.example.com",
         DATA_DIR=str(tmp_path),
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        SIMULATOR_ENABLED="false",
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
