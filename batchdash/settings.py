@@ -191,6 +191,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 AXES_VERBOSE = False
+# Behind this many reverse proxies (each adding to X-Forwarded-For), the client's address is
+# read from that header instead of the socket, for the lockout and the audit log (see
+# batchdash.proxies). 0: no proxy, the header is ignored (anyone could write it).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "batchdash.proxies.client_address"
 
 # Shared by every web process for rate limits: Redis in production (CACHE_URL), memory otherwise.
 CACHE_URL = env_str("CACHE_URL", "")
