@@ -13,7 +13,7 @@ from django.core.checks import run_checks
 from tests.conftest import ROOT
 
 
-def ours(**kwargs) -> set[str]:
+def ours() -> set[str]:
     return {m.id for m in run_checks(include_deployment_checks=True) if m.id.startswith("batchdash.")}
 
 
