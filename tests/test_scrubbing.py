@@ -153,3 +153,14 @@ def test_the_exact_key_is_scrubbed_whatever_its_shape():
     assert scrub("No batch found with id 'batch_0123456789abcdef0123456789abcdef'") == (
         "No batch found with id 'batch_0123456789abcdef0123456789abcdef'"
     )
+
+
+def test_a_password_in_the_base_url_is_not_repeated_by_the_key_test(client, root, mailoutbox, caplog):
+    client.force_login(root)
+    credential = add_key(client, name="Proxy", base_url="http://user:pa55-in-url@127.0.0.1:1/v1", api_key=KEY)
+    page = client.post(reverse("jobs:key_test", args=[credential.code]), follow=True).content.decode()
+    # The flash message and the audit log name the host only (the keys page lists the URL as
+    # the admin entered it, for admins only).
+    assert "Proxy: Could not reach 127.0.0.1:1: check the base URL" in page
+    [event] = AuditEvent.objects.filter(action="key_test")
+    assert event.detail.startswith("Could not reach 127.0.0.1:1:") and "pa55-in-url" not in event.detail
