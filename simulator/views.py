@@ -14,6 +14,7 @@ import orjson
 from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
 from simulator import answers, clock, faults, lifecycle, storage, validation
@@ -57,6 +58,11 @@ def _masked(key: str) -> str:
     return f"{key[:3]}***{key[-2:]}" if len(key) > 6 else "***"
 
 
+def _accepted(key: str) -> bool:
+    """Whether the key is one of SIMULATOR_API_KEYS, compared in constant time: it guards data now."""
+    return bool(key) and any(constant_time_compare(key, accepted) for accepted in settings.SIMULATOR_API_KEYS)
+
+
 def _echo(message: str, key: str) -> str:
     """An armed fault's message with `{key}` replaced by the caller's key, as some providers echo it."""
     return message.replace("{key}", key)
@@ -76,7 +82,7 @@ def api(ops: dict[str, str]):
                 if request.method not in ops:
                     raise ApiError(405, f"Method {request.method} is not allowed here.")
                 key = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-                if key not in settings.SIMULATOR_API_KEYS:
+                if not _accepted(key):
                     raise ApiError(
                         401,
                         f"Incorrect API key provided: {_masked(key)}. You can find your API key at "
