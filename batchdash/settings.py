@@ -5,8 +5,10 @@ SQLite and a Celery broker that needs no server, with files under DATA_DIR.
 DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis) switch to the production stack.
 """
 
+import contextlib
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,22 +59,35 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Private from the start: it holds the database, the uploads and the generated secrets.
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _local_secret(filename: str, make) -> str:
     """A secret generated once and kept in DATA_DIR, for installs that set none.
 
-    Production sets the variable instead; `check --deploy` warns when it is missing.
+    Production sets the variable instead; `check --deploy` warns when it is missing. The file
+    is written whole under another name, readable by its owner only, then linked into place,
+    so that it is never readable by others, not even for a moment, and a process starting at
+    the same time (web and worker) never reads it half-written.
     """
     path = DATA_DIR / filename
     if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
+        fd, draft = tempfile.mkstemp(dir=DATA_DIR, prefix=f".{filename}.")  # created 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(make())
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first; use theirs
+        finally:
+            os.unlink(draft)
     return path.read_text().strip()
 
 
 DEBUG = env_bool("DEBUG", False)
+# Whether a secret was generated rather than set, for the deployment checks (jobs.checks).
+SECRET_KEY_GENERATED = not env_str("SECRET_KEY")
 SECRET_KEY = env_str("SECRET_KEY") or _local_secret("secret_key", lambda: secrets.token_urlsafe(50))
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -147,6 +162,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so that a worker subprocess in the end-to-end tests
     # can open the same test database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-batchdash.sqlite3")}
+    # SQLite would create the file readable by everyone (and its -wal and -shm files after
+    # it, which take its permissions); an empty file made first, owner-only, is a valid database.
+    _sqlite_name = str(DATABASES["default"]["NAME"])
+    if _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
+        # An existing database keeps its permissions; a missing folder fails later, clearly.
+        with contextlib.suppress(FileExistsError, FileNotFoundError):
+            os.close(os.open(_sqlite_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -170,6 +192,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 AXES_VERBOSE = False
+# Behind this many reverse proxies (each adding to X-Forwarded-For), the client's address is
+# read from that header instead of the socket, for the lockout and the audit log (see
+# batchdash.proxies). 0: no proxy, the header is ignored (anyone could write it).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "batchdash.proxies.client_address"
 
 # Shared by every web process for rate limits: Redis in production (CACHE_URL), memory otherwise.
 CACHE_URL = env_str("CACHE_URL", "")
@@ -247,9 +274,21 @@ CONTENT_SECURITY_POLICY = {
 
 # Provider secrets are encrypted with these Fernet keys (newest first), kept apart
 # from SECRET_KEY so that rotating one does not touch the other.
+FIELD_ENCRYPTION_KEYS_GENERATED = not env_list("FIELD_ENCRYPTION_KEYS")
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS") or [
     _local_secret("field_encryption_key", lambda: Fernet.generate_key().decode())
 ]
+# A key that is not a Fernet key would only fail at the first encryption, in the middle of
+# an admin's work; stop here instead, without echoing the value.
+for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+    try:
+        Fernet(_key.encode())
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEYS: key number {_position} is not a Fernet key (32 url-safe "
+            'base64-encoded bytes). Generate one with: python -c "from cryptography.fernet import '
+            'Fernet; print(Fernet.generate_key().decode())"'
+        ) from None
 
 # --- Celery -----------------------------------------------------------------
 # Job state lives in our tables, so tasks keep no results and every task is
@@ -316,7 +355,14 @@ TOKEN_LIMIT_BACKOFF_SECONDS = env_float("TOKEN_LIMIT_BACKOFF_SECONDS", 60.0)
 
 # --- Simulator -----------------------------------------------------------------
 SIMULATOR_ENABLED = env_bool("SIMULATOR_ENABLED", True)
-SIMULATOR_API_KEYS = env_list("SIMULATOR_API_KEYS", "sk-simulator")
+# Anyone who reaches the server reaches the simulator, so its key is as private as any
+# other secret: generated once into DATA_DIR unless set. Each key sees only its own files
+# and batches, as OpenAI scopes them to a project.
+SIMULATOR_API_KEYS = env_list("SIMULATOR_API_KEYS") or (
+    [_local_secret("simulator_api_key", lambda: "sk-sim-" + secrets.token_urlsafe(32))]
+    if SIMULATOR_ENABLED
+    else []
+)
 # Simulated seconds that pass per real second: 1 is realistic, 20 runs a
 # 1,000-row batch in about 15 seconds.
 SIMULATOR_SPEED = env_float("SIMULATOR_SPEED", 20.0)

@@ -7,6 +7,7 @@ last four characters, never more, and holds no row content.
 
 from decimal import Decimal
 
+from batchdash.proxies import client_address
 from jobs.models import AuditEvent
 
 
@@ -31,5 +32,5 @@ def record(
         credential=credential or (job.credential if job else None),
         cost=cost,
         detail=detail,
-        address=request.META.get("REMOTE_ADDR", ""),
+        address=client_address(request),
     )

@@ -10,9 +10,17 @@ from jobs.providers.client import AuthError, ProviderClient, ProviderError, Retr
 from jobs.providers.crypto import SecretUnavailable
 
 
+def _host(base_url: str) -> str:
+    """Where the key was tried, for the admin: host and port only, never a user:password@ in the URL."""
+    parts = urlsplit(base_url)
+    if not parts.hostname:
+        return "api.openai.com"
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+
+
 def test(credential: ProviderCredential) -> tuple[bool, str]:
     """Call the provider's model list with the key; (worked, what to tell the admin)."""
-    where = urlsplit(credential.base_url).netloc or "api.openai.com"
+    where = _host(credential.base_url)
     try:
         ProviderClient(credential).check()
     except SecretUnavailable:

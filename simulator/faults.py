@@ -15,6 +15,8 @@ Per batch (op "batches.create"; the next created batch gets it):
 - "expire": the batch expires when `fraction` of its requests are done;
 - "stuck_finalizing": the batch never leaves finalizing;
 - "drop_line": one request (`index`, default the last) is missing from both result files.
+The `message` of "http_error" and "validation_failure" may hold `{key}`, replaced by the
+caller's API key, as some providers echo the whole key in their errors.
 Per row: a request whose text contains `[[simulate:<code>]]` fails with that error code
 (rate_limit_exceeded 429, server_error 500, anything else 400), in the batch's error file.
 """

@@ -170,7 +170,9 @@ def _finalize(batch: SimBatch, current: State) -> dict:
             if handle.tell():
                 handle.seek(0)
                 kind = "output" if ok else "error"
-                final[key] = storage.save(File(handle), f"batch_{batch.id}_{kind}.jsonl", "batch_output").id
+                final[key] = storage.save(
+                    File(handle), f"batch_{batch.id}_{kind}.jsonl", "batch_output", project=batch.project
+                ).id
     final["usage"] = {
         "input_tokens": usage_in,
         "input_tokens_details": {"cached_tokens": 0},

@@ -1,11 +1,21 @@
 """The simulator's state: files, batches and armed faults, in the database so that it
 survives restarts and is shared by every process that serves it."""
 
+import hashlib
+
 from django.db import models
+
+
+def project_of(api_key: str) -> str:
+    """The project a key belongs to: a digest of it, so that the keys themselves are not stored."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32]
 
 
 class SimFile(models.Model):
     id = models.CharField(primary_key=True, max_length=40)
+    # Files and batches belong to the key that created them, as OpenAI's belong to a project:
+    # another key gets 404 for them and does not see them in lists.
+    project = models.CharField(max_length=32, db_index=True, default="")
     filename = models.CharField(max_length=255)
     purpose = models.CharField(max_length=40)
     bytes = models.PositiveBigIntegerField()
@@ -24,6 +34,7 @@ class SimBatch(models.Model):
     """A batch whose progress is computed from the time elapsed since `created`."""
 
     id = models.CharField(primary_key=True, max_length=40)
+    project = models.CharField(max_length=32, db_index=True, default="")
     endpoint = models.CharField(max_length=40)
     input_file_id = models.CharField(max_length=40)
     completion_window = models.CharField(max_length=10, default="24h")

@@ -17,13 +17,17 @@ def new_id(prefix: str, length: int = 24, alphabet: str = _ALPHABET) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def save(content: File, filename: str, purpose: str, expires_after: int | None = None) -> SimFile:
+def save(
+    content: File, filename: str, purpose: str, expires_after: int | None = None, *, project: str
+) -> SimFile:
+    """Store a file for the project (key) that uploaded it, or whose batch produced it."""
     file_id = new_id("file-")
     path = default_storage.save(f"simulator/{file_id}", content)
     created = clock.now()
     ttl = expires_after or (BATCH_FILE_TTL if purpose.startswith("batch") else None)
     return SimFile.objects.create(
         id=file_id,
+        project=project,
         filename=filename,
         purpose=purpose,
         bytes=default_storage.size(path),

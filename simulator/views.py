@@ -1,7 +1,9 @@
 """The simulator's HTTP API, shaped like OpenAI's so that the real SDK cannot tell the difference.
 
 Every answer carries an x-request-id; every error uses OpenAI's envelope; a bearer key
-from SIMULATOR_API_KEYS is required. Armed faults (simulator.faults) apply per call.
+from SIMULATOR_API_KEYS is required. Files and batches belong to the key that created
+them (its project): another key gets 404 for them and does not see them in lists, as
+with OpenAI's projects. Armed faults (simulator.faults) apply per call.
 """
 
 import secrets
@@ -12,11 +14,12 @@ import orjson
 from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
 from simulator import answers, clock, faults, lifecycle, storage, validation
 from simulator.catalog import ENDPOINT_KINDS, MODELS
-from simulator.models import SimBatch, SimFile
+from simulator.models import SimBatch, SimFile, project_of
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
 MAX_UPLOAD_BYTES = 200 * 1000 * 1000
@@ -55,6 +58,16 @@ def _masked(key: str) -> str:
     return f"{key[:3]}***{key[-2:]}" if len(key) > 6 else "***"
 
 
+def _accepted(key: str) -> bool:
+    """Whether the key is one of SIMULATOR_API_KEYS, compared in constant time: it guards data now."""
+    return bool(key) and any(constant_time_compare(key, accepted) for accepted in settings.SIMULATOR_API_KEYS)
+
+
+def _echo(message: str, key: str) -> str:
+    """An armed fault's message with `{key}` replaced by the caller's key, as some providers echo it."""
+    return message.replace("{key}", key)
+
+
 def api(ops: dict[str, str]):
     """Method check, bearer auth, per-call faults, error envelope and x-request-id.
 
@@ -69,13 +82,15 @@ def api(ops: dict[str, str]):
                 if request.method not in ops:
                     raise ApiError(405, f"Method {request.method} is not allowed here.")
                 key = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-                if key not in settings.SIMULATOR_API_KEYS:
+                if not _accepted(key):
                     raise ApiError(
                         401,
                         f"Incorrect API key provided: {_masked(key)}. You can find your API key at "
                         "https://platform.openai.com/account/api-keys.",
                         code="invalid_api_key",
                     )
+                request.sim_project = project_of(key)
+                request.sim_key = key
                 fault = faults.take(ops[request.method])
                 commit_then = None
                 if fault and fault.kind == "http_error":
@@ -85,7 +100,7 @@ def api(ops: dict[str, str]):
                         headers["retry-after"] = str(fault.params["retry_after"])
                     raise ApiError(
                         status,
-                        fault.params.get("message", "Simulated failure."),
+                        _echo(fault.params.get("message", "Simulated failure."), key),
                         "server_error"
                         if status >= 500
                         else "requests"
@@ -165,7 +180,7 @@ def _limit(request: HttpRequest, default: int, maximum: int) -> int:
 @api({"GET": "files.list", "POST": "files.create"})
 def files(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        listed = SimFile.objects.all()
+        listed = SimFile.objects.filter(project=request.sim_project)
         if request.GET.get("purpose"):
             listed = listed.filter(purpose=request.GET["purpose"])
         ordered = (
@@ -191,12 +206,16 @@ def files(request: HttpRequest) -> HttpResponse:
         raise ApiError(400, "File is too large.", param="file")
     seconds = request.POST.get("expires_after[seconds]")
     return _json(
-        storage.present(storage.save(upload, upload.name, purpose, int(seconds) if seconds else None))
+        storage.present(
+            storage.save(
+                upload, upload.name, purpose, int(seconds) if seconds else None, project=request.sim_project
+            )
+        )
     )
 
 
-def _get_file(file_id: str) -> SimFile:
-    sim_file = SimFile.objects.filter(pk=file_id).first()
+def _get_file(request: HttpRequest, file_id: str) -> SimFile:
+    sim_file = SimFile.objects.filter(pk=file_id, project=request.sim_project).first()
     if sim_file is None:
         raise ApiError(404, f"No such File object: {file_id}", param="id")
     return sim_file
@@ -204,7 +223,7 @@ def _get_file(file_id: str) -> SimFile:
 
 @api({"GET": "files.retrieve", "DELETE": "files.delete"})
 def file_detail(request: HttpRequest, file_id: str) -> HttpResponse:
-    sim_file = _get_file(file_id)
+    sim_file = _get_file(request, file_id)
     if request.method == "DELETE":
         storage.delete(file_id)
         return _json({"id": file_id, "object": "file", "deleted": True})
@@ -213,7 +232,7 @@ def file_detail(request: HttpRequest, file_id: str) -> HttpResponse:
 
 @api({"GET": "files.content"})
 def file_content(request: HttpRequest, file_id: str) -> HttpResponse:
-    _get_file(file_id)
+    _get_file(request, file_id)
     return FileResponse(storage.open(file_id), content_type="application/octet-stream")
 
 
@@ -253,7 +272,7 @@ def batches(request: HttpRequest) -> HttpResponse:
             param="input_file_id",
             code="missing_required_parameter",
         )
-    sim_file = SimFile.objects.filter(pk=input_file_id).first()
+    sim_file = SimFile.objects.filter(pk=input_file_id, project=request.sim_project).first()
     batch_faults = faults.take_batch_faults()
     if sim_file is None:
         checked = validation.Checked(
@@ -278,10 +297,10 @@ def batches(request: HttpRequest) -> HttpResponse:
                 "code": params.get("code", "invalid_request"),
                 "line": params.get("line"),
                 "param": params.get("param"),
-                "message": params.get("message", "Simulated validation failure."),
+                "message": _echo(params.get("message", "Simulated validation failure."), request.sim_key),
             }
         ]
-    if not errors and ("token_limit" in batch_faults or _over_token_limit(checked)):
+    if not errors and ("token_limit" in batch_faults or _over_token_limit(request, checked)):
         errors = [
             {
                 "code": "token_limit_exceeded",
@@ -294,6 +313,7 @@ def batches(request: HttpRequest) -> HttpResponse:
         ]
     batch = SimBatch.objects.create(
         id=storage.new_id("batch_", 32, "0123456789abcdef"),
+        project=request.sim_project,
         endpoint=endpoint,
         input_file_id=input_file_id,
         metadata=metadata,
@@ -335,20 +355,20 @@ def _check_metadata(metadata) -> None:
             )
 
 
-def _over_token_limit(checked: validation.Checked) -> bool:
+def _over_token_limit(request: HttpRequest, checked: validation.Checked) -> bool:
+    """Each key has its own enqueued-token budget, so that one key's batches never hold up another's."""
     if checked.errors or not checked.model:
         return False
-    in_flight = sum(
-        b.input_tokens
-        for b in SimBatch.objects.filter(model=checked.model, final__isnull=True, errors__isnull=True)
-        if lifecycle.state(b).status not in lifecycle.TERMINAL
+    waiting = SimBatch.objects.filter(
+        project=request.sim_project, model=checked.model, final__isnull=True, errors__isnull=True
     )
+    in_flight = sum(b.input_tokens for b in waiting if lifecycle.state(b).status not in lifecycle.TERMINAL)
     return in_flight + checked.input_tokens > settings.SIMULATOR_ENQUEUED_TOKEN_LIMIT
 
 
 def _list_batches(request: HttpRequest) -> HttpResponse:
     limit = _limit(request, 20, 100)
-    ordered = list(SimBatch.objects.order_by("-created", "-id"))
+    ordered = list(SimBatch.objects.filter(project=request.sim_project).order_by("-created", "-id"))
     after = request.GET.get("after")
     ids = [b.id for b in ordered]
     start = ids.index(after) + 1 if after in ids else 0
@@ -365,8 +385,8 @@ def _list_batches(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _get_batch(batch_id: str) -> SimBatch:
-    batch = SimBatch.objects.filter(pk=batch_id).first()
+def _get_batch(request: HttpRequest, batch_id: str) -> SimBatch:
+    batch = SimBatch.objects.filter(pk=batch_id, project=request.sim_project).first()
     if batch is None:
         raise ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
     return batch
@@ -374,13 +394,13 @@ def _get_batch(batch_id: str) -> SimBatch:
 
 @api({"GET": "batches.retrieve"})
 def batch_detail(request: HttpRequest, batch_id: str) -> HttpResponse:
-    return _json(lifecycle.present(_get_batch(batch_id)))
+    return _json(lifecycle.present(_get_batch(request, batch_id)))
 
 
 @api({"POST": "batches.cancel"})
 def batch_cancel(request: HttpRequest, batch_id: str) -> HttpResponse:
     with transaction.atomic():
-        batch = lifecycle.settle(_get_batch(batch_id))
+        batch = lifecycle.settle(_get_batch(request, batch_id))
         status = lifecycle.present(batch)["status"]
         if status in ("completed", "failed", "expired"):
             raise ApiError(409, f"Cannot cancel a batch with status '{status}'.")

@@ -10,6 +10,7 @@ import logging
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -202,6 +203,11 @@ def test_production_settings_pass_the_deployment_checks(tmp_path):
         SECRET_KEY=secrets.token_urlsafe(60),
         ALLOWED_HOSTS="batchdash.example.com",
         DATA_DIR=str(tmp_path),
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        SIMULATOR_ENABLED="false",
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        # A database of its own, empty: the check of admins' email addresses has no one to judge.
+        DATABASE_URL="",
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -274,9 +280,44 @@ def test_a_good_password_before_the_limit_logs_in(client, alice):
     assert response.status_code == 302
 
 
-def test_uploads_and_submissions_are_rate_limited_per_user(client, alice, bob, settings):
-    from django.core.files.uploadedfile import SimpleUploadedFile
+def test_behind_a_proxy_one_attackers_failures_lock_only_the_attacker(alice, settings):
+    from django.test import Client
 
+    from jobs.models import AuditEvent
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = "10.0.0.2"  # every request arrives from the proxy
+    attacker, spoofing = Client(REMOTE_ADDR=proxy), Client(REMOTE_ADDR=proxy)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        attacker.post(
+            "/login/", {"username": "alice", "password": "wrong"}, HTTP_X_FORWARDED_FOR="203.0.113.9"
+        )
+    right = {"username": "alice", "password": "alice-password-1"}
+    assert attacker.post("/login/", right, HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 429
+    # Writing another address into the header does not help: the proxy appends the real one.
+    forged = "198.51.100.7, 203.0.113.9"
+    assert spoofing.post("/login/", right, HTTP_X_FORWARDED_FOR=forged).status_code == 429
+
+    alice_browser = Client(REMOTE_ADDR=proxy)
+    assert alice_browser.post("/login/", right, HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 302
+    csv = SimpleUploadedFile("t.csv", b"Review Text\ngood\n", content_type="text/csv")
+    alice_browser.post("/upload/", {"file": csv}, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert AuditEvent.objects.get(action="upload").address == "198.51.100.7"
+
+
+def test_without_a_trusted_proxy_the_forwarded_header_is_ignored(alice, settings):
+    from django.test import Client
+
+    browser = Client(REMOTE_ADDR="192.0.2.10")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        browser.post(
+            "/login/", {"username": "alice", "password": "wrong"}, HTTP_X_FORWARDED_FOR=f"203.0.113.{_}"
+        )
+    right = {"username": "alice", "password": "alice-password-1"}
+    assert browser.post("/login/", right, HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 429
+
+
+def test_uploads_and_submissions_are_rate_limited_per_user(client, alice, bob, settings):
     settings.RATE_LIMIT_UPLOADS = "2/h"
 
     def upload():

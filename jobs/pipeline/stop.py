@@ -43,7 +43,11 @@ def cancel_job(job_id: int) -> None:
 
 def delete_job(job: Job) -> list[str]:
     """Remove a job that is not running: its parts, its files here, and its upload if no other
-    job uses it. Returns the ids of its files still at the provider, for the caller to delete.
+    job uses it and the job's owner uploaded it. Returns the ids of its files still at the
+    provider, for the caller to delete.
+
+    A teammate's job on a shared upload (or an admin deleting that job) never removes the
+    upload: it is its owner's, who may want it for the next job.
     """
     batches = list(job.batches.all())
     at_provider = [
@@ -58,8 +62,7 @@ def delete_job(job: Job) -> list[str]:
     dataset = job.dataset
     with transaction.atomic():
         job.delete()
-        unused = not dataset.jobs.exists()
-        if unused:
+        if dataset.owner_id == job.owner_id and not dataset.jobs.exists():
             files.append(dataset.file)
             dataset.delete()
     for field in files:

@@ -1,14 +1,18 @@
 """The one door to a provider: every call to an OpenAI-compatible API goes through here.
 
 Nothing else imports `openai`. SDK objects and exceptions are translated into small
-dataclasses and into RetryableError / PermanentError, with provider messages scrubbed
-of anything that looks like a key before anyone stores or logs them.
+dataclasses and into RetryableError / PermanentError. Everything a provider says that we
+store, log or show (error messages, batch errors, downloaded result files, synchronous
+answers) leaves this module scrubbed of the credential's own key, by its exact value,
+and of anything shaped like a key: providers echo keys, whole or in part, in their errors,
+and from here the text would reach pages, the audit log, the worker log and emails.
 
 Retries happen in one layer only: the Celery tasks. Calls that create something
 (upload, create batch) run with the SDK's own retries off, because the SDK sends no
 idempotency key and a retried create can make a second, billed batch.
 """
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,12 +26,29 @@ from jobs.models import ProviderCredential
 
 # Azure's generally available API version with the Batch API, used when none is set.
 AZURE_API_VERSION = "2024-10-21"
-_KEY_PATTERN = re.compile(r"\b(sk|rk|pk|key)-[A-Za-z0-9_\-*.]{3,}")
+REDACTED = "[redacted key]"
+# The shapes of keys, whole or masked (providers echo "sk-ab***cd"): OpenAI and alike (sk-,
+# rk-, pk-, key-), Groq (gsk_), xAI (xai-), Hugging Face (hf_), Perplexity (pplx-), NVIDIA
+# (nvapi-), GitHub tokens, Google (AIza…), and Azure OpenAI's 32 hexadecimal digits.
+_KEY_PATTERN = re.compile(
+    r"\b(?:sk|rk|pk|key|xai|pplx|nvapi)-[A-Za-z0-9_\-*.]{3,}"
+    r"|\b(?:gsk|hf|ghp|gho|github_pat)_[A-Za-z0-9_\-*.]{3,}"
+    r"|\bAIza[A-Za-z0-9_\-]{20,}"
+    r"|\b[0-9a-fA-F]{32}\b"
+)
+# Whatever follows "Bearer" is a token, whatever its shape.
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{12,}")
+# Shorter secrets are not looked for by value: replacing every "abc" would garble the text
+# and such a key protects nothing anyway.
+_MIN_SECRET_LENGTH = 8
 
 
-def scrub(text: str) -> str:
-    """Remove anything shaped like an API key (providers echo part of a wrong key)."""
-    return _KEY_PATTERN.sub("[redacted key]", text or "")
+def scrub(text: str, secret: str | None = None) -> str:
+    """Remove `secret` (the key in use) by its exact value, and anything shaped like a key."""
+    text = text or ""
+    if secret and len(secret) >= _MIN_SECRET_LENGTH:
+        text = text.replace(secret, REDACTED)
+    return _BEARER.sub(r"\1" + REDACTED, _KEY_PATTERN.sub(REDACTED, text))
 
 
 class ProviderError(Exception):
@@ -113,12 +134,12 @@ def _translate(exc: Exception) -> ProviderError:
     return PermanentError(str(exc))
 
 
-def _remote_batch(batch: Any) -> RemoteBatch:
+def _remote_batch(batch: Any, secret: str) -> RemoteBatch:
     counts = batch.request_counts
     errors = []
     if batch.errors and batch.errors.data:
         errors = [
-            {"code": e.code, "message": scrub(e.message or ""), "param": e.param, "line": e.line}
+            {"code": e.code, "message": scrub(e.message or "", secret), "param": e.param, "line": e.line}
             for e in batch.errors.data
         ]
     return RemoteBatch(
@@ -163,8 +184,14 @@ class ProviderClient:
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
 
+    @property
+    def _secret(self) -> str:
+        return self._sdk.api_key or ""
+
     def _error(self, exc: openai.OpenAIError) -> ProviderError:
         error = _translate(exc)
+        error.message = scrub(error.message, self._secret)
+        error.args = (error.message,)
         if isinstance(error, AuthError):
             error.credential_id = self._credential_id
         return error
@@ -199,7 +226,7 @@ class ProviderClient:
             completion_window="24h",
             metadata=metadata,
         )
-        return _remote_batch(batch)
+        return _remote_batch(batch, self._secret)
 
     def find_batch(self, key: str, value: str, created_after: int) -> RemoteBatch | None:
         """The batch whose metadata[key] == value, looking back to `created_after` (unix s).
@@ -213,24 +240,28 @@ class ProviderClient:
             page = self._call(self._sdk.batches.list, **kwargs)
             for batch in page.data:
                 if (batch.metadata or {}).get(key) == value:
-                    return _remote_batch(batch)
+                    return _remote_batch(batch, self._secret)
             if not page.data or not page.has_more or page.data[-1].created_at < created_after:
                 return None
             after = page.data[-1].id
 
     def get_batch(self, batch_id: str) -> RemoteBatch:
-        return _remote_batch(self._call(self._sdk.batches.retrieve, batch_id))
+        return _remote_batch(self._call(self._sdk.batches.retrieve, batch_id), self._secret)
 
     def cancel_batch(self, batch_id: str) -> RemoteBatch:
-        return _remote_batch(self._call(self._sdk.batches.cancel, batch_id))
+        return _remote_batch(self._call(self._sdk.batches.cancel, batch_id), self._secret)
 
     def download_file(self, file_id: str) -> Iterator[bytes]:
-        """The file's bytes in chunks, streamed rather than held in memory."""
+        """The file's bytes in chunks, streamed rather than held in memory.
+
+        A row's error in the file is shown and stored like any other provider message, so the
+        key is taken out here too, by value only (key shapes could be in legitimate answers).
+        """
         try:
             with self._sdk.files.with_streaming_response.content(
                 file_id, timeout=settings.PROVIDER_TIMEOUT_SECONDS + 3600
             ) as response:
-                yield from response.iter_bytes(1 << 20)
+                yield from _without(response.iter_bytes(1 << 20), self._secret)
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
 
@@ -241,4 +272,27 @@ class ProviderClient:
         """One synchronous request (the pilot run), answered as the batch line's body would be."""
         path = endpoint.removeprefix("/v1")
         response = self._call(self._sdk.post, path, body=body, cast_to=object)
-        return response if isinstance(response, dict) else {}
+        if not isinstance(response, dict):
+            return {}
+        secret = self._secret
+        if len(secret) >= _MIN_SECRET_LENGTH and secret in json.dumps(response):
+            # Keys hold no character that JSON escapes, so the replacement keeps it valid.
+            response = json.loads(json.dumps(response).replace(secret, REDACTED))
+        return response
+
+
+def _without(chunks: Iterator[bytes], secret: str) -> Iterator[bytes]:
+    """The chunks with every occurrence of `secret` replaced, even one split across two chunks."""
+    if len(secret) < _MIN_SECRET_LENGTH:
+        yield from chunks
+        return
+    needle, keep = secret.encode(), len(secret) - 1
+    carry = b""
+    for chunk in chunks:
+        data = (carry + chunk).replace(needle, REDACTED.encode())
+        # The tail could be the start of the key, completed by the next chunk.
+        carry, data = data[-keep:], data[:-keep]
+        if data:
+            yield data
+    if carry:
+        yield carry

@@ -11,6 +11,15 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from jobs.models import ProviderCredential
+from jobs.providers.crypto import SecretUnavailable
+
+
+def _accepted(credential: ProviderCredential) -> bool:
+    """Whether the credential holds a key the simulator accepts."""
+    try:
+        return credential.api_key() in settings.SIMULATOR_API_KEYS
+    except SecretUnavailable:
+        return False
 
 
 class Command(BaseCommand):
@@ -37,6 +46,9 @@ class Command(BaseCommand):
                     poll_min_seconds=2,
                     poll_max_seconds=10,
                 )
+            if credential.pk is None or not _accepted(credential):
+                # Follow the simulator's key too: an install from before the key was generated
+                # holds the old public one, which the simulator no longer accepts.
                 credential.set_api_key(settings.SIMULATOR_API_KEYS[0])
             # Follow PORT changes: the simulator is served by this same server.
             credential.base_url = settings.SIMULATOR_BASE_URL
