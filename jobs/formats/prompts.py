@@ -10,7 +10,8 @@ form every header needs, and the column buttons insert what it writes.
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 PLACEHOLDER = re.compile(r'\{\{\s*(?:"((?:[^"\\]|\\.)*)"|(.+?))\s*\}\}')
 _NEEDS_QUOTES = re.compile(r'[{}"\\\x00-\x1f]|^\s|\s$|^$')
@@ -39,16 +40,37 @@ class CompiledTemplate:
 
     parts: tuple[str, ...]
     columns: tuple[int, ...]
+    # render(cells) -> text. Called once per row of files with millions of rows, so the usual shapes
+    # get a function of their own with the literal parts bound, instead of a loop.
+    render: Callable[[list[str]], str] = field(init=False, repr=False, compare=False)
 
-    def render(self, cells: list[str]) -> str:
-        if len(self.columns) == 1:  # the usual template, rendered for every row of large files
-            return self.parts[0] + cells[self.columns[0]] + self.parts[1]
-        parts = self.parts
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "render", _renderer(self.parts, self.columns))
+
+
+def _renderer(parts: tuple[str, ...], columns: tuple[int, ...]) -> Callable[[list[str]], str]:
+    if not columns:
+        text = parts[0]
+        return lambda cells: text
+    if len(columns) == 1:
+        (p0, p1), (a,) = parts, columns
+        return lambda cells: p0 + cells[a] + p1
+    if len(columns) == 2:
+        (p0, p1, p2), (a, b) = parts, columns
+        return lambda cells: f"{p0}{cells[a]}{p1}{cells[b]}{p2}"
+    if len(columns) == 3:
+        (p0, p1, p2, p3), (a, b, c) = parts, columns
+        return lambda cells: f"{p0}{cells[a]}{p1}{cells[b]}{p2}{cells[c]}{p3}"
+    pairs = tuple(zip(columns, parts[1:], strict=True))
+
+    def render(cells: list[str]) -> str:
         out = [parts[0]]
-        for i, column in enumerate(self.columns):
+        for column, after in pairs:
             out.append(cells[column])
-            out.append(parts[i + 1])
+            out.append(after)
         return "".join(out)
+
+    return render
 
 
 def placeholders(template: str) -> list[str]:

@@ -57,6 +57,8 @@ class RequestBuilder:
         self.url = spec.endpoint
         self._system = compile_template(spec.system_prompt, columns) if spec.system_prompt else None
         self._user: CompiledTemplate = compile_template(spec.user_prompt, columns)
+        # Instructions that use no column are the same for every row: rendered and serialised once.
+        self.fixed_system = spec.system_prompt if self._system and not self._system.columns else None
         # The positions of the columns the prompts use: a row is "empty" if all of these are.
         self.used_columns = sorted(
             set(self._user.columns) | set(self._system.columns if self._system else ())
@@ -131,7 +133,7 @@ class RequestBuilder:
         Only the row number and the rendered texts differ between lines, so the rest is
         serialised once; the result is byte-for-byte what serialising each line whole gives.
         """
-        system = _MARK + "system" if self._system else ""
+        system = self.fixed_system or (_MARK + "system" if self._system else "")
         line = orjson.dumps(
             {
                 "custom_id": custom_id(0).replace("0", _MARK + "row"),
@@ -141,7 +143,7 @@ class RequestBuilder:
             }
         )
         parts = []
-        for marker in (b"row", b"system", b"user") if system else (b"row", b"user"):
+        for marker in (b"row", b"system", b"user") if system.startswith(_MARK) else (b"row", b"user"):
             quoted = orjson.dumps(_MARK + marker.decode())
             # The row number sits inside the custom_id string; the texts are whole JSON strings.
             target = quoted[1:-1] if marker == b"row" else quoted
@@ -195,7 +197,8 @@ def write_batch_files(
     """
     line_of = builder.line
     render_user = builder._user.render
-    render_system = builder._system.render if builder._system else None
+    render_system = builder._system.render if builder._system and builder.fixed_system is None else None
+    fixed_system = builder.fixed_system or ""
     used = builder.used_columns
     # The usual case, one column in the prompt, is tested inline: this runs once per row.
     only = used[0] if skip_empty and len(used) == 1 else None
@@ -214,7 +217,7 @@ def write_batch_files(
                 skip(row, "skipped_empty", 0)
                 continue
             user = render_user(cells)
-            system = render_system(cells) if render_system else ""
+            system = render_system(cells) if render_system else fixed_system
             tokens = count_tokens(system, user) if count_tokens else 0
             if max_prompt_tokens and tokens > max_prompt_tokens:
                 skip(row, "too_long", tokens)

@@ -47,13 +47,17 @@ def counter(model: str) -> Callable[[str], int]:
 def prompt_counter(model: str) -> Callable[[str, str], int]:
     """Tokens of a (system, user) pair as a chat request bills them: text plus per-message overhead."""
     count = counter(model)
+    # The instructions are usually the same for every row: counted once, not once per row.
+    last_system: list = [None, 0]
 
     def count_prompt(system: str, user: str) -> int:
         # Each message costs 3 framing tokens and the reply is primed with 3 more
         # (OpenAI's published counting recipe for chat models).
         total = count(user) + 3 + 3
         if system:
-            total += count(system) + 3
+            if system is not last_system[0] and system != last_system[0]:
+                last_system[0], last_system[1] = system, count(system)
+            total += last_system[1] + 3
         return total
 
     return count_prompt
