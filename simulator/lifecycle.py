@@ -170,7 +170,13 @@ def _finalize(batch: SimBatch, current: State) -> dict:
             if handle.tell():
                 handle.seek(0)
                 kind = "output" if ok else "error"
-                final[key] = storage.save(File(handle), f"batch_{batch.id}_{kind}.jsonl", "batch_output").id
+                final[key] = storage.save(
+                    File(handle),
+                    f"batch_{batch.id}_{kind}.jsonl",
+                    "batch_output",
+                    # The batch's output_expires_after, anchored at the file's creation as OpenAI does.
+                    batch.output_expires_after,
+                ).id
     final["usage"] = {
         "input_tokens": usage_in,
         "input_tokens_details": {"cached_tokens": 0},
@@ -236,7 +242,8 @@ def present(batch: SimBatch) -> dict:
             "failed": failed,
         },
         "usage": usage,
-        "metadata": batch.metadata,
+        # OpenAI answers {} for a batch created without metadata; clients read it as an object.
+        "metadata": batch.metadata or {},
     }
     if status == "validating":
         body["request_counts"]["total"] = 0

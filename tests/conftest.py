@@ -134,6 +134,23 @@ def sdk(simulator_url):
 
 
 @pytest.fixture
+def moving_clock(monkeypatch):
+    """The simulator's clock, moved by hand by the test, in real seconds."""
+    from simulator import clock
+
+    now = {"t": 1_800_000_000.0}
+    monkeypatch.setattr(clock, "now", lambda: now["t"])
+    return now
+
+
+@pytest.fixture
+def speed(settings):
+    """Simulated time at the wall clock's pace, so that moving_clock's seconds are the batch's."""
+    settings.SIMULATOR_SPEED = 1.0
+    return settings
+
+
+@pytest.fixture
 def simulator_credential(simulator_url) -> ProviderCredential:
     credential = ProviderCredential(
         name="Simulator",
