@@ -100,11 +100,11 @@ def test_chat_streams_server_sent_events_with_a_usage_chunk(sdk):
         sdk.responses.create(model="gpt-4.1-mini", input="hi", stream=True)
 
 
-def test_the_async_client_streams_and_pages(simulator_url):
-    asyncio.run(_async_client_checks(simulator_url))
+def test_the_async_client_streams_pages_and_runs_a_batch(simulator_url, moving_clock, speed):
+    asyncio.run(_async_client_checks(simulator_url, moving_clock))
 
 
-async def _async_client_checks(simulator_url):
+async def _async_client_checks(simulator_url, moving_clock):
     client = openai.AsyncOpenAI(base_url=simulator_url, api_key="sk-simulator", max_retries=0)
     stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     assert "".join([c.choices[0].delta.content or "" async for c in stream]) == "positive"
@@ -116,6 +116,21 @@ async def _async_client_checks(simulator_url):
         for i in range(3)
     ]
     assert {f.id async for f in client.files.list(limit=2)} == set(created)
+    batch = await client.batches.create(
+        input_file_id=created[0], endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    moving_clock["t"] += 1  # listed newest first
+    other = await client.batches.create(
+        input_file_id=created[1], endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert (await client.batches.cancel(other.id)).status == "cancelling"
+    moving_clock["t"] += 100_000
+    done = await client.batches.retrieve(batch.id)
+    assert done.status == "completed" and done.metadata == {}
+    [line] = (await client.files.content(done.output_file_id)).content.splitlines()
+    assert orjson.loads(line)["custom_id"] == "row-0"
+    assert [b.id async for b in client.batches.list(limit=1)] == [other.id, batch.id]
+    assert (await client.batches.retrieve(other.id)).status == "cancelled"
     await client.close()
 
 
