@@ -225,6 +225,11 @@ def _forced_tool(endpoint: str, body: dict) -> dict | None:
         return tools[0] if tools else None
     if isinstance(choice, dict) and choice.get("type") == "function":
         wanted = (choice.get("function") or {}).get("name") if nested else choice.get("name")
+        if not isinstance(wanted, str):
+            param = "tool_choice.function.name" if nested else "tool_choice.name"
+            raise RequestFailed(
+                400, "missing_required_parameter", f"Missing required parameter: '{param}'.", param
+            )
         for tool in tools:
             if tool.get("name") == wanted:
                 return tool

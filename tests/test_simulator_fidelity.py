@@ -149,6 +149,13 @@ def test_a_forced_tool_call_answers_with_arguments_that_fit(sdk):
         model="gpt-4o-mini", messages=MESSAGES, tools=TOOLS, tool_choice="required"
     )
     _fits(required.choices[0].message.tool_calls[0].function.arguments)
+    with pytest.raises(openai.BadRequestError, match="no function named 'nope'"):
+        sdk.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            tools=TOOLS,
+            tool_choice={"type": "function", "function": {"name": "nope"}},
+        )
     streamed = sdk.chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, tools=TOOLS, tool_choice=named, stream=True
     )
