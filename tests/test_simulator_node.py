@@ -39,7 +39,7 @@ def test_the_node_sdk(case, node, simulator_url, settings):
     settings.SIMULATOR_SPEED = 5_000
     if case == "cancel":
         faults.arm("batches.create", "stuck_finalizing")
-    env = dict(os.environ, OPENAI_BASE_URL=simulator_url, OPENAI_API_KEY="sk-simulator")
+    env = dict(os.environ, OPENAI_BASE_URL=simulator_url, OPENAI_API_KEY=settings.SIMULATOR_API_KEYS[0])
     env.pop("OPENAI_ORG_ID", None)
     env.pop("OPENAI_PROJECT_ID", None)
     run = subprocess.run(
