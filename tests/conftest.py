@@ -189,6 +189,14 @@ def make_dataset(owner, content: bytes = REVIEWS_CSV, name: str = "reviews.csv")
     return datasets.create_from_upload(owner, SimpleUploadedFile(name, content, content_type="text/csv"))
 
 
+def subprocess_database_url() -> str:
+    """The test database as a DATABASE_URL, for a subprocess that must see what the test writes."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 class Worker:
     """A real Celery worker with its embedded scheduler, in a subprocess, on this test's database.
 
@@ -198,16 +206,9 @@ class Worker:
     """
 
     def __init__(self, log_path: Path, **env):
-        db = connection.settings_dict
-        if db["ENGINE"].endswith("sqlite3"):
-            database_url = f"sqlite:///{db['NAME']}"
-        else:
-            database_url = (
-                f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-            )
         self.env = dict(
             os.environ,
-            DATABASE_URL=database_url,
+            DATABASE_URL=subprocess_database_url(),
             SCHEDULER_TICK_SECONDS="0.5",
             CELERY_BROKER_URL=django_settings.CELERY_BROKER_URL,
             **env,

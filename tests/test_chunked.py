@@ -13,11 +13,10 @@ import time
 import httpx2 as httpx
 import orjson
 import pytest
-from django.db import connection
 from django.test import RequestFactory
 
 from batchdash.chunked import ChunkedBodyMiddleware
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LINE = orjson.dumps(
@@ -123,13 +122,10 @@ def _free_port() -> int:
 
 def test_gunicorn_hands_chunked_bodies_to_the_simulator(tmp_path):
     """The production server of the Procfile, on this test's database."""
-    db = connection.settings_dict
-    if not db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("the gunicorn check runs on the embedded SQLite database")
     port = _free_port()
     env = dict(
         os.environ,
-        DATABASE_URL=f"sqlite:///{db['NAME']}",
+        DATABASE_URL=subprocess_database_url(),
         SIMULATOR_API_KEYS="sk-simulator",
         MEDIA_ROOT=str(tmp_path),
     )
