@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test bench chromium lint
+NODE_SDK := tests/node/node_modules/.package-lock.json
+
+.PHONY: install run test bench chromium lint node
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +30,19 @@ chromium:
 		echo "Installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install chromium
+# The simulator's conformance tests drive it through the official Node SDK too: node and npm from
+# Debian if missing, and the SDK at the version tests/node/package-lock.json pins (from npm's registry).
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "Installing Debian's nodejs and npm for the Node SDK conformance tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
+$(NODE_SDK): tests/node/package.json tests/node/package-lock.json
+	$(MAKE) node
+	cd tests/node && npm ci --no-audit --no-fund
+	touch $@
+
+test: install chromium $(NODE_SDK)
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache

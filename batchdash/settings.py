@@ -110,6 +110,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it reads a chunked request body before anything else (CSRF included) looks at it.
+    "batchdash.chunked.ChunkedBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -238,6 +240,9 @@ WHITENOISE_USE_FINDERS = DEBUG
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 1024**3)
+# A body sent without a Content-Length (Transfer-Encoding: chunked) is read up to this many bytes:
+# the largest upload plus room for the multipart framing around it.
+CHUNKED_BODY_MAX_BYTES = env_int("CHUNKED_BODY_MAX_BYTES", UPLOAD_MAX_BYTES + 1024**2)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

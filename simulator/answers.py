@@ -1,12 +1,15 @@
 """Deterministic, plausible answers: the same request always gets the same answer.
 
-Chat and Responses answers are short texts that visibly reflect the prompt (a
-sentiment word when the prompt asks for one, otherwise a summary line), JSON that
-fits a requested schema, and embeddings of the requested size. A prompt longer
-than the model's context window fails as the real API does, and a row can ask for
-a specific failure with a `[[simulate:<code>]]` marker.
+Chat, Responses and legacy Completions answers are short texts that visibly reflect
+the prompt (a sentiment word when the prompt asks for one, otherwise a summary line),
+JSON that fits a requested schema, a call of the function that `tool_choice` forces
+(arguments that fit its schema), embeddings of the requested size as floats or base64,
+and moderation results. A prompt longer than the model's context window fails as the
+real API does, and a row can ask for a specific failure with a `[[simulate:<code>]]`
+marker.
 """
 
+import base64
 import hashlib
 import re
 import struct
@@ -16,7 +19,8 @@ from typing import Any
 import orjson
 
 from jobs.formats import tokens
-from simulator.catalog import MODELS
+from simulator import moderation
+from simulator.catalog import DEFAULT_MODERATION_MODEL, MODELS
 
 MARKER = re.compile(r"\[\[simulate:([a-z_]+)\]\]")
 MARKER_STATUS = {"rate_limit_exceeded": 429, "server_error": 500, "timeout": 500}
@@ -55,6 +59,11 @@ NEGATIVE = {
 }
 
 
+STREAM_KEYS = ("stream", "stream_options")
+# Endpoints whose prompt is plain text, without the chat format's per-message tokens.
+UNFRAMED = ("/v1/embeddings", "/v1/completions", "/v1/moderations")
+
+
 class RequestFailed(Exception):
     def __init__(self, status: int, code: str, message: str, param: str | None = None):
         super().__init__(message)
@@ -76,6 +85,11 @@ def _texts(endpoint: str, body: dict) -> list[str]:
     if endpoint == "/v1/embeddings":
         value = body.get("input")
         return [value] if isinstance(value, str) else [str(v) for v in value or []]
+    if endpoint == "/v1/completions":
+        value = body.get("prompt")
+        return [value] if isinstance(value, str) else [str(v) for v in value or []]
+    if endpoint == "/v1/moderations":
+        return moderation.texts(body)
     if endpoint == "/v1/responses":
         value = body.get("input")
         texts = [body.get("instructions") or ""]
@@ -92,7 +106,7 @@ def _texts(endpoint: str, body: dict) -> list[str]:
 def prompt_tokens(endpoint: str, body: dict) -> int:
     count = tokens.counter(body.get("model", ""))
     texts = _texts(endpoint, body)
-    overhead = 0 if endpoint == "/v1/embeddings" else 3 * len(texts) + 3
+    overhead = 0 if endpoint in UNFRAMED else 3 * len(texts) + 3
     return sum(count(t) for t in texts) + overhead
 
 
@@ -112,7 +126,7 @@ def check(endpoint: str, body: dict) -> int:
             "context_length_exceeded",
             f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
             f"{used} tokens. Please reduce the length of the messages.",
-            "messages" if endpoint == "/v1/chat/completions" else "input",
+            {"/v1/chat/completions": "messages", "/v1/completions": "prompt"}.get(endpoint, "input"),
         )
     return used
 
@@ -128,9 +142,25 @@ def _reply_text(prompt: str, seed: bytes) -> str:
     return f"{openers[seed[0] % len(openers)]} {excerpt}".strip()
 
 
-def _fit_schema(schema: dict, seed: bytes, path: str = "") -> Any:
-    """A value that validates against a (simple) JSON schema, chosen from the seed."""
+def _fit_schema(schema: dict, seed: bytes, path: str = "", root: dict | None = None) -> Any:
+    """A value that validates against a (simple) JSON schema, chosen from the seed.
+
+    Follows local `$ref`s and takes the first non-null branch of `anyOf`/`oneOf`, as pydantic
+    writes them for nested models and optional fields.
+    """
+    root = schema if root is None else root
     pick = _seed(seed.hex(), path)[0]
+    if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/"):
+        target = root
+        for part in schema["$ref"][2:].split("/"):
+            target = target.get(part, {})
+        return _fit_schema(target, seed, path, root)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            branches = [b for b in schema[key] if b.get("type") != "null"] or schema[key]
+            return _fit_schema(branches[0], seed, path, root)
+    if "const" in schema:
+        return schema["const"]
     if "enum" in schema:
         return schema["enum"][pick % len(schema["enum"])]
     kind = schema.get("type", "string")
@@ -138,9 +168,10 @@ def _fit_schema(schema: dict, seed: bytes, path: str = "") -> Any:
         kind = next((k for k in kind if k != "null"), "string")
     if kind == "object":
         props = schema.get("properties", {})
-        return {name: _fit_schema(sub, seed, f"{path}.{name}") for name, sub in props.items()}
+        return {name: _fit_schema(sub, seed, f"{path}.{name}", root) for name, sub in props.items()}
     if kind == "array":
-        return [_fit_schema(schema.get("items", {}), seed, f"{path}[{i}]") for i in range(1 + pick % 3)]
+        items = schema.get("items", {})
+        return [_fit_schema(items, seed, f"{path}[{i}]", root) for i in range(1 + pick % 3)]
     if kind == "integer":
         return int(schema.get("minimum", 0)) + pick % 10
     if kind == "number":
@@ -169,73 +200,94 @@ def _schema_of(endpoint: str, body: dict) -> dict | None:
     return (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
 
 
+def _forced_tool(endpoint: str, body: dict) -> dict | None:
+    """The function tool that `tool_choice` forces (a named function or "required"), if any.
+
+    Returns {"name", "parameters"}; chat nests a tool under "function", Responses does not.
+    """
+    choice = body.get("tool_choice")
+    if choice in (None, "auto", "none"):
+        return None
+    nested = endpoint == "/v1/chat/completions"
+    tools = [
+        (tool.get("function") or {}) if nested else tool
+        for tool in body.get("tools") or []
+        if isinstance(tool, dict) and tool.get("type") == "function"
+    ]
+    if not body.get("tools"):
+        raise RequestFailed(
+            400,
+            "invalid_value",
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+            "tool_choice",
+        )
+    if choice == "required":
+        return tools[0] if tools else None
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        wanted = (choice.get("function") or {}).get("name") if nested else choice.get("name")
+        if not isinstance(wanted, str):
+            param = "tool_choice.function.name" if nested else "tool_choice.name"
+            raise RequestFailed(
+                400, "missing_required_parameter", f"Missing required parameter: '{param}'.", param
+            )
+        for tool in tools:
+            if tool.get("name") == wanted:
+                return tool
+        raise RequestFailed(
+            400,
+            "invalid_value",
+            f"Invalid value for 'tool_choice': no function named '{wanted}' was specified in 'tools'.",
+            "tool_choice",
+        )
+    return None
+
+
 def answer(endpoint: str, body: dict) -> tuple[dict, int, int]:
     """The response body for a request, with its input and output tokens. Raises RequestFailed."""
+    if endpoint == "/v1/moderations":
+        body = {"model": DEFAULT_MODERATION_MODEL} | body
     model = body.get("model", "")
     used = check(endpoint, body)
-    seed = _seed(endpoint, body)
+    # A streamed request gets the same answer as the same request unstreamed.
+    seed = _seed(endpoint, {key: value for key, value in body.items() if key not in STREAM_KEYS})
     created = int(time.time())
     if endpoint == "/v1/embeddings":
         return _embeddings(body, model, used, seed), used, 0
+    if endpoint == "/v1/moderations":
+        return moderation.answer(body, model, seed), used, 0
+    if endpoint == "/v1/completions":
+        return _completion(body, model, used, seed, created)
+    tool = _forced_tool(endpoint, body)
     schema = _schema_of(endpoint, body)
     texts = _texts(endpoint, body)
-    if schema is not None:
+    call = None
+    if tool is not None:
+        arguments = _fit_schema(tool.get("parameters") or {"type": "object", "properties": {}}, seed)
+        call = {"name": tool.get("name", ""), "arguments": orjson.dumps(arguments).decode()}
+        text, out_tokens, finish = "", tokens.counter(model)(call["arguments"]), "tool_calls"
+    elif schema is not None:
         text = orjson.dumps(_fit_schema(schema, seed)).decode()
         out_tokens, finish = tokens.counter(model)(text), "stop"
     else:
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
         text, out_tokens, finish = _limit_tokens(_reply_text(texts[-1] if texts else "", seed), model, limit)
     if endpoint == "/v1/responses":
-        return (
-            {
-                "id": f"resp_{seed.hex()[:24]}",
-                "object": "response",
-                "created_at": created,
-                "status": "completed",
-                "model": model,
-                "output": [
-                    {
-                        "type": "message",
-                        "id": f"msg_{seed.hex()[24:48]}",
-                        "status": "completed",
-                        "role": "assistant",
-                        "content": [{"type": "output_text", "text": text, "annotations": []}],
-                    }
-                ],
-                "parallel_tool_calls": True,
-                "tool_choice": "auto",
-                "tools": [],
-                "temperature": body.get("temperature"),
-                "top_p": None,
-                "error": None,
-                "incomplete_details": None,
-                "instructions": body.get("instructions"),
-                "metadata": {},
-                "usage": {
-                    "input_tokens": used,
-                    "input_tokens_details": {"cached_tokens": 0},
-                    "output_tokens": out_tokens,
-                    "output_tokens_details": {"reasoning_tokens": 0},
-                    "total_tokens": used + out_tokens,
-                },
-            },
-            used,
-            out_tokens,
-        )
+        return _response(body, model, used, out_tokens, seed, created, text, call), used, out_tokens
+    message = {"role": "assistant", "content": text, "refusal": None}
+    if call is not None:
+        message = {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "tool_calls": [{"id": f"call_{seed.hex()[:24]}", "type": "function", "function": call}],
+        }
     return (
         {
             "id": f"chatcmpl-{seed.hex()[:24]}",
             "object": "chat.completion",
             "created": created,
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": {
                 "prompt_tokens": used,
                 "completion_tokens": out_tokens,
@@ -249,16 +301,113 @@ def answer(endpoint: str, body: dict) -> tuple[dict, int, int]:
     )
 
 
+def _response(body, model, used, out_tokens, seed, created, text, call) -> dict:
+    """A Responses API answer: a message, or the forced function call."""
+    if call is not None:
+        output = {
+            "type": "function_call",
+            "id": f"fc_{seed.hex()[24:48]}",
+            "call_id": f"call_{seed.hex()[:24]}",
+            "status": "completed",
+        } | call
+    else:
+        output = {
+            "type": "message",
+            "id": f"msg_{seed.hex()[24:48]}",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+    return {
+        "id": f"resp_{seed.hex()[:24]}",
+        "object": "response",
+        "created_at": created,
+        "status": "completed",
+        "model": model,
+        "output": [output],
+        "parallel_tool_calls": True,
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": body.get("tools") or [],
+        "temperature": body.get("temperature"),
+        "top_p": None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "metadata": body.get("metadata") or {},
+        "usage": {
+            "input_tokens": used,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": out_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": used + out_tokens,
+        },
+    }
+
+
+def _completion(body: dict, model: str, used: int, seed: bytes, created: int) -> tuple[dict, int, int]:
+    """A legacy /v1/completions answer: one choice per prompt."""
+    choices, out_total = [], 0
+    for index, prompt in enumerate(_texts("/v1/completions", body)):
+        text, out_tokens, finish = _limit_tokens(
+            " " + _reply_text(prompt, _seed(seed.hex(), index)), model, body.get("max_tokens") or 16
+        )
+        out_total += out_tokens
+        choices.append({"text": text, "index": index, "logprobs": None, "finish_reason": finish})
+    return (
+        {
+            "id": f"cmpl-{seed.hex()[:24]}",
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": used,
+                "completion_tokens": out_total,
+                "total_tokens": used + out_total,
+            },
+            "system_fingerprint": "fp_simulator",
+        },
+        used,
+        out_total,
+    )
+
+
 def _embeddings(body: dict, model: str, used: int, seed: bytes) -> dict:
+    """Unit vectors of the model's size (or `dimensions`), as floats or as base64 float32s."""
     inputs = body.get("input")
     inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
-    size = body.get("dimensions") or MODELS.get(model, {}).get("dimensions", 1536)
+    native = MODELS.get(model, {}).get("dimensions", 1536)
+    size = body.get("dimensions")
+    if size is not None and model == "text-embedding-ada-002":
+        raise RequestFailed(
+            400, "invalid_value", "This model does not support specifying dimensions.", "dimensions"
+        )
+    if size is not None and not (isinstance(size, int) and 1 <= size <= native):
+        raise RequestFailed(
+            400,
+            "invalid_value",
+            f"Invalid 'dimensions': must be an integer between 1 and {native} for {model}.",
+            "dimensions",
+        )
+    size = size or native
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise RequestFailed(
+            400,
+            "invalid_value",
+            f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
+            "encoding_format",
+        )
     data = []
     for i, text in enumerate(inputs):
         raw = hashlib.shake_256(_seed(model, text)).digest(size * 2)
         values = [v - 32767.5 for v in struct.unpack(f"<{size}H", raw)]
         norm = sum(v * v for v in values) ** 0.5 or 1.0
-        data.append({"object": "embedding", "index": i, "embedding": [round(v / norm, 6) for v in values]})
+        vector = [round(v / norm, 6) for v in values]
+        if encoding == "base64":
+            # What the API sends for base64: the float32 values, little-endian, base64-encoded.
+            vector = base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": vector})
     return {
         "object": "list",
         "data": data,

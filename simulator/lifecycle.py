@@ -171,7 +171,12 @@ def _finalize(batch: SimBatch, current: State) -> dict:
                 handle.seek(0)
                 kind = "output" if ok else "error"
                 final[key] = storage.save(
-                    File(handle), f"batch_{batch.id}_{kind}.jsonl", "batch_output", project=batch.project
+                    File(handle),
+                    f"batch_{batch.id}_{kind}.jsonl",
+                    "batch_output",
+                    # The batch's output_expires_after, anchored at the file's creation as OpenAI does.
+                    batch.output_expires_after,
+                    project=batch.project,
                 ).id
     final["usage"] = {
         "input_tokens": usage_in,
@@ -238,7 +243,8 @@ def present(batch: SimBatch) -> dict:
             "failed": failed,
         },
         "usage": usage,
-        "metadata": batch.metadata,
+        # OpenAI answers {} for a batch created without metadata; clients read it as an object.
+        "metadata": batch.metadata or {},
     }
     if status == "validating":
         body["request_counts"]["total"] = 0

@@ -50,6 +50,8 @@ class SimBatch(models.Model):
     cancel_requested = models.FloatField(null=True)
     # Set once the batch has reached its end and its files exist.
     final = models.JSONField(null=True)
+    # Seconds the output and error files live (output_expires_after); None keeps the default.
+    output_expires_after = models.PositiveIntegerField(null=True)
 
     class Meta:
         ordering = ["created", "id"]

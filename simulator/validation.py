@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from simulator import answers
-from simulator.catalog import ENDPOINT_KINDS, MODELS
+from simulator.catalog import DEFAULT_MODERATION_MODEL, ENDPOINT_KINDS, MODELS
 
 MAX_REQUESTS = 50_000
 MAX_EMBEDDING_INPUTS = 50_000
@@ -61,6 +61,9 @@ def _line_error(record, endpoint: str, line: int, seen: set[str]) -> dict | None
             line,
             "body.stream",
         )
+    if endpoint == "/v1/moderations":
+        # A moderation request may leave the model out; the API then uses its default.
+        body.setdefault("model", DEFAULT_MODERATION_MODEL)
     model = body.get("model")
     if not model:
         return _error("invalid_request", "Model parameter is required.", line, "body.model")
@@ -73,7 +76,9 @@ def _line_error(record, endpoint: str, line: int, seen: set[str]) -> dict | None
         )
     if endpoint == "/v1/chat/completions" and not body.get("messages"):
         return _error("invalid_request", "Messages parameter is required.", line, "body.messages")
-    if endpoint != "/v1/chat/completions" and not body.get("input"):
+    if endpoint == "/v1/completions" and not body.get("prompt"):
+        return _error("invalid_request", "Prompt parameter is required.", line, "body.prompt")
+    if endpoint not in ("/v1/chat/completions", "/v1/completions") and not body.get("input"):
         return _error("invalid_request", "Input parameter is required.", line, "body.input")
     return None
 

@@ -17,11 +17,15 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
-from simulator import answers, clock, faults, lifecycle, storage, validation
-from simulator.catalog import ENDPOINT_KINDS, MODELS
+from simulator import clock, faults, lifecycle, storage, validation
 from simulator.models import SimBatch, SimFile, project_of
 
+# The batch endpoints served. BatchCreateParams also lists /v1/images/generations, /v1/images/edits
+# and /v1/videos, which no simulated model serves: they get OpenAI's answer for an endpoint it
+# does not take, the list of those it does.
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
+# OpenAI's bounds for output_expires_after.seconds: an hour to 30 days.
+OUTPUT_TTL_RANGE = (3600, 2_592_000)
 MAX_UPLOAD_BYTES = 200 * 1000 * 1000
 
 
@@ -149,9 +153,22 @@ def request_json(request: HttpRequest) -> dict:
     return data
 
 
+def _start(ids: list[str], after: str | None, missing: str) -> int:
+    """Where a page starts: just past `after`.
+
+    An `after` that names no object (never made, or deleted since) is a 404, as for any unknown
+    id: starting again at the first page would make an auto-paginating client repeat objects.
+    """
+    if not after:
+        return 0
+    if after not in ids:
+        raise ApiError(404, missing, param="after")
+    return ids.index(after) + 1
+
+
 def _page(items: list, after: str | None, limit: int) -> dict:
     ids = [item["id"] for item in items]
-    start = ids.index(after) + 1 if after in ids else 0
+    start = _start(ids, after, f"No such File object: {after}")
     data = items[start : start + limit]
     return {
         "object": "list",
@@ -244,11 +261,16 @@ def batches(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _list_batches(request)
     data = request_json(request)
+    for name in ("input_file_id", "endpoint", "completion_window"):
+        if data.get(name) is None:
+            raise ApiError(
+                400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+            )
     endpoint = data.get("endpoint")
     if endpoint not in ENDPOINTS:
         raise ApiError(
             400,
-            f"Invalid value: '{endpoint}'. Supported values are: "
+            f"Invalid value: {_shown(endpoint)}. Supported values are: "
             + ", ".join(f"'{e}'" for e in ENDPOINTS)
             + ".",
             param="endpoint",
@@ -257,13 +279,14 @@ def batches(request: HttpRequest) -> HttpResponse:
     if data.get("completion_window") != "24h":
         raise ApiError(
             400,
-            f"Invalid value for 'completion_window': '{data.get('completion_window')}'. Supported "
+            f"Invalid value for 'completion_window': {_shown(data.get('completion_window'))}. Supported "
             "values are: '24h'.",
             param="completion_window",
             code="invalid_value",
         )
     metadata = data.get("metadata")
     _check_metadata(metadata)
+    output_ttl = _output_ttl(data.get("output_expires_after"))
     input_file_id = data.get("input_file_id")
     if not input_file_id:
         raise ApiError(
@@ -324,8 +347,68 @@ def batches(request: HttpRequest) -> HttpResponse:
         failing=checked.failing,
         errors=errors or None,
         faults=batch_faults,
+        output_expires_after=output_ttl,
     )
     return _json(lifecycle.present(batch))
+
+
+def _output_ttl(policy) -> int | None:
+    """The seconds of a valid `output_expires_after`, which the output and error files get."""
+    if policy is None:
+        return None
+    if not isinstance(policy, dict):
+        raise ApiError(
+            400,
+            "Invalid type for 'output_expires_after': expected an object.",
+            param="output_expires_after",
+            code="invalid_type",
+        )
+    if policy.get("anchor") != "created_at":
+        raise ApiError(
+            400,
+            f"Invalid value: {_shown(policy.get('anchor'))}. Supported values are: 'created_at'.",
+            param="output_expires_after.anchor",
+            code="invalid_value",
+        )
+    seconds = policy.get("seconds")
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise ApiError(
+            400,
+            f"Invalid type for 'output_expires_after.seconds': expected an integer, but got "
+            f"{_json_type(seconds)} instead.",
+            param="output_expires_after.seconds",
+            code="invalid_type",
+        )
+    low, high = OUTPUT_TTL_RANGE
+    if not low <= seconds <= high:
+        raise ApiError(
+            400,
+            f"Invalid 'output_expires_after.seconds': expected a value between {low} and {high}, "
+            f"but got {seconds} instead.",
+            param="output_expires_after.seconds",
+            code="invalid_value",
+        )
+    return seconds
+
+
+def _json_type(value) -> str:
+    """A value's type as JSON names it, for messages (never Python's names)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _shown(value) -> str:
+    """A value as a message quotes it: JSON, so that a missing one reads null, not 'None'."""
+    return f"'{value}'" if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def _check_metadata(metadata) -> None:
@@ -341,8 +424,7 @@ def _check_metadata(metadata) -> None:
         if not isinstance(value, str):
             raise ApiError(
                 400,
-                f"Invalid type for 'metadata.{key}': expected a string, but got "
-                f"{type(value).__name__} instead.",
+                f"Invalid type for 'metadata.{key}': expected a string, but got {_json_type(value)} instead.",
                 param=f"metadata.{key}",
                 code="invalid_type",
             )
@@ -370,8 +452,7 @@ def _list_batches(request: HttpRequest) -> HttpResponse:
     limit = _limit(request, 20, 100)
     ordered = list(SimBatch.objects.filter(project=request.sim_project).order_by("-created", "-id"))
     after = request.GET.get("after")
-    ids = [b.id for b in ordered]
-    start = ids.index(after) + 1 if after in ids else 0
+    start = _start([b.id for b in ordered], after, f"No batch found with id '{after}'.")
     page = ordered[start : start + limit]
     data = [lifecycle.present(b) for b in page]
     return _json(
@@ -410,49 +491,3 @@ def batch_cancel(request: HttpRequest, batch_id: str) -> HttpResponse:
             )
             batch.refresh_from_db()
     return _json(lifecycle.present(batch))
-
-
-# --- Synchronous endpoints -----------------------------------------------------------
-
-
-def _synchronous(request: HttpRequest, endpoint: str) -> HttpResponse:
-    body = request_json(request)
-    model = body.get("model")
-    if not model:
-        raise ApiError(
-            400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
-        )
-    if MODELS.get(model, {}).get("kind") != ENDPOINT_KINDS[endpoint]:
-        raise ApiError(
-            404,
-            f"The model '{model}' does not exist or you do not have access to it.",
-            code="model_not_found",
-        )
-    try:
-        response, _, _ = answers.answer(endpoint, body)
-    except answers.RequestFailed as failure:
-        return _json(failure.body(), failure.status)
-    return _json(response)
-
-
-@api({"POST": "chat.completions"})
-def chat_completions(request: HttpRequest) -> HttpResponse:
-    return _synchronous(request, "/v1/chat/completions")
-
-
-@api({"POST": "responses"})
-def responses(request: HttpRequest) -> HttpResponse:
-    return _synchronous(request, "/v1/responses")
-
-
-@api({"POST": "embeddings"})
-def embeddings(request: HttpRequest) -> HttpResponse:
-    return _synchronous(request, "/v1/embeddings")
-
-
-@api({"GET": "models"})
-def models(request: HttpRequest) -> HttpResponse:
-    data = [
-        {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "simulator"} for name in MODELS
-    ]
-    return _json({"object": "list", "data": data})

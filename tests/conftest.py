@@ -1,18 +1,23 @@
 """Shared fixtures: people, the simulator served over real HTTP, providers, and a real worker."""
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from wsgiref import simple_server
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.servers.basehttp import ServerHandler
 from django.db import connection, connections
+from django.test.testcases import QuietWSGIRequestHandler
 
+from batchdash.chunked import is_chunked
 from jobs import datasets
 from jobs.models import ProviderCredential
 
@@ -33,6 +38,74 @@ def fresh_rate_limits():
     from django.core.cache import cache
 
     cache.clear()
+
+
+def _dechunk(stream) -> io.BytesIO:
+    """The body of a `Transfer-Encoding: chunked` request, decoded; reads the trailers too."""
+    body = io.BytesIO()
+    while True:
+        size = int(stream.readline(1024).split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while stream.readline(65537) not in (b"\r\n", b"\n", b""):
+                pass
+            break
+        body.write(stream.read(size))
+        stream.readline(1024)
+    body.seek(0)
+    return body
+
+
+class _DecodedBodyHandler(ServerHandler):
+    """Django's test-server handler for a body already read in full: no cut at CONTENT_LENGTH."""
+
+    def __init__(self, stdin, stdout, stderr, environ, **kwargs):
+        simple_server.ServerHandler.__init__(self, stdin, stdout, stderr, environ, **kwargs)
+
+
+class GunicornLikeRequestHandler(QuietWSGIRequestHandler):
+    """The test server's handler, but chunked bodies reach Django as gunicorn hands them over.
+
+    Django's own test server reads a body only as far as its Content-Length, so a chunked body
+    would be empty and its bytes left on the connection. Gunicorn, the production server,
+    decodes the chunks and sets `wsgi.input_terminated` without a CONTENT_LENGTH: this does the
+    same, so that the app's ChunkedBodyMiddleware is what the tests rely on.
+    """
+
+    def handle_one_request(self):
+        # Django's WSGIRequestHandler.handle_one_request, choosing the handler by the body's framing.
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        environ = self.get_environ()
+        if is_chunked(environ):
+            environ["wsgi.input_terminated"] = True
+            handler = _DecodedBodyHandler(_dechunk(self.rfile), self.wfile, self.get_stderr(), environ)
+        else:
+            handler = ServerHandler(self.rfile, self.wfile, self.get_stderr(), environ)
+        handler.request_handler = self
+        handler.run(self.server.get_app())
+
+
+@pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's live server, with GunicornLikeRequestHandler."""
+    from pytest_django.live_server_helper import LiveServer
+
+    server = LiveServer(request.config.getvalue("liveserver") or "localhost", start=False)
+    thread = server.thread
+    thread._create_server = lambda connections_override=None: thread.server_class(
+        (thread.host, thread.port),
+        GunicornLikeRequestHandler,
+        allow_reuse_address=False,
+        connections_override=connections_override,
+    )
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -58,6 +131,23 @@ def sdk(simulator_url):
     import openai
 
     return openai.OpenAI(base_url=simulator_url, api_key="sk-simulator", max_retries=0)
+
+
+@pytest.fixture
+def moving_clock(monkeypatch):
+    """The simulator's clock, moved by hand by the test, in real seconds."""
+    from simulator import clock
+
+    now = {"t": 1_800_000_000.0}
+    monkeypatch.setattr(clock, "now", lambda: now["t"])
+    return now
+
+
+@pytest.fixture
+def speed(settings):
+    """Simulated time at the wall clock's pace, so that moving_clock's seconds are the batch's."""
+    settings.SIMULATOR_SPEED = 1.0
+    return settings
 
 
 @pytest.fixture
@@ -99,6 +189,14 @@ def make_dataset(owner, content: bytes = REVIEWS_CSV, name: str = "reviews.csv")
     return datasets.create_from_upload(owner, SimpleUploadedFile(name, content, content_type="text/csv"))
 
 
+def subprocess_database_url() -> str:
+    """The test database as a DATABASE_URL, for a subprocess that must see what the test writes."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 class Worker:
     """A real Celery worker with its embedded scheduler, in a subprocess, on this test's database.
 
@@ -108,16 +206,9 @@ class Worker:
     """
 
     def __init__(self, log_path: Path, **env):
-        db = connection.settings_dict
-        if db["ENGINE"].endswith("sqlite3"):
-            database_url = f"sqlite:///{db['NAME']}"
-        else:
-            database_url = (
-                f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-            )
         self.env = dict(
             os.environ,
-            DATABASE_URL=database_url,
+            DATABASE_URL=subprocess_database_url(),
             SCHEDULER_TICK_SECONDS="0.5",
             CELERY_BROKER_URL=django_settings.CELERY_BROKER_URL,
             **env,

@@ -7,7 +7,7 @@ import orjson
 import pytest
 from django.core.management import call_command
 
-from simulator import clock, faults
+from simulator import faults
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,20 +23,6 @@ def chat(i, text="Hello", model="gpt-4o-mini", **body):
         "url": "/v1/chat/completions",
         "body": {"model": model, "messages": [{"role": "user", "content": text}], **body},
     }
-
-
-@pytest.fixture
-def moving_clock(monkeypatch):
-    """A clock the test moves by hand, in real seconds."""
-    now = {"t": 1_800_000_000.0}
-    monkeypatch.setattr(clock, "now", lambda: now["t"])
-    return now
-
-
-@pytest.fixture
-def speed(settings):
-    settings.SIMULATOR_SPEED = 1.0
-    return settings
 
 
 def upload(sdk, content: bytes, name="input.jsonl"):
