@@ -7,7 +7,8 @@ from jobs.models import Job, ProviderCredential
 
 def frame(request) -> dict:
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
+    # htmx fragments are drawn without the frame: polling pays for none of this.
+    if user is None or not user.is_authenticated or getattr(request, "htmx", False):
         return {}
     kinds = set(access.usable_credentials(user).values_list("kind", flat=True))
     # When the simulator is the only provider this person can use, every answer they see is made up.

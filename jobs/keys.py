@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from django.core.cache import cache
 
 from jobs.models import ProviderCredential
-from jobs.providers.client import AuthError, ProviderClient, ProviderError, RetryableError
+from jobs.providers.client import AuthError, ProviderError, RetryableError, client_for
 from jobs.providers.crypto import SecretUnavailable
 
 
@@ -22,7 +22,7 @@ def test(credential: ProviderCredential) -> tuple[bool, str]:
     """Call the provider's model list with the key; (worked, what to tell the admin)."""
     where = _host(credential.base_url)
     try:
-        ProviderClient(credential).check()
+        client_for(credential).check()
     except SecretUnavailable:
         return False, "The stored key cannot be decrypted with FIELD_ENCRYPTION_KEYS; enter it again."
     except AuthError:
@@ -51,7 +51,7 @@ def model_ids(credential: ProviderCredential) -> list[str] | None:
     if cached is not None:
         return cached or None
     try:
-        ids = ProviderClient(credential).model_ids()
+        ids = client_for(credential).model_ids()
     except (ProviderError, SecretUnavailable):
         ids = []
     cache.set(key, ids, MODELS_CACHE_SECONDS)

@@ -14,7 +14,7 @@ from jobs.formats import reconcile, tokens
 from jobs.formats.requestfiles import RequestBuilder
 from jobs.models import Dataset, Job, PilotRun
 from jobs.money import gate, plans, pricing
-from jobs.providers.client import AuthError, ProviderClient, ProviderError
+from jobs.providers.client import AuthError, ProviderError, client_for
 
 PILOT_ROWS = 5
 
@@ -67,7 +67,7 @@ def run(job: Job, dataset: Dataset, builder: RequestBuilder, user) -> Pilot:
         spend = PilotRun.objects.create(
             owner=user, credential_id=job.credential_id, model=job.model, rows=len(first), cost=reserved or 0
         )
-    client = ProviderClient(job.credential)
+    client = client_for(job.credential)
     trials = []
     for row, (system, user_text) in first:
         trial = Trial(row=row, prompt=user_text)

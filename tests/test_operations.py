@@ -145,7 +145,7 @@ def test_a_prepared_job_waits_for_its_owner_and_shows_the_plan(client, alice, si
     tokens = sum(p.input_tokens for p in parts)
     batch_cost = Decimal(tokens * 1000 + 5 * 10 * 2000) / 1_000_000 / 2
     batch_cost = batch_cost.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    assert f"at most <strong>${batch_cost:,.2f}</strong>" in page
+    assert f"<strong>at most ${batch_cost:,.2f}</strong>" in page
 
     client.post(reverse("jobs:start", args=[job.code]))
     job.refresh_from_db()

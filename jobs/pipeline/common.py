@@ -22,7 +22,7 @@ from jobs.formats.requestfiles import (
     split_requests,
 )
 from jobs.models import Batch, Job
-from jobs.providers.client import ProviderClient, ProviderError
+from jobs.providers.client import ProviderClient, ProviderError, client_for
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def delete_provider_files(batch: Batch) -> None:
 
     Best effort: a failure is logged and tried again by the hourly clean-up.
     """
-    client = ProviderClient(batch.job.credential)
+    client = client_for(batch.job.credential)
     try:
         for file_id in (batch.remote_file_id, batch.remote_output_file_id, batch.remote_error_file_id):
             if file_id:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs.models import Batch, Job
 from jobs.pipeline.common import CANCELLED_MESSAGE, cancel_remote, fail_batch_rows, settle
-from jobs.providers.client import AuthError, PermanentError, ProviderClient, RetryableError
+from jobs.providers.client import AuthError, PermanentError, RetryableError, client_for
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def submit_batch(batch_id: int) -> None:
     batch.submit_started_at = started
     recovering = attempts > 0
     job = batch.job
-    client = ProviderClient(job.credential)
+    client = client_for(job.credential)
     filename = f"batchdash-{batch.token}.jsonl"
     if job.cancel_requested_at and not recovering:
         settle(batch, Batch.Status.SUBMITTING, fail_batch_rows(batch, "batch_cancelled", CANCELLED_MESSAGE))

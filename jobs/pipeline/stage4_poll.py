@@ -11,7 +11,7 @@ from django.utils import timezone
 from jobs import notify
 from jobs.models import Batch
 from jobs.pipeline.common import refresh_job_counters
-from jobs.providers.client import ProviderClient
+from jobs.providers.client import client_for
 
 
 def claim_due_batches(limit: int = 100) -> list[int]:
@@ -35,7 +35,7 @@ def poll_batch(batch_id: int) -> bool:
     if batch.status != Batch.Status.RUNNING:
         return batch.status == Batch.Status.DOWNLOADING
     started = time.perf_counter()
-    remote = ProviderClient(batch.job.credential).get_batch(batch.remote_batch_id)
+    remote = client_for(batch.job.credential).get_batch(batch.remote_batch_id)
     poll_ms = (time.perf_counter() - started) * 1000
     progressed = (remote.status, remote.completed, remote.failed) != (
         batch.remote_status,

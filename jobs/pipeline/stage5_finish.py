@@ -23,7 +23,7 @@ from jobs.pipeline.common import (
     new_batch,
     settle,
 )
-from jobs.providers.client import ProviderClient
+from jobs.providers.client import ProviderClient, client_for
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def finish_batch(batch_id: int) -> bool:
     if batch.status != Batch.Status.DOWNLOADING:
         return False
     job = batch.job
-    client = ProviderClient(job.credential)
+    client = client_for(job.credential)
     _download(client, batch, batch.remote_output_file_id, "output_file")
     _download(client, batch, batch.remote_error_file_id, "error_file")
     follow_up: list[Batch] = []

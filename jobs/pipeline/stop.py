@@ -16,7 +16,7 @@ from jobs.pipeline.common import (
     fail_batch_rows,
     settle,
 )
-from jobs.providers.client import PermanentError, ProviderClient
+from jobs.providers.client import PermanentError, client_for
 
 
 def cancel_job(job_id: int) -> None:
@@ -34,7 +34,7 @@ def cancel_job(job_id: int) -> None:
     for batch in job.batches.filter(status=Batch.Status.QUEUED):
         summary = fail_batch_rows(batch, "batch_cancelled", CANCELLED_MESSAGE)
         settle(batch, Batch.Status.QUEUED, summary)
-    client = ProviderClient(job.credential)
+    client = client_for(job.credential)
     for batch in job.batches.filter(status=Batch.Status.RUNNING):
         if batch.remote_status not in Batch.REMOTE_TERMINAL + ("cancelling",):
             cancel_remote(client, batch.remote_batch_id)
@@ -73,7 +73,7 @@ def delete_job(job: Job) -> list[str]:
 
 def delete_remote_files(credential_id: int, file_ids: list[str]) -> None:
     """Delete files at the provider; one already gone is fine."""
-    client = ProviderClient(ProviderCredential.objects.get(pk=credential_id))
+    client = client_for(ProviderCredential.objects.get(pk=credential_id))
     for file_id in file_ids:
         try:
             client.delete_file(file_id)

@@ -29,7 +29,9 @@ def staff_only(view):
 
 def get_job(request: HttpRequest, code, *, change: bool = False) -> Job:
     # The dataset's preview and problems are large and never shown on job pages.
-    jobs = Job.objects.select_related("dataset", "credential").defer("dataset__preview", "dataset__problems")
+    jobs = Job.objects.select_related("dataset", "credential", "owner").defer(
+        "dataset__preview", "dataset__problems"
+    )
     get = access.get_changeable if change else access.get_visible
     return get(request.user, jobs, code=code)
 
