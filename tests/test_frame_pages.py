@@ -105,3 +105,14 @@ def test_a_job_completed_with_failures_says_how_many_in_amber(client, alice, sim
     client.force_login(alice)
     page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
     assert "Completed · 6 failed" in page and "text-bg-warning" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_downloads_are_named_after_the_job_and_its_table(client, alice, simulator_credential, settings):
+    from tests.test_pipeline import drive
+
+    settings.SIMULATOR_SPEED = 1_000_000
+    job = drive(new_job(alice, simulator_credential, name="October\nsentiment"))
+    client.force_login(alice)
+    response = client.get(reverse("jobs:download", args=[job.code, "xlsx"]))
+    assert 'filename="October sentiment (reviews) - results.xlsx"' in response["Content-Disposition"]

@@ -235,43 +235,97 @@ _SHEET_NAME_UNSAFE = re.compile(r"[\[\]:*?/\\]")
 # Excel refuses a longer cell; such a cell is cut there, marked, and listed on a Notes sheet.
 XLSX_MAX_CELL = 32_767
 _CUT_MARK = " [… cut here: {} characters in all; the CSV and JSON Lines files hold the whole text]"
+# Columns people rarely read go to a second sheet, beside the row number.
+DETAIL_COLUMNS = ("error_code", "attempts", "input_tokens", "output_tokens")
+_ALWAYS_NUMBERS = frozenset({"attempts", "input_tokens", "output_tokens", "cost_usd"})
+# A cell of the user's table becomes a number only when nothing is lost: no leading zero (zip codes,
+# ids), no plus sign (phone numbers), at most 15 digits (Excel's precision).
+_PLAIN_NUMBER = re.compile(r"-?(0|[1-9]\d{0,14})(\.\d{1,15})?")
+_WIDTH_SAMPLE = 200
+_WIDEST = 60
+
+
+def _unneutralized(value: str) -> str:
+    """The cell as it was before neutralize() prefixed it for CSV: Excel stores text as text, never as a
+    formula, so the apostrophe would only show. (An original value that starts with an apostrophe
+    followed by a formula sign loses that apostrophe here; the CSV keeps it.)"""
+    if value[:1] == "'" and neutralize(value[1:]) == value:
+        return value[1:]
+    return value
 
 
 def write_xlsx(results_csv: IO[str], out: IO[bytes], *, sheet: str = "Results") -> int:
-    """Copy a results CSV (as written above, already neutralised) into an Excel workbook; returns how
-    many cells were longer than Excel allows and were cut (only those cells: the rest of their row
-    is kept).
+    """Copy a results CSV (as written above) into an Excel workbook as an Excel user expects it:
+    numbers stored as numbers, columns sized, the header frozen with a filter, long text wrapped, the
+    technical columns on a second sheet, no apostrophes. Returns how many cells were longer than
+    Excel allows and were cut (only those cells: the rest of their row is kept), listed on a Notes
+    sheet.
 
-    Constant-memory mode writes each row out as it comes; every cell is stored as text,
-    never as a formula or a link.
+    Constant-memory mode writes each row out as it comes; text is stored as text, never as a formula
+    or a link.
     """
     workbook = xlsxwriter.Workbook(
         out,
         {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False},
     )
     name = _SHEET_NAME_UNSAFE.sub(" ", sheet).strip()[:31] or "Results"
-    worksheet = workbook.add_worksheet(name)
-    bold = workbook.add_format({"bold": True})
+    main = workbook.add_worksheet(name)
+    details = workbook.add_worksheet("Details" if name != "Details" else "Row details")
+    bold = workbook.add_format({"bold": True, "bg_color": "#F2F2F2", "bottom": 1})
+    wrapped = workbook.add_format({"text_wrap": True, "valign": "top"})
+    top = workbook.add_format({"valign": "top"})
+    money = workbook.add_format({"num_format": "0.000000", "valign": "top"})
+
     reader = csv.reader(results_csv)
     header = next(reader)
     header[0] = header[0].removeprefix("\ufeff")
-    worksheet.write_row(0, 0, header, bold)
-    worksheet.freeze_panes(1, 0)
-    write_row = worksheet.write_row
+    header = [_unneutralized(h) for h in header]
+    detail_at = [i for i, h in enumerate(header) if h in DETAIL_COLUMNS]
+    main_at = [i for i in range(len(header)) if i not in detail_at]
+    numeric_always = {i for i, h in enumerate(header) if h in _ALWAYS_NUMBERS}
+
+    # Widths from the header and the first rows; rows are read once, these first ones kept aside.
+    first = list(itertools.islice(reader, _WIDTH_SAMPLE))
+    widths = [max([len(header[i])] + [len(r[i]) for r in first if i < len(r)]) for i in range(len(header))]
+    wide = {i for i, w in enumerate(widths) if w > _WIDEST}
+    for position, i in enumerate(main_at):
+        main.set_column(
+            position, position, min(max(widths[i], 6) + 2, _WIDEST), wrapped if i in wide else top
+        )
+    details.set_column(0, len(detail_at), 14)
+
+    main.write_row(0, 0, [header[i] for i in main_at], bold)
+    details.write_row(0, 0, ["row"] + [header[i] for i in detail_at], bold)
+    main.freeze_panes(1, 0)
+    details.freeze_panes(1, 1)
     cut: list[tuple[int, str, int]] = []  # (spreadsheet row, column, full length)
-    for index, row in enumerate(reader, start=1):
-        for column, value in enumerate(row):
+    index = 0
+    for index, row in enumerate(itertools.chain(first, reader), start=1):
+        cells = []
+        for i in range(len(header)):
+            value = _unneutralized(row[i]) if i < len(row) else ""
             if len(value) > XLSX_MAX_CELL:
+                cut.append((index + 1, header[i], len(value)))
                 mark = _CUT_MARK.format(f"{len(value):,}")
-                row[column] = value[: XLSX_MAX_CELL - len(mark)] + mark
-                named = header[column] if column < len(header) else str(column + 1)
-                cut.append((index + 1, named, len(value)))
-        write_row(index, 0, row)
+                value = value[: XLSX_MAX_CELL - len(mark)] + mark
+            elif value and (i in numeric_always or _PLAIN_NUMBER.fullmatch(value)):
+                with contextlib.suppress(ValueError):  # a technical column left empty stays text
+                    value = float(value) if "." in value else int(value)
+            cells.append(value)
+        for position, i in enumerate(main_at):
+            value = cells[i]
+            if isinstance(value, str):
+                main.write_string(index, position, value)
+            else:
+                main.write_number(index, position, value, money if header[i] == "cost_usd" else None)
+        details.write_row(index, 0, [index] + [cells[i] for i in detail_at])
+    main.autofilter(0, 0, index, len(main_at) - 1)
+    details.autofilter(0, 0, index, len(detail_at))
     if cut:
         notes = workbook.add_worksheet("Notes")
         notes.write_row(0, 0, ["Cells longer than Excel's 32,767 characters were cut in this file:"], bold)
         notes.write_row(1, 0, ["Spreadsheet row", "Column", "Characters in all"], bold)
         for line, (row_number, column, length) in enumerate(cut[:10_000], start=2):
-            notes.write_row(line, 0, [row_number, neutralize(column), length])
+            notes.write_row(line, 0, [row_number, column, length])
     workbook.close()
     return len(cut)

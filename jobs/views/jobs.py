@@ -288,7 +288,10 @@ def download(request: HttpRequest, code, kind: str) -> HttpResponse:
     job = get_job(request, code)
     if not job.results_file:
         raise Http404("The results are not ready yet.")
-    stem = job.dataset.name.rsplit(".", 1)[0]
+    # The job's name, as people named it, and the table's when it differs.
+    table = job.dataset.name.rsplit(".", 1)[0]
+    name = " ".join(job.name.split())[:120]
+    stem = f"{name} ({table})" if name and name != table else table
     if kind == "jsonl":
         response = StreamingHttpResponse(pipeline.results_jsonl(job), content_type="application/jsonl")
         response["Content-Disposition"] = content_disposition_header(True, f"{stem} - results.jsonl")
