@@ -54,6 +54,7 @@ def test_dont_send_on_a_plan_ends_cancelled_at_once(client, alice, three_parts, 
     assert job.finished_at is not None
     assert not job.batches.exclude(status=Batch.Status.DONE).exists()
     assert "Nothing was sent" in response.content.decode()
+    assert "5 not sent (cancelled first)" in response.content.decode()
     assert list(sdk.batches.list()) == []
 
 
@@ -103,7 +104,8 @@ def test_a_job_partly_sent_then_cancelled_keeps_its_answers_and_the_rest_is_not_
     [first] = pipeline.release_queued_batches()
     pipeline.submit_batch(first)
     wait_for(lambda: pipeline.poll_batch(first), timeout=30, message="the first part to end")
-    assert pipeline.finish_batch(first)
+    pipeline.finish_batch(first)
+    assert Batch.objects.get(pk=first).rows_succeeded == 2
     request_cancel(job)
 
     tasks.cancel_job(job.pk)
