@@ -29,7 +29,9 @@ def submit_batch(batch_id: int) -> bool:
     attempt. A later attempt (task retry, redelivery or the sweeper) first looks at the
     provider for what an earlier one already made, by file name and by the token in
     the metadata. Raises RetryableError to be retried later; a permanent error fails
-    the batch's rows.
+    the batch's rows, and a job cancelled before the batch went out leaves its rows not sent.
+    True when this run settled the batch that way (no remote batch), so that the caller
+    starts the results if it was the job's last part.
     """
     batch = Batch.objects.select_related("job__credential").get(pk=batch_id)
     if batch.status != Batch.Status.SUBMITTING:

@@ -1,6 +1,6 @@
-"""Stopping and removing: cancelling a job (`cancelling → cancelled` at once when nothing was sent,
-queued batches `→ done` as not sent), deleting
-a stopped job with its files here and at the provider, and the periodic clean-up of files.
+"""Stopping and removing: cancelling a job (`cancelling → cancelled` at once when nothing was sent;
+otherwise queued batches `→ done` with their rows not sent), deleting a stopped job with its files
+here and at the provider, and the periodic clean-up of files.
 """
 
 from datetime import timedelta
