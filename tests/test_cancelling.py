@@ -13,7 +13,7 @@ from django.utils import timezone
 from jobs import pipeline, tasks
 from jobs.models import Batch, Job
 from tests.conftest import wait_for
-from tests.test_pipeline import new_job, read_csv
+from tests.test_pipeline import drive, new_job, read_csv
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -129,3 +129,26 @@ def test_a_job_partly_sent_then_cancelled_keeps_its_answers_and_the_rest_is_not_
     assert [r["status"] for r in records] == ["succeeded"] * 2 + ["not sent"] * 3
     assert {r.get("error_code") for r in records[2:]} == {"cancelled"}
     assert pipeline.retry_job(job.pk) == 0
+
+
+def test_a_resend_cancelled_before_it_went_leaves_the_earlier_failure_in_place(alice, three_parts):
+    content = b"Review Text\nGood\n[[simulate:server_error]] Bad\nFine\n"
+    job = new_job(alice, three_parts, content=content)
+    drive(job)
+    assert (job.status, job.rows_failed, job.rows_retryable) == (Job.Status.COMPLETED, 1, 1)
+    assert pipeline.retry_job(job.pk) == 1
+    request_cancel(job)
+
+    assert pipeline.cancel_job(job.pk) is True  # the resend's part settles as not sent
+    assert pipeline.start_results(job.pk)
+    pipeline.build_results(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert (job.rows_succeeded, job.rows_failed, job.rows_retryable) == (2, 1, 1)  # still resendable
+    table = read_csv(job.results_file)[1:]
+    assert [(row[2], row[3]) for row in table] == [
+        ("succeeded", ""),
+        ("failed", "server_error"),
+        ("succeeded", ""),
+    ]
