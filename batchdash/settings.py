@@ -300,13 +300,23 @@ for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
 # idempotent: late acknowledgement plus requeue on a lost worker is safe.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
+    # The embedded broker: kombu's file transport with its read-while-written races fixed
+    # (batchdash/filebroker.py), every file of it under DATA_DIR, never in the current folder.
+    CELERY_BROKER_TRANSPORT = "batchdash.filebroker:Transport"
     _broker_dir = DATA_DIR / "broker"
-    (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
+    for _folder in ("queue", "control", "processed"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+        "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+    # No remote control (`celery inspect`, pidbox): on a file broker it is a fanout exchange that
+    # every worker start and stop rewrites, and a killed worker leaves its queue bound there for
+    # good, so each broadcast would pile up files nobody reads. Nothing in the app uses it.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
 CELERY_TASK_IGNORE_RESULT = True

@@ -58,10 +58,17 @@ def prepare_job(job_id: int) -> None:
     pipeline.prepare_job(job_id)
 
 
+def _results_if_all_done(job_id: int) -> None:
+    """The job's last part is done: its results start now, not at the sweeper's next round."""
+    if pipeline.start_results(job_id):
+        build_results.delay(job_id)
+
+
 @provider_task
 def submit_batch(batch_id: int) -> None:
     """Upload and create one remote batch; idempotent through the batch's token."""
-    pipeline.submit_batch(batch_id)
+    if pipeline.submit_batch(batch_id):  # settled here: refused, or its job cancelled first
+        _results_if_all_done(Batch.objects.values_list("job_id", flat=True).get(pk=batch_id))
 
 
 @shared_task
@@ -83,9 +90,7 @@ def poll_batch(batch_id: int) -> None:
 def finish_batch(batch_id: int) -> None:
     """Download and reconcile an ended batch; the last one of a job starts the results."""
     if pipeline.finish_batch(batch_id):
-        job_id = Batch.objects.values_list("job_id", flat=True).get(pk=batch_id)
-        if pipeline.start_results(job_id):
-            build_results.delay(job_id)
+        _results_if_all_done(Batch.objects.values_list("job_id", flat=True).get(pk=batch_id))
 
 
 @shared_task
@@ -115,7 +120,8 @@ def clean_up_files() -> None:
 @provider_task
 def cancel_job(job_id: int) -> None:
     """Stop sending a job's parts and cancel the running ones at the provider."""
-    pipeline.cancel_job(job_id)
+    if pipeline.cancel_job(job_id):
+        _results_if_all_done(job_id)
 
 
 @shared_task

@@ -86,6 +86,9 @@ def latest_outcomes(attempts: Iterable[Iterable[Iterator[Outcome]]]) -> Iterator
         if current is not None and outcome.row != current.row:
             yield current, count
             count = 0
+        elif current is not None and outcome.code in SKIPPED_CODES:
+            # A later attempt cancelled before this row went out: what happened before stands.
+            continue
         current = outcome
         count += 1
     if current is not None:

@@ -31,8 +31,11 @@ RETRYABLE_CODES = frozenset(
 )
 
 
-# Rows prepare left out: never sent, so neither answered nor failed.
-SKIPPED_CODES = frozenset({"skipped_empty", "too_long"})
+# The job was cancelled before the row was sent.
+CANCELLED_BEFORE_SENDING = "cancelled"
+# Rows never sent, so neither answered nor failed (nor offered for resending): those prepare left
+# out, and those of a job cancelled first. The results say "not sent" with the code as the reason.
+SKIPPED_CODES = frozenset({"skipped_empty", "too_long", CANCELLED_BEFORE_SENDING})
 
 
 @dataclass(slots=True)
@@ -65,6 +68,7 @@ class Outcome:
 class Summary:
     succeeded: int = 0
     failed: int = 0
+    not_sent: int = 0
     lost: int = 0
     unknown_lines: int = 0
     input_tokens: int = 0
@@ -134,6 +138,11 @@ def failure(row: int, code: str, message: str) -> Outcome:
     return Outcome(row, False, code=code, message=message, retryable=code in RETRYABLE_CODES)
 
 
+def not_sent(row: int, code: str, message: str) -> Outcome:
+    """A row that never went to the provider: no answer, no failure, nothing to resend."""
+    return Outcome(row, False, code=code, message=message, retryable=False)
+
+
 def write_outcomes(outcomes: Iterable[Outcome], out: IO[bytes]) -> Summary:
     """Write outcomes (already sorted by row) and add them up."""
     summary = Summary()
@@ -142,6 +151,8 @@ def write_outcomes(outcomes: Iterable[Outcome], out: IO[bytes]) -> Summary:
     for outcome in outcomes:
         if outcome.ok:
             succeeded += 1
+        elif outcome.code in SKIPPED_CODES:
+            summary.not_sent += 1
         else:
             summary.codes[outcome.code] += 1
         input_tokens += outcome.input_tokens

@@ -117,6 +117,13 @@ class Job(PromptSettings):
         return self.status in self.CANCELLABLE
 
     @property
+    def rows_not_sent(self) -> int:
+        """Rows of a cancelled job that never went to the provider: neither answered nor failed."""
+        if self.status != self.Status.CANCELLED:
+            return 0
+        return max(0, self.rows_total - self.rows_succeeded - self.rows_failed)
+
+    @property
     def percent_done(self) -> int:
         if self.status == self.Status.COMPLETED:
             return 100

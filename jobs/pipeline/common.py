@@ -85,6 +85,15 @@ def fail_batch_rows(
     return store_outcomes(batch, sorted(outcomes, key=lambda o: o.row))
 
 
+def mark_not_sent(batch: Batch) -> reconcile.Summary:
+    """The job was cancelled before this batch went out: every row is "not sent (cancelled)"."""
+    outcomes = [
+        reconcile.not_sent(row, reconcile.CANCELLED_BEFORE_SENDING, CANCELLED_MESSAGE)
+        for row in sorted(expected_rows(batch))
+    ]
+    return store_outcomes(batch, outcomes)
+
+
 def settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: str = "") -> bool:
     won = batch.transition(
         from_status,
@@ -108,12 +117,18 @@ def refresh_job_counters(job_id: int) -> None:
     """Recompute the job's progress counters from its batches (one aggregate query).
 
     A row is sent again only after it failed, so successes add up across attempts, and
-    a row counts as failed when it is neither a success nor waiting in an unfinished batch.
+    a row counts as failed when it is neither a success nor waiting in an unfinished batch
+    nor never sent. A done batch answers or fails every row it sent, so what it counts as
+    neither was not sent (its job was cancelled first); in a later attempt such a row keeps
+    the failure of the attempt before, so only the first attempt's are left out.
     """
     done = Q(status=Batch.Status.DONE)
     totals = Batch.objects.filter(job_id=job_id).aggregate(
         succeeded=Sum("rows_succeeded", filter=done, default=0),
         waiting=Sum("request_count", filter=~done, default=0),
+        not_sent=Sum(
+            F("request_count") - F("rows_succeeded") - F("rows_failed"), filter=done & Q(attempt=1), default=0
+        ),
         moving=Sum(F("requests_completed") + F("requests_failed"), filter=~done, default=0),
         input_tokens=Sum("input_tokens", default=0),
         reported_input_tokens=Sum("reported_input_tokens", default=0),
@@ -121,8 +136,8 @@ def refresh_job_counters(job_id: int) -> None:
     )
     Job.objects.filter(pk=job_id).update(
         rows_succeeded=totals["succeeded"],
-        rows_failed=F("rows_total") - totals["succeeded"] - totals["waiting"],
-        rows_processed=F("rows_total") - totals["waiting"] + totals["moving"],
+        rows_failed=F("rows_total") - totals["succeeded"] - totals["waiting"] - totals["not_sent"],
+        rows_processed=F("rows_total") - totals["waiting"] - totals["not_sent"] + totals["moving"],
         input_tokens=totals["input_tokens"],
         reported_input_tokens=totals["reported_input_tokens"],
         output_tokens=totals["output_tokens"],

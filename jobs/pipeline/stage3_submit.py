@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from jobs.models import Batch, Job
-from jobs.pipeline.common import CANCELLED_MESSAGE, cancel_remote, fail_batch_rows, settle
+from jobs.pipeline.common import cancel_remote, fail_batch_rows, mark_not_sent, settle
 from jobs.providers.client import AuthError, PermanentError, RetryableError, client_for
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ METADATA_KEY = "batchdash_batch"
 CLOCK_MARGIN = timedelta(minutes=5)
 
 
-def submit_batch(batch_id: int) -> None:
+def submit_batch(batch_id: int) -> bool:
     """Upload the batch's request file and create the remote batch, exactly once.
 
     The scheduler released the batch (`queued → submitting`). Each run claims an attempt
@@ -29,25 +29,26 @@ def submit_batch(batch_id: int) -> None:
     attempt. A later attempt (task retry, redelivery or the sweeper) first looks at the
     provider for what an earlier one already made, by file name and by the token in
     the metadata. Raises RetryableError to be retried later; a permanent error fails
-    the batch's rows.
+    the batch's rows, and a job cancelled before the batch went out leaves its rows not sent.
+    True when this run settled the batch that way (no remote batch), so that the caller
+    starts the results if it was the job's last part.
     """
     batch = Batch.objects.select_related("job__credential").get(pk=batch_id)
     if batch.status != Batch.Status.SUBMITTING:
-        return
+        return False
     attempts = batch.submit_attempts
     started = batch.submit_started_at or timezone.now()
     if not Batch.objects.filter(pk=batch.pk, status=Batch.Status.SUBMITTING, submit_attempts=attempts).update(
         submit_attempts=attempts + 1, submit_started_at=started, updated_at=timezone.now()
     ):
-        return
+        return False
     batch.submit_started_at = started
     recovering = attempts > 0
     job = batch.job
     client = client_for(job.credential)
     filename = f"batchdash-{batch.token}.jsonl"
     if job.cancel_requested_at and not recovering:
-        settle(batch, Batch.Status.SUBMITTING, fail_batch_rows(batch, "batch_cancelled", CANCELLED_MESSAGE))
-        return
+        return settle(batch, Batch.Status.SUBMITTING, mark_not_sent(batch))
     try:
         if not batch.remote_file_id:
             remote_file = client.find_file(filename) if recovering else None
@@ -75,8 +76,7 @@ def submit_batch(batch_id: int) -> None:
         summary = fail_batch_rows(
             batch, exc.code or "submit_failed", f"The provider refused the batch: {exc.message}"
         )
-        settle(batch, Batch.Status.SUBMITTING, summary, error=exc.message)
-        return
+        return settle(batch, Batch.Status.SUBMITTING, summary, error=exc.message)
     credential = job.credential
     adopted = Batch.objects.filter(
         pk=batch.pk, status=Batch.Status.SUBMITTING, remote_batch_id__isnull=True
@@ -96,7 +96,8 @@ def submit_batch(batch_id: int) -> None:
         if saved and saved != remote.id:
             log.warning("Batch %s: cancelling duplicate remote batch %s", batch.pk, remote.id)
             cancel_remote(client, remote.id)
-        return
+        return False
     # The job may have been cancelled while this batch was being created.
     if Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists():
         cancel_remote(client, remote.id)
+    return False

@@ -1,5 +1,6 @@
-"""Stopping and removing: cancelling a job (`cancelling → cancelled`, queued batches `→ done`), deleting
-a stopped job with its files here and at the provider, and the periodic clean-up of files.
+"""Stopping and removing: cancelling a job (`cancelling → cancelled` at once when nothing was sent;
+otherwise queued batches `→ done` with their rows not sent), deleting a stopped job with its files
+here and at the provider, and the periodic clean-up of files.
 """
 
 from datetime import timedelta
@@ -9,36 +10,59 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Batch, Job, ProviderCredential
-from jobs.pipeline.common import (
-    CANCELLED_MESSAGE,
-    cancel_remote,
-    delete_provider_files,
-    fail_batch_rows,
-    settle,
-)
+from jobs.pipeline.common import cancel_remote, delete_provider_files, mark_not_sent, settle
 from jobs.providers.client import PermanentError, client_for
 
 
-def cancel_job(job_id: int) -> None:
+def cancel_unsent(job_id: int) -> bool:
+    """End a cancelling job at once if none of it has gone to the provider; True if it ended.
+
+    Its queued parts are done with, nothing failed, nothing to resend; there are no results to
+    build (no row was answered). Only a few UPDATEs, no file and no provider call, so the cancel
+    page does it itself. The parts are locked first, so that the scheduler cannot release one
+    in the meantime (it releases only `queued` parts, and only of running jobs).
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.status != Job.Status.CANCELLING or job.results_file:
+            return False  # results already exist: an earlier attempt's rows were sent
+        statuses = set(Batch.objects.select_for_update().filter(job=job).values_list("status", flat=True))
+        if statuses - {Batch.Status.QUEUED}:
+            return False
+        now = timezone.now()
+        Batch.objects.filter(job=job, status=Batch.Status.QUEUED).update(
+            status=Batch.Status.DONE, finished_at=now, next_poll_at=None, updated_at=now
+        )
+        return job.transition(
+            Job.Status.CANCELLING,
+            Job.Status.CANCELLED,
+            rows_processed=0,
+            rows_succeeded=0,
+            rows_failed=0,
+            rows_retryable=0,
+            finished_at=now,
+        )
+
+
+def cancel_job(job_id: int) -> bool:
     """Stop a job: queued parts are never sent, running ones are cancelled at the provider.
 
-    Parts that already have answers keep them; the results are built from whatever ends up
-    done, and the job ends `cancelled`. Safe to run again.
+    Parts that already have answers keep them; the rows of parts never sent are "not sent
+    (cancelled)", not failures. Returns True when every part is done, so that the caller starts
+    the results (which end the job `cancelled`) at once; otherwise the last part to end does.
+    Safe to run again.
     """
     job = Job.objects.select_related("credential").get(pk=job_id)
-    if job.status != Job.Status.CANCELLING:
-        return
-    if not job.batches.exists():
-        job.transition(Job.Status.CANCELLING, Job.Status.CANCELLED, finished_at=timezone.now())
-        return
+    if job.status != Job.Status.CANCELLING or cancel_unsent(job_id):
+        return False
     for batch in job.batches.filter(status=Batch.Status.QUEUED):
-        summary = fail_batch_rows(batch, "batch_cancelled", CANCELLED_MESSAGE)
-        settle(batch, Batch.Status.QUEUED, summary)
+        settle(batch, Batch.Status.QUEUED, mark_not_sent(batch))
     client = client_for(job.credential)
     for batch in job.batches.filter(status=Batch.Status.RUNNING):
         if batch.remote_status not in Batch.REMOTE_TERMINAL + ("cancelling",):
             cancel_remote(client, batch.remote_batch_id)
         Batch.objects.filter(pk=batch.pk).update(next_poll_at=timezone.now())
+    return not job.batches.exclude(status=Batch.Status.DONE).exists()
 
 
 def delete_job(job: Job) -> list[str]:

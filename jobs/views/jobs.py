@@ -196,8 +196,12 @@ def cancel(request: HttpRequest, code) -> HttpResponse:
     job = get_job(request, code, change=True)
     if job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now()):
         audit.record(request, AuditEvent.Action.CANCEL, job=job)
-        tasks.cancel_job.delay_on_commit(job.pk)
-        messages.info(request, "Cancelling. Rows that already have answers stay downloadable.")
+        # Nothing sent yet ("Don't send" on a plan, or parts still queued): it ends right here.
+        if pipeline.cancel_unsent(job.pk):
+            messages.info(request, "Cancelled. Nothing was sent, so nothing was spent.")
+        else:
+            tasks.cancel_job.delay_on_commit(job.pk)
+            messages.info(request, "Cancelling. Rows that already have answers stay downloadable.")
     return redirect("jobs:job_detail", job.code)
 
 
