@@ -122,5 +122,6 @@ BATCH = Machine(
         Move(B.RUNNING, B.DOWNLOADING, "pipeline.stage4_poll", "ended at the provider"),
         Move(B.DOWNLOADING, B.DONE, "pipeline.stage5_finish", "outcomes reconciled"),
         Move(B.DOWNLOADING, B.QUEUED, "pipeline.stage5_finish", "provider's queue was full"),
+        Move(B.DONE, B.QUEUED, "pipeline.stage7_retry", "never sent: resent after a cancel"),
     ),
 )

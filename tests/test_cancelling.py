@@ -40,7 +40,6 @@ def assert_nothing_failed(job: Job) -> None:
     assert (job.rows_failed, job.rows_retryable) == (0, 0)
     assert not job.row_failures.exists()
     assert not Batch.objects.filter(job=job, rows_failed__gt=0).exists()
-    assert pipeline.retry_job(job.pk) == 0  # nothing is offered as "resend failed rows"
 
 
 def test_dont_send_on_a_plan_ends_cancelled_at_once(client, alice, three_parts, sdk):
@@ -128,7 +127,10 @@ def test_a_job_partly_sent_then_cancelled_keeps_its_answers_and_the_rest_is_not_
     records = [orjson.loads(line) for chunk in pipeline.results_jsonl(job) for line in chunk.splitlines()]
     assert [r["status"] for r in records] == ["succeeded"] * 2 + ["not sent"] * 3
     assert {r.get("error_code") for r in records[2:]} == {"cancelled"}
-    assert pipeline.retry_job(job.pk) == 0
+    # Not failures, but not lost either: the rows the cancel kept back can go later, through the gate.
+    assert pipeline.retry_job(job.pk) == 3
+    job = drive(job)
+    assert (job.status, job.rows_succeeded, job.rows_failed) == (Job.Status.COMPLETED, 5, 0)
 
 
 def test_a_resend_cancelled_before_it_went_leaves_the_earlier_failure_in_place(alice, three_parts):
@@ -152,3 +154,35 @@ def test_a_resend_cancelled_before_it_went_leaves_the_earlier_failure_in_place(a
         ("failed", "server_error"),
         ("succeeded", ""),
     ]
+
+
+def test_rows_a_cancel_kept_back_are_sent_later_only_through_the_gate(client, alice, three_parts, sdk):
+    from decimal import Decimal
+
+    from django.utils import timezone as tz
+
+    from jobs.models import ModelPrice
+
+    ModelPrice.objects.update_or_create(
+        model="gpt-4o-mini",
+        defaults=dict(input_per_million=1000, output_per_million=4000, as_of=tz.now().date()),
+    )
+    job = new_job(alice, three_parts, max_output_tokens=10)
+    pipeline.prepare_job(job.pk)
+    client.force_login(alice)
+    client.post(reverse("jobs:cancel", args=[job.code]))
+    page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
+    assert "Send the 5 rows not sent" in page
+
+    three_parts.monthly_budget = Decimal("0.00")
+    three_parts.save()
+    refused = client.post(reverse("jobs:retry", args=[job.code]), {"scope": "all"}, follow=True)
+    assert "has $0.00 left of its $0.00 monthly budget" in refused.content.decode()
+    assert Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED
+
+    three_parts.monthly_budget = None
+    three_parts.save()
+    client.post(reverse("jobs:retry", args=[job.code]), {"scope": "all"})
+    job = drive(Job.objects.get(pk=job.pk))
+    assert (job.status, job.rows_succeeded, job.rows_failed) == (Job.Status.COMPLETED, 5, 0)
+    assert [row[STATUS] for row in read_csv(job.results_file)[1:]] == ["succeeded"] * 5

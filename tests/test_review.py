@@ -1,6 +1,7 @@
 """Reviewing failed rows, resending some, and downloading results in every format."""
 
 import io
+import zipfile
 
 import orjson
 import pytest
@@ -95,17 +96,21 @@ def test_ticking_nothing_says_so(client, alice, job):
     assert job.batches.count() == 1
 
 
-def test_excel_download_has_every_row_neutralised_and_a_cost(client, alice, job):
+def test_excel_download_keeps_formula_like_cells_as_plain_text_and_a_cost(client, alice, job):
     client.force_login(alice)
     response = client.get(reverse("jobs:download", args=[job.code, "xlsx"]))
     assert response["Content-Disposition"].startswith("attachment")
     assert response["Content-Type"].startswith("application/vnd.openxmlformats")
-    sheet = CalamineWorkbook.from_filelike(io.BytesIO(b"".join(response.streaming_content)))
+    content = b"".join(response.streaming_content)
+    sheet = CalamineWorkbook.from_filelike(io.BytesIO(content))
     rows = sheet.get_sheet_by_index(0).to_python()
     assert rows[0][:4] == ["Review Text", "Reviewer", "answer", "status"]
     assert rows[0][-1] == "cost_usd"
     assert rows[1][1] == "Zoë"
-    assert rows[2][1] == "'=cmd|' /C calc'!A0"
+    # Stored as text, never as a formula, so Excel needs no apostrophe (the CSV keeps one).
+    assert rows[2][1] == "=cmd|' /C calc'!A0"
+    with zipfile.ZipFile(io.BytesIO(content)) as xlsx:
+        assert "<f>" not in xlsx.read("xl/worksheets/sheet1.xml").decode()
     assert [r[3] for r in rows[1:]] == ["succeeded", "failed", "failed", "failed"]
     assert float(rows[1][-1]) > 0
 

@@ -1,10 +1,13 @@
 """Stage 7, retry: a finished job's failed rows sent again as a new attempt, job `→ running` (or
 `→ awaiting_approval`) with new `queued` batches whose requests are copied from the first attempt's
-files. A resend spends money, so it passes the same gate as the first send.
+files; parts a cancel kept from ever going out go back `done → queued` as they are. A resend spends
+money, so it passes the same gate as the first send.
 """
 
+import uuid
 from collections.abc import Iterable
 
+from django.db import transaction
 from django.db.models import Max
 
 from jobs.formats.exports import latest_outcomes
@@ -18,9 +21,10 @@ class RetryRefused(Exception):
 
 
 def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
-    """Send a finished job's retryable failed rows again, as a new attempt; returns how many.
+    """Send a finished job's retryable failed rows again, as a new attempt, and the parts a cancel kept
+    from being sent; returns how many rows.
 
-    `rows` limits the retry to those rows (only the retryable among them). The requests
+    `rows` limits the retry to those failed rows (only the retryable among them). The requests
     are copied from the first attempt's files, so they are the very ones first sent.
     The job goes back to `running`, or waits for an admin when the resend costs more than the
     key's approval threshold; its results are rebuilt when the attempt ends, still one line per
@@ -52,10 +56,16 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
                 )
             )
         ]
-    if not batches:
+    # Never at the provider, and nothing of them answered or failed: the cancel came first.
+    unsent = (
+        list(job.batches.filter(status=Batch.Status.DONE, remote_file_id="", rows_succeeded=0, rows_failed=0))
+        if chosen is None
+        else []
+    )
+    if not batches and not unsent:
         return 0
-    rows_sent = sum(b.request_count for b in batches)
-    cost = plans.estimate(job, sum(b.input_tokens for b in batches), rows_sent)
+    rows_sent = sum(b.request_count for b in [*batches, *unsent])
+    cost = plans.estimate(job, sum(b.input_tokens for b in [*batches, *unsent]), rows_sent)
     spent = pricing.actual(job, pricing.prices())
     commitment = None if cost is None else cost.batch + (spent.batch if spent else 0)
     try:
@@ -79,9 +89,30 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
             if not restarted:
                 raise RetryRefused("The job changed while the retry was being prepared; try again.")
             Batch.objects.bulk_create(batches)
+            for batch in unsent:
+                _resume(batch)
             refresh_job_counters(job.pk)
     except (gate.Refused, RetryRefused) as exc:
         for batch in batches:  # their request files were stored for nothing
             batch.input_file.delete(save=False)
         raise RetryRefused(str(exc)) from None
     return rows_sent
+
+
+def _resume(batch: Batch) -> None:
+    """A part that never went out goes back to the queue as it is, under a new idempotency token."""
+    stale = batch.outcomes_file.name
+    resumed = batch.transition(
+        Batch.Status.DONE,
+        Batch.Status.QUEUED,
+        token=uuid.uuid4(),
+        outcomes_file="",
+        failure_codes={},
+        submit_attempts=0,
+        submit_started_at=None,
+        finished_at=None,
+        error="",
+    )
+    if resumed and stale:
+        # After the commit: a rollback must find the file still there.
+        transaction.on_commit(lambda: batch.outcomes_file.storage.delete(stale))
