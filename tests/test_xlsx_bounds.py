@@ -1,0 +1,191 @@
+"""An Excel upload is read within a memory bound, whatever the workbook declares or hides.
+
+The bombs are built here by hand, as a zip of minimal XML parts, the way an attacker would:
+a few kilobytes that name a cell at XFD1048576, or a sheet sparse enough that a dense grid
+of it would need gigabytes. Memory is measured in a child process (peak RSS from getrusage),
+under an address-space limit, so that a regression fails the test instead of the machine.
+"""
+
+import io
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import pytest
+
+from jobs.formats import tables, xlsx
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+    "</Types>"
+)
+RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Target="xl/workbook.xml" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"/>'
+    "</Relationships>"
+)
+WORKBOOK = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="Data" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+WORKBOOK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Target="worksheets/sheet1.xml" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"/>'
+    "</Relationships>"
+)
+
+
+def cell(ref: str, text: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
+
+
+def workbook(rows_xml: str, dimension: str | None = None) -> bytes:
+    """A minimal .xlsx whose only sheet holds `rows_xml` inside its <sheetData>."""
+    sheet = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        + (f'<dimension ref="{dimension}"/>' if dimension else "")
+        + f"<sheetData>{rows_xml}</sheetData></worksheet>"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", CONTENT_TYPES)
+        archive.writestr("_rels/.rels", RELS)
+        archive.writestr("xl/workbook.xml", WORKBOOK)
+        archive.writestr("xl/_rels/workbook.xml.rels", WORKBOOK_RELS)
+        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+    return buffer.getvalue()
+
+
+def corner_bomb(dimension: str | None) -> bytes:
+    """A header at A1 and one cell at Excel's last: XFD1048576."""
+    return workbook(
+        f'<row r="1">{cell("A1", "text")}</row><row r="1048576">{cell("XFD1048576", "x")}</row>',
+        dimension,
+    )
+
+
+def peak_rss_mb(data: bytes, tmp_path, limit_mb: int = 1024) -> tuple[int, str]:
+    """Inspect and count `data` in a child process held to `limit_mb` of address space.
+
+    Returns how much the peak RSS grew over the child's after its imports, and the outcome.
+    """
+    path = tmp_path / "upload.xlsx"
+    path.write_bytes(data)
+    code = textwrap.dedent(
+        f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, ({limit_mb} * 1024**2, {limit_mb} * 1024**2))
+        from jobs.formats import tables
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        try:
+            with open({str(path)!r}, "rb") as f:
+                info = tables.inspect(f, "upload.xlsx")
+                outcome = f"rows {{tables.count_rows(f, info).rows}}"
+        except tables.TableError as exc:
+            outcome = f"refused {{exc}}"
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 - baseline)
+        print(outcome)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"the reader died ({done.returncode}): {done.stderr[-2000:]}"
+    rss, outcome = done.stdout.strip().split("\n", 1)
+    return int(rss), outcome
+
+
+def test_it_refuses_a_sheet_that_declares_columns_up_to_xfd_before_reading_it():
+    data = corner_bomb("A1:XFD1048576")
+    assert len(data) < 2000  # the 1.6 KB bomb of the issue
+    with pytest.raises(tables.TableError, match=r"reaches column XFD \(16,384 columns\); at most 1,000"):
+        tables.inspect(io.BytesIO(data), "bomb.xlsx")
+
+
+def test_it_reads_the_corner_bomb_without_a_dimension_in_bounded_memory(tmp_path):
+    # No <dimension> to refuse on: the far cell must cost nothing but a note.
+    rss, outcome = peak_rss_mb(corner_bomb(None), tmp_path)
+    assert outcome.startswith("refused") or outcome.startswith("rows")
+    assert rss < 50, f"peak RSS {rss} MB"
+
+
+def test_it_reads_the_corner_bomb_with_a_dimension_in_bounded_memory(tmp_path):
+    rss, outcome = peak_rss_mb(corner_bomb("A1:XFD1048576"), tmp_path)
+    assert "16,384 columns" in outcome
+    assert rss < 50, f"peak RSS {rss} MB"
+
+
+def test_a_sparse_sheet_is_never_expanded_into_a_grid(tmp_path):
+    # Cells at A1 and ALL20000 (1,000 columns × 20,000 rows): 20 million cells as a dense grid.
+    data = workbook(
+        f'<row r="1">{cell("A1", "text")}{cell("ALL1", "last")}</row>'
+        f'<row r="20000">{cell("A20000", "a")}{cell("ALL20000", "b")}</row>',
+        "A1:ALL20000",
+    )
+    rss, outcome = peak_rss_mb(data, tmp_path)
+    assert outcome == "rows 1"
+    assert rss < 50, f"peak RSS {rss} MB"
+    info = tables.inspect(io.BytesIO(data), "sparse.xlsx")
+    assert (info.columns[0], info.columns[-1], len(info.columns)) == ("text", "last", 1000)
+    log = tables.ProblemLog()
+    rows = list(tables.iter_rows(io.BytesIO(data), info, problems=log))
+    assert rows == [(1, ["a"] + [""] * 998 + ["b"])]
+    assert [p.message for p in log.items] == ["Rows 2 to 19,999 of the sheet are blank and skipped."]
+
+
+def test_a_header_cell_beyond_the_column_cap_is_refused_by_its_column():
+    data = workbook(f'<row r="1">{cell("A1", "text")}{cell("ALM1", "one too many")}</row>')
+    with pytest.raises(tables.TableError, match="has a cell in column ALM; at most 1,000 columns"):
+        tables.inspect(io.BytesIO(data), "wide.xlsx")
+
+
+def test_a_row_numbered_beyond_excel_is_refused():
+    data = workbook(f'<row r="1">{cell("A1", "text")}</row><row r="2000000">{cell("A2000000", "x")}</row>')
+    with pytest.raises(tables.TableError, match="a row numbered 2,000,000; Excel stops at 1,048,576"):
+        tables.inspect(io.BytesIO(data), "tall.xlsx")
+
+
+def test_a_row_of_cells_far_to_the_right_keeps_only_the_named_columns():
+    far = "".join(cell(f"{xlsx.column_letters(c)}2", "x") for c in range(3, 16_001))
+    data = workbook(
+        f'<row r="1">{cell("A1", "a")}{cell("B1", "b")}</row><row r="2">{cell("A2", "1")}{far}</row>'
+    )
+    info = tables.inspect(io.BytesIO(data), "far.xlsx")
+    log = tables.ProblemLog()
+    assert list(tables.iter_rows(io.BytesIO(data), info, problems=log)) == [(1, ["1", ""])]
+    assert log.items[0].message == "Row 2 has cells beyond the last named column; they were left out."
+
+
+def test_an_oversized_sheet_is_refused_by_its_unpacked_size(monkeypatch):
+    monkeypatch.setattr(xlsx, "MAX_SHEET_XML_BYTES", 1000)
+    data = workbook("".join(f'<row r="{r}">{cell(f"A{r}", "word")}</row>' for r in range(1, 100)))
+    with pytest.raises(tables.TableError, match="once unpacked; at most 0 GB"):
+        tables.inspect(io.BytesIO(data), "big.xlsx")
+
+
+def test_an_entity_bomb_in_the_sheet_is_refused():
+    data = workbook(f'<row r="1">{cell("A1", "text")}</row>')
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(bomb, "w") as target:
+        for item in source.infolist():
+            part = source.read(item)
+            if item.filename.endswith("sheet1.xml"):
+                part = part.replace(b"?>", b'?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]>', 1)
+            target.writestr(item, part)
+    with pytest.raises(tables.TableError, match="not what Excel writes"):
+        tables.inspect(io.BytesIO(bomb.getvalue()), "entities.xlsx")
