@@ -95,7 +95,7 @@ def rows(dataset: Dataset) -> Iterator[Iterator[tuple[int, list[str]]]]:
 
 def _policies(dataset: Dataset) -> dict:
     """What to do with rows that have more, or fewer, cells than the header."""
-    return {"long_rows": dataset.bad_rows, "short_rows": "stop" if dataset.bad_rows == "stop" else "pad"}
+    return {"long_rows": dataset.long_rows, "short_rows": dataset.short_rows}
 
 
 def _problems(problems: list[tables.Problem]) -> list[dict]:
