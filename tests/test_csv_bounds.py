@@ -32,14 +32,20 @@ def peak_rss_mb(path: Path, limit_mb: int = 1024) -> tuple[int, str]:
         import resource
         resource.setrlimit(resource.RLIMIT_AS, ({limit_mb} * 1024**2, {limit_mb} * 1024**2))
         from jobs.formats import tables
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        def peak():
+            # VmHWM is this process's own high-water mark; getrusage's ru_maxrss would include
+            # the test runner's, which the child was forked from.
+            with open("/proc/self/status") as status:
+                line = next(line for line in status if line.startswith("VmHWM:"))
+            return int(line.split()[1]) // 1024
+        baseline = peak()
         try:
             with open({str(path)!r}, "rb") as f:
                 info = tables.inspect(f, "t.csv")
                 outcome = f"rows {{tables.count_rows(f, info).rows}}"
         except tables.TableError as exc:
             outcome = f"refused {{exc}}"
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 - baseline)
+        print(peak() - baseline)
         print(outcome)
         """
     )

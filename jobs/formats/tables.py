@@ -381,26 +381,34 @@ def _inspect_xlsx(stream: BinaryIO, preview_rows: int) -> TableInfo:
     columns = _header(header.cells, problems)
     info = TableInfo("xlsx", None, None, columns, [], problems, sheet=name)
     log = ProblemLog()
-    for _, cells in _xlsx_rows(stream, info, log):
+    for _, cells in _xlsx_rows(stream, info, log, book):
         info.preview.append(cells)
         if len(info.preview) >= preview_rows:
             break
     stream.seek(0)
+    if not info.preview and any(p.kind == "long_row" for p in log.items):
+        raise TableError(
+            "No row could be read: the rows after the header have text only to the right of its last "
+            f"named column, {xlsx.column_letters(len(columns))}. Name those columns in the first row."
+        )
     if not info.preview:
         raise TableError("The file has a header but no rows.")
     info.column_stats = _stats(columns, info.preview)
     return info
 
 
-def _xlsx_rows(stream: BinaryIO, info: TableInfo, log: ProblemLog) -> Iterator[tuple[int, list[str]]]:
+def _xlsx_rows(
+    stream: BinaryIO, info: TableInfo, log: ProblemLog, book: xlsx.Workbook | None = None
+) -> Iterator[tuple[int, list[str]]]:
     """The sheet's data rows, streamed: rows after the header that have a cell with text.
 
     The reading choices are for text files. In a sheet, short rows are normal (empty cells at
     the end of a row are not written), so they are padded silently; cells beyond the last named
     column are left out and reported, and a row with nothing else is skipped.
     """
-    stream.seek(0)
-    book = _workbook(stream)
+    if book is None:
+        stream.seek(0)
+        book = _workbook(stream)
     width = len(info.columns)
     number = 0
     previous = None

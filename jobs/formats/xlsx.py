@@ -16,6 +16,7 @@ import datetime
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -53,6 +54,17 @@ class Row:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+# The tags read in the hot loop, by their qualified names (transitional and strict OOXML).
+_NAMES = {
+    f"{{{namespace}}}{name}": name
+    for namespace in (
+        "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+        "http://purl.oclc.org/ooxml/spreadsheetml/main",
+    )
+    for name in ("c", "row", "sheetData", "dimension", "v", "is", "si")
+}
 
 
 def column_number(letters: str) -> int:
@@ -93,7 +105,7 @@ class Workbook:
             raise WorkbookError(
                 "This Excel file cannot be opened; it may be damaged or password-protected."
             ) from exc
-        self._strings: list[str] | None = None
+        self._strings: _Texts | None = None
 
     def _xml(self, name: str, cap: int = MAX_SMALL_PART_BYTES) -> ET.Element:
         info = self.parts[name]
@@ -121,6 +133,11 @@ class Workbook:
         targets = {
             rel.get("Id"): rel.get("Target", "") for rel in rels if rel.get("Type", "").endswith("/worksheet")
         }
+        self.strings_part = "xl/sharedStrings.xml"
+        for rel in rels:
+            if rel.get("Type", "").endswith("/sharedStrings"):
+                target = rel.get("Target", "")
+                self.strings_part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
         sheets = []
         for element in book.iter():
             if _local(element.tag) == "sheet" and element.get(_RELATIONSHIP) in targets:
@@ -154,11 +171,11 @@ class Workbook:
                         times.add(index)
         return self._date1904_flag, dates, times
 
-    def strings(self) -> list[str]:
+    def strings(self) -> "_Texts":
         """The shared strings, read once, streamed from their XML."""
         if self._strings is None:
-            self._strings = []
-            name = "xl/sharedStrings.xml"
+            self._strings = _Texts()
+            name = self.strings_part
             if name in self.parts:
                 info = self.parts[name]
                 if info.file_size > MAX_SHARED_STRINGS_BYTES:
@@ -169,10 +186,19 @@ class Workbook:
                     )
                 self._check_head(name)
                 with self.zip.open(name) as part:
-                    for _, element in ET.iterparse(part, events=("end",)):
-                        if _local(element.tag) == "si":
-                            self._strings.append(_text_of(element))
-                            element.clear()
+                    # As for rows: when a text starts, the one before it is complete.
+                    table = previous = None
+                    for _, element in ET.iterparse(part, events=("start",)):
+                        if table is None:
+                            table = element
+                        elif _NAMES.get(element.tag) == "si":
+                            if previous is not None:
+                                self._strings.append(_text_of(previous))
+                            table.clear()
+                            previous = element
+                    if previous is not None:
+                        self._strings.append(_text_of(previous))
+                self._strings.close()
         return self._strings
 
     def first_sheet_with_cells(self) -> str:
@@ -206,64 +232,76 @@ class Workbook:
                 raise WorkbookError(f"The sheet “{sheet}” cannot be read: the file is damaged.") from exc
 
     def _stream(self, sheet: str, part, width: int, header: bool, strings) -> Iterator[Row]:
-        parent = row_element = None
-        row_number = 0
+        # Only start events, half as many as start and end: when a row starts, the one before
+        # it is complete, so it is read then, and the rows read so far are dropped from the tree.
+        sheet_data = row = None
+        row_number = cell_count = 0
+        for _, element in ET.iterparse(part, events=("start",)):
+            name = _NAMES.get(element.tag)
+            if name == "c":
+                cell_count += 1
+                if cell_count > LAST_COLUMN:  # more cells than a row can have: kept none of them
+                    raise WorkbookError(
+                        f"Row {row_number:,} of the sheet “{sheet}” has more than {LAST_COLUMN:,} cells, "
+                        "Excel's most. Save the sheet again from Excel."
+                    )
+            elif name == "row":
+                if row is not None and (done := self._row(row, row_number, sheet, width, header, strings)):
+                    yield done
+                if sheet_data is not None:
+                    sheet_data.clear()
+                row, cell_count = element, 0
+                row_number = int(element.get("r") or row_number + 1)
+                if row_number > MAX_ROWS:
+                    raise WorkbookError(
+                        f"The sheet “{sheet}” has a row numbered {row_number:,}; Excel stops at "
+                        f"{MAX_ROWS:,}. Save the sheet again from Excel."
+                    )
+            elif name == "sheetData":
+                sheet_data = element
+            elif name == "dimension":
+                _check_dimension(sheet, element.get("ref", ""))
+        if row is not None and (done := self._row(row, row_number, sheet, width, header, strings)):
+            yield done
+
+    def _row(self, row: ET.Element, number: int, sheet: str, width: int, header: bool, strings) -> Row | None:
+        """The cells of a complete <row> within `width`, or None for a row without text."""
         cells: dict[int, str] = {}
         beyond = False
         column = 0
-        for event, element in ET.iterparse(part, events=("start", "end")):
-            tag = _local(element.tag)
-            if event == "start":
-                if tag == "sheetData":
-                    parent = element
-                elif tag == "row":
-                    row_number = int(element.get("r") or row_number + 1)
-                    if row_number > MAX_ROWS:
-                        raise WorkbookError(
-                            f"The sheet “{sheet}” has a row numbered {row_number:,}; Excel stops at "
-                            f"{MAX_ROWS:,}. Save the sheet again from Excel."
-                        )
-                    cells, beyond, column, row_element = {}, False, 0, element
+        for cell in row:
+            if _NAMES.get(cell.tag) != "c":
                 continue
-            if tag == "c":
-                ref = element.get("r")
-                match = _REF.match(ref) if ref else None
-                column = column_number(match.group(1)) if match else column + 1
-                if column > LAST_COLUMN:
-                    raise WorkbookError(
-                        f"Row {row_number:,} of the sheet “{sheet}” has a cell beyond column XFD, "
-                        "Excel's last. Save the sheet again from Excel."
-                    )
-                text = self._value(element, strings, sheet, row_number, column)
-                if text.strip():
-                    if column <= width:
-                        cells[column] = text
-                    elif header:
-                        raise WorkbookError(
-                            f"The first row of the sheet “{sheet}” has a cell in column "
-                            f"{column_letters(column)}; at most {MAX_COLUMNS:,} columns are supported. "
-                            "Remove the columns you do not need and upload again."
-                        )
-                    else:
-                        beyond = True
-                if row_element is not None:
-                    del row_element[:]  # a row of a million cells keeps none of them
-            elif tag == "row":
-                if cells:
-                    last = max(cells)
-                    yield Row(row_number, [cells.get(c, "") for c in range(1, last + 1)], beyond)
-                elif beyond:
-                    yield Row(row_number, [], True)
-                if parent is not None:
-                    parent.clear()  # the rows read so far: keep nothing of them
-            elif tag == "dimension":
-                _check_dimension(sheet, element.get("ref", ""))
+            ref = cell.get("r")
+            match = _REF.match(ref) if ref else None
+            column = column_number(match.group(1)) if match else column + 1
+            if column > LAST_COLUMN:
+                raise WorkbookError(
+                    f"Row {number:,} of the sheet “{sheet}” has a cell beyond column XFD, "
+                    "Excel's last. Save the sheet again from Excel."
+                )
+            text = self._value(cell, strings, sheet, number, column)
+            if not text.strip():
+                continue
+            if column <= width:
+                cells[column] = text
+            elif header:
+                raise WorkbookError(
+                    f"The first row of the sheet “{sheet}” has a cell in column "
+                    f"{column_letters(column)}; at most {MAX_COLUMNS:,} columns are supported. "
+                    "Remove the columns you do not need and upload again."
+                )
+            else:
+                beyond = True
+        if cells:
+            return Row(number, [cells.get(c, "") for c in range(1, max(cells) + 1)], beyond)
+        return Row(number, [], True) if beyond else None
 
     def _value(self, cell: ET.Element, strings, sheet: str, row: int, column: int) -> str:
         kind = cell.get("t", "n")
         value = None
         for child in cell:
-            name = _local(child.tag)
+            name = _NAMES.get(child.tag)
             if name == "v":
                 value = child.text or ""
             elif name == "is":
@@ -310,9 +348,50 @@ class Workbook:
         return moment.isoformat().removesuffix("T00:00:00")
 
 
+class _Texts:
+    """The shared strings, packed in a few large strings with an array of offsets.
+
+    As a list, a table of millions of two-letter texts would cost some 60 bytes a text; packed,
+    it costs its characters and 4 bytes a text.
+    """
+
+    BATCH = 4096
+
+    def __init__(self):
+        self.chunks: list[str] = []
+        self.starts = array("I")
+        self.batch: list[str] = []
+        self.position = 0
+
+    def append(self, text: str) -> None:
+        self.starts.append(self.position)
+        self.position += len(text)
+        self.batch.append(text)
+        if len(self.batch) == self.BATCH:
+            self.close()
+
+    def close(self) -> None:
+        if self.batch:
+            self.chunks.append("".join(self.batch))
+            self.batch, self.position = [], 0
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> str:
+        if not 0 <= index < len(self.starts):
+            raise IndexError(index)
+        chunk = self.chunks[index // self.BATCH]
+        following = index + 1
+        end = (
+            self.starts[following] if following % self.BATCH and following < len(self.starts) else len(chunk)
+        )
+        return chunk[self.starts[index] : end]
+
+
 def _number_text(number: float) -> str:
     """A number as the user sees it: 3, not 3.0."""
-    if number.is_integer() and abs(number) < 1e16:
+    if number.is_integer():
         return str(int(number))
     return repr(number)
 
