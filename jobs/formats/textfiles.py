@@ -235,53 +235,52 @@ def no_rows_reason(kinds: set[str], width: int, delimiter: str | None, sample: s
     return "The file has a header but no rows."
 
 
-class _Lines:
-    """The physical lines csv.reader asks for, checked before it splits them.
+class _Reading:
+    """Where the line reader is: the last line handed out, the first of the current record, whether
+    the next line starts a record (`fresh`, set by `records` before each), and whether a lone CR
+    was swapped out of the current record."""
 
-    `fresh` is set by _records before each record, so a line asked for while it is unset
-    continues a record: the reader is inside a quoted cell (only a quote carries a record
-    over a line end).
-    """
+    __slots__ = ("line", "start", "fresh", "had_cr")
 
-    def __init__(self, lines, delimiter: str, lf: bool):
-        self.lines = lines
-        self.delimiter = delimiter
-        self.lf = lf
-        self.line = 0
-        self.start = 0
+    def __init__(self):
+        self.line = self.start = 0
         self.fresh = True
         self.had_cr = False
 
-    def __iter__(self):
-        return self
 
-    def __next__(self) -> str:
-        line = self.lines.readline(MAX_LINE_CHARS)
-        if not line:
-            raise StopIteration
-        self.line += 1
-        continuing = not self.fresh
-        if self.fresh:
-            self.start, self.fresh = self.line, False
-        if self.lf and "\r" in line:
+def _lines(text_stream, delimiter: str, lf: bool, at: _Reading) -> Iterator[str]:
+    """The physical lines csv.reader asks for, checked before it splits them.
+
+    A line asked for while `at.fresh` is unset continues a record: the reader is inside a quoted
+    cell (only a quote carries a record over a line end).
+    """
+    readline = text_stream.readline
+    number = 0
+    while line := readline(MAX_LINE_CHARS):
+        number += 1
+        at.line = number
+        continuing = not at.fresh
+        if at.fresh:
+            at.start, at.fresh = number, False
+        if lf and "\r" in line:
             end = 2 if line.endswith("\r\n") else 1 if line.endswith("\n") else 0
             body = line[: len(line) - end]
             if "\r" in body:
                 line = body.replace("\r", _CR) + line[len(body) :]
-                self.had_cr = True
+                at.had_cr = True
         # The csv module would build a list of every cell first: a 60 MB line of commas is
         # sixty million of them. Count on the raw line (cheap) and refuse before that.
-        if line.count(self.delimiter) >= MAX_COLUMNS and _cells_on_line(line, self.delimiter, continuing):
+        if line.count(delimiter) >= MAX_COLUMNS and _cells_on_line(line, delimiter, continuing):
             raise TableError(
-                f"Line {self.line} has more than {MAX_COLUMNS:,} cells; a table may have at most "
+                f"Line {number} has more than {MAX_COLUMNS:,} cells; a table may have at most "
                 f"{MAX_COLUMNS:,} columns. Check the separator, or fix that line in the file."
             )
         if len(line) == MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
             raise TableError(
-                f"Line {self.line} is longer than {MAX_LINE_CHARS:,} characters, more than a row of a "
+                f"Line {number} is longer than {MAX_LINE_CHARS:,} characters, more than a row of a "
                 "table can be. Check that the file is a table, or split that line."
             )
-        return line
+        yield line
 
 
 def _cells_on_line(line: str, delimiter: str, in_quote: bool) -> bool:
@@ -315,10 +314,12 @@ def _cells_on_line(line: str, delimiter: str, in_quote: bool) -> bool:
 
 def records(text_stream, delimiter: str, lf: bool) -> Iterator[tuple[int, list[str]]]:
     """Each record as (its last line, its cells), within the bounds of the module docstring."""
-    lines = _Lines(text_stream, delimiter, lf)
-    reader = csv.reader(lines, delimiter=delimiter, strict=False)
+    lines = _Reading()
+    reader = csv.reader(_lines(text_stream, delimiter, lf, lines), delimiter=delimiter, strict=False)
     while True:
-        lines.fresh, lines.had_cr = True, False
+        lines.fresh = True
+        if lines.had_cr:
+            lines.had_cr = False
         try:
             cells = next(reader, None)
         except csv.Error as exc:
