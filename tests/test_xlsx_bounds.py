@@ -6,6 +6,7 @@ of it would need gigabytes. Memory is measured in a child process (its peak RSS,
 under an address-space limit, so that a regression fails the test instead of the machine.
 """
 
+import datetime
 import io
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import zipfile
 import pytest
 
 from jobs.formats import tables, xlsx
+from tests.test_tables import xlsx_bytes
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -235,3 +237,22 @@ def test_a_cell_naming_a_text_the_file_does_not_have_is_refused_by_its_cell():
         tables.TableError, match="Cell A2 of the sheet “Data” refers to a text the file does not have"
     ):
         tables.inspect(io.BytesIO(data), "broken.xlsx")
+
+
+@pytest.mark.parametrize("maker", ["by hand", "xlsxwriter"])
+def test_a_damaged_workbook_gets_a_message_never_a_crash(maker):
+    if maker == "by hand":
+        good = workbook("".join(f'<row r="{r}">{cell(f"A{r}", f"word {r}")}</row>' for r in range(1, 200)))
+    else:
+        good = xlsx_bytes(
+            [["text", "n", "when"]]
+            + [[f"word {r}", r, datetime.date(2026, 1, r % 28 + 1)] for r in range(200)]
+        )
+    damaged = [good[:n] for n in range(100, len(good), 97)]
+    damaged += [good[:n] + bytes([good[n] ^ 0xFF]) + good[n + 1 :] for n in range(30, len(good), 13)]
+    for data in damaged:
+        try:
+            info = tables.inspect(io.BytesIO(data), "damaged.xlsx")
+            tables.count_rows(io.BytesIO(data), info)
+        except tables.TableError as exc:
+            assert str(exc)

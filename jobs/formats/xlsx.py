@@ -16,6 +16,7 @@ import datetime
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ _BUILTIN_DATE_FORMATS = set(range(14, 23)) | set(range(27, 37)) | set(range(45, 
 _TIME_ONLY_FORMATS = {18, 19, 20, 21, 45, 46, 47}
 _FORMAT_LITERALS = re.compile(r'"[^"]*"|\[[^\]]*\]|\\.|_.|\*.')
 _RELATIONSHIP = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+# What zipfile and zlib raise for a damaged archive: a bad CRC or header, a truncated or corrupt
+# deflate stream, an encrypted or unsupported entry; ValueError for a damaged number in the XML.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError)
 
 
 class WorkbookError(Exception):
@@ -101,7 +107,7 @@ class Workbook:
             self.parts = {info.filename: info for info in self.zip.infolist()}
             self.sheets = self._sheets()
             self.date1904, self.date_styles, self.time_styles = self._styles()
-        except (zipfile.BadZipFile, ET.ParseError, KeyError, ValueError, EOFError) as exc:
+        except (*_DAMAGED, ET.ParseError, KeyError) as exc:
             raise WorkbookError(
                 "This Excel file cannot be opened; it may be damaged or password-protected."
             ) from exc
@@ -219,17 +225,14 @@ class Workbook:
                 f"The sheet “{sheet}” is {info.file_size / 1024**3:,.1f} GB once unpacked; at most "
                 f"{MAX_SHEET_XML_BYTES // 1024**3} GB are read. Split it into smaller files."
             )
-        strings = self.strings
-        self._check_head(path)
-        with self.zip.open(path) as part:
-            try:
-                yield from self._stream(sheet, part, width, header, strings)
-            except ET.ParseError as exc:
-                raise WorkbookError(
-                    f"The sheet “{sheet}” cannot be read: its XML is damaged ({exc})."
-                ) from exc
-            except (zipfile.BadZipFile, EOFError, ValueError) as exc:
-                raise WorkbookError(f"The sheet “{sheet}” cannot be read: the file is damaged.") from exc
+        try:
+            self._check_head(path)
+            with self.zip.open(path) as part:
+                yield from self._stream(sheet, part, width, header, self.strings)
+        except ET.ParseError as exc:
+            raise WorkbookError(f"The sheet “{sheet}” cannot be read: its XML is damaged ({exc}).") from exc
+        except _DAMAGED as exc:
+            raise WorkbookError(f"The sheet “{sheet}” cannot be read: the file is damaged.") from exc
 
     def _stream(self, sheet: str, part, width: int, header: bool, strings) -> Iterator[Row]:
         # Only start events, half as many as start and end: when a row starts, the one before
