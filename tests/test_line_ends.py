@@ -94,3 +94,11 @@ def test_the_prepared_requests_hold_one_request_per_record_with_its_cr(alice, li
         with batch.input_file.open("rb") as fh:
             prompts += [json.loads(line)["body"]["messages"][-1]["content"] for line in fh]
     assert prompts == [f"Language of: {row[1]}" for row in TWEETS]
+
+
+def test_a_file_whose_lines_end_in_cr_with_a_line_break_inside_a_quoted_cell_is_read_by_cr_lines():
+    # Excel for Mac wrote CR line ends, and a line break inside a cell as LF.
+    data = b'id,text\r1,"two\nlines"\r2,two\r3,three\r'
+    info = tables.inspect(io.BytesIO(data), "mac.csv")
+    assert info.preview == [["1", "two\nlines"], ["2", "two"], ["3", "three"]]
+    assert [cells for _, cells in tables.iter_rows(io.BytesIO(data), info)] == info.preview

@@ -36,6 +36,7 @@ from jobs.formats.textfiles import (
     detect_encoding,
     is_utf16,
     is_xlsx,
+    lf_line_ends,
     no_rows_reason,
     other_delimiter,
     separator_advice,
@@ -170,9 +171,8 @@ def inspect(
         delimiter = sniff_delimiter(text[:65536])
     problems: list[Problem] = []
     log = ProblemLog()
-    records = textfiles.records(
-        io.StringIO(text, newline="\n" if "\n" in text else ""), delimiter, "\n" in text
-    )
+    lf = lf_line_ends(text)
+    records = textfiles.records(io.StringIO(text, newline="\n" if lf else ""), delimiter, lf)
     raw_header = next(_skip_blank(records, ProblemLog()), None)
     if raw_header is None:
         raise TableError("The file is empty.")
@@ -208,7 +208,7 @@ def _decode_head(head: bytes, encoding: str) -> str:
     """Decode the head of a longer file, dropping the last, possibly cut, line."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     text = decoder.decode(head, final=False)
-    return text[: text.rfind("\n") + 1] or text
+    return text[: text.rfind("\n" if lf_line_ends(text) else "\r") + 1] or text
 
 
 def _is_blank(cells: list[str]) -> bool:
@@ -317,7 +317,7 @@ def _has_lf(stream: BinaryIO, encoding: str) -> bool:
     """Whether the file's lines end in LF (or CRLF), judged on its head as inspect judges it."""
     head = stream.read(HEAD_BYTES)
     stream.seek(0)
-    return "\n" in codecs.getincrementaldecoder(encoding)(errors="ignore").decode(head, final=False)
+    return lf_line_ends(codecs.getincrementaldecoder(encoding)(errors="ignore").decode(head, final=False))
 
 
 def _line_of_bad_bytes(stream: BinaryIO, encoding: str) -> int | str:

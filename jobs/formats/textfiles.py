@@ -183,9 +183,19 @@ def sniff_delimiter(sample: str) -> str:
     return max(DELIMITERS, key=score)
 
 
+def lf_line_ends(text: str) -> bool:
+    """Whether a file's lines end in LF (or CRLF), so that a lone CR in it is text.
+
+    Judged by count: a file of CR lines (old Macs) may hold an LF inside a quoted cell, and a
+    file of LF lines may hold lone CRs inside its cells; the line ends are the more numerous.
+    """
+    lf = text.count("\n")
+    return lf > 0 and lf >= text.count("\r") - text.count("\r\n")
+
+
 def _columns_with(sample: str, delimiter: str) -> int | None:
     """The number of columns if every non-blank record of the sample has the same, else None."""
-    if "\n" in sample:
+    if lf_line_ends(sample):
         # Lines end in LF, so a lone CR is text (see records); the last line of a head may be cut.
         sample = _LONE_CR.sub(" ", sample[: sample.rfind("\n") + 1])
     try:
