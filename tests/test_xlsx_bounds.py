@@ -158,7 +158,11 @@ def test_a_sparse_sheet_is_never_expanded_into_a_grid(tmp_path):
     log = tables.ProblemLog()
     rows = list(tables.iter_rows(io.BytesIO(data), info, problems=log))
     assert rows == [(1, ["a"] + [""] * 998 + ["b"])]
-    assert [p.message for p in log.items] == ["Rows 2 to 19,999 of the sheet are blank and skipped."]
+    assert [p.message for p in log.items] == ["Rows 2 to 19,999 of the sheet are blank and were skipped."]
+    gap = workbook(f'<row r="1">{cell("A1", "text")}</row><row r="3">{cell("A3", "x")}</row>')
+    log = tables.ProblemLog()
+    list(tables.iter_rows(io.BytesIO(gap), tables.inspect(io.BytesIO(gap), "gap.xlsx"), problems=log))
+    assert [p.message for p in log.items] == ["Row 2 of the sheet is blank and was skipped."]
 
 
 def test_a_header_cell_beyond_the_column_cap_is_refused_by_its_column():

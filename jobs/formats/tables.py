@@ -14,12 +14,14 @@ padded with empty cells, skipped, or stop it (`short_rows`). A line whose cells 
 empty (`,,,,` included) is blank: skipped and reported, never a row. A NUL byte makes the
 file binary, unless the file is UTF-16, where every other byte of plain text is NUL.
 
-Bounds, so that no file can exhaust a worker: at most MAX_COLUMNS cells a row (checked on
-the raw line before the csv module splits it), at most MAX_CELL_CHARS characters a cell,
-and an Excel sheet is streamed by jobs.formats.xlsx within its own bounds.
+Bounds, so that no file can exhaust a worker (jobs.formats.textfiles): at most MAX_COLUMNS
+cells a row and MAX_LINE_CHARS characters a line, both checked on the raw line before the
+csv module splits it, and at most MAX_CELL_CHARS characters a cell. An Excel sheet is
+streamed by jobs.formats.xlsx within its own bounds.
 
 Line ends: when a file's lines end in LF or CRLF, a lone CR is text (tweets exported by
-pandas hold them, unquoted); only a file with no LF at all is read as old-Mac CR lines.
+pandas hold them, unquoted); a file whose lone CRs outnumber its LFs is read by CR lines
+(old Macs), an LF inside a quoted cell kept.
 """
 
 import codecs
@@ -46,8 +48,6 @@ from jobs.formats.textfiles import (
 )
 
 HEAD_BYTES = 1 << 20
-LONG_ROWS = ("skip", "cut", "stop")
-SHORT_ROWS = ("pad", "skip", "stop")
 MAX_REPORTED_PROBLEMS = 100
 
 
@@ -184,7 +184,7 @@ def inspect(
             break
     if not preview and len(head) < HEAD_BYTES:
         raise TableError(no_rows_reason({p.kind for p in log.items}, len(columns), delimiter, text))
-    if len(columns) == 1 and (other_delimiter(text[:65536], delimiter)):
+    if len(columns) == 1 and other_delimiter(text[:65536], delimiter):
         problems.append(
             Problem(
                 "separator",
@@ -268,7 +268,7 @@ def _rows(
 def _misfit(kind: str, line: int, count: int, width: int, outcome: str) -> Problem:
     return Problem(
         kind,
-        f"Line {line} has {count} cells but the header has {width}; {outcome.format(width=width)}.",
+        f"Line {line} has {count} cells but the header has {width}; {outcome}.",
         line,
     )
 
@@ -420,8 +420,8 @@ def _xlsx_rows(
             if row.number > previous + 1:
                 gap = (row.number - 1 - previous, previous + 1, row.number - 1)
                 where = f"Row {gap[1]}" if gap[0] == 1 else f"Rows {gap[1]:,} to {gap[2]:,}"
-                verb = "is" if gap[0] == 1 else "are"
-                log.add(Problem("blank_line", f"{where} of the sheet {verb} blank and skipped.", gap[1]))
+                verb = "is blank and was" if gap[0] == 1 else "are blank and were"
+                log.add(Problem("blank_line", f"{where} of the sheet {verb} skipped.", gap[1]))
             previous = row.number
             if row.beyond:
                 outcome = "they were left out" if row.cells else "the row was skipped"
