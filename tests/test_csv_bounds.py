@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from jobs.formats import tables, textfiles
+from tests.test_line_ends import prepared_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 # Enough ordinary rows that what follows lies beyond the head the upload page reads.
@@ -123,3 +124,17 @@ def test_a_line_of_only_separators_is_blank_not_a_row(line):
 def test_lines_of_only_separators_before_the_header_are_blank():
     info = tables.inspect(io.BytesIO(b",,,\n,,,\nname,n\nA,1\n"), "t.csv")
     assert (info.columns, info.preview) == (["name", "n"], [["A", "1"]])
+
+
+@pytest.mark.django_db
+def test_a_line_of_only_separators_is_reported_with_the_blank_lines_and_never_sent(alice):
+    content = b"Review Text,Stars\ngood,5\n,\n\n,,,,\nbad,1\n"
+    dataset, job, prompts = prepared_prompts(alice, content, "Sentiment of: {{ Review Text }}")
+    assert dataset.row_count == 2
+    assert [p["message"] for p in dataset.problems] == [
+        "Line 3 is blank and was skipped.",
+        "Line 4 is blank and was skipped.",
+        "Line 5 is blank and was skipped.",
+    ]
+    assert (job.rows_total, job.rows_skipped) == (2, 0)
+    assert prompts == ["Sentiment of: good", "Sentiment of: bad"]

@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs import datasets, pipeline
 from jobs.formats import tables
-from jobs.models import Job, ProviderCredential
+from jobs.models import Dataset, Job, ProviderCredential
 
 TWEETS = [
     ["1", "first part\rsecond part", "en"],
@@ -67,38 +67,36 @@ def test_lone_crs_deep_in_a_long_file_are_text_in_the_full_pass():
     assert rows[-2:] == [(300_001, ["2", "a\rb"]), (300_002, ["3", "c"])]
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
-def test_the_prepared_requests_hold_one_request_per_record_with_its_cr(alice, line_end):
-    dataset = datasets.create_from_upload(alice, SimpleUploadedFile("tweets.csv", tweets_file(line_end)))
+def prepared_prompts(owner, content: bytes, prompt: str) -> tuple[Dataset, Job, list[str]]:
+    """Upload `content`, count it as the worker does, prepare a job on it; the user prompts sent."""
+    dataset = datasets.create_from_upload(owner, SimpleUploadedFile("upload.csv", content))
     datasets.count_rows(dataset.pk)
     dataset.refresh_from_db()
-    assert (dataset.row_count, len(dataset.preview)) == (4, 4)
     credential = ProviderCredential(name="Local", kind=ProviderCredential.Kind.SIMULATOR, is_default=True)
     credential.set_api_key("sk-simulator")
     credential.save()
     job = Job.objects.create(
-        owner=alice,
+        owner=owner,
         dataset=dataset,
         credential=credential,
-        name="Tweets",
+        name="Job",
         model="gpt-4o-mini",
-        user_prompt="Language of: {{ text }}",
+        user_prompt=prompt,
     )
     pipeline.prepare_job(job.pk)
     job.refresh_from_db()
     assert job.status == Job.Status.PLANNED, job.error
-    assert job.rows_total == 4
     prompts = []
     for batch in job.batches.order_by("index"):
         with batch.input_file.open("rb") as fh:
             prompts += [json.loads(line)["body"]["messages"][-1]["content"] for line in fh]
+    return dataset, job, prompts
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_the_prepared_requests_hold_one_request_per_record_with_its_cr(alice, line_end):
+    dataset, job, prompts = prepared_prompts(alice, tweets_file(line_end), "Language of: {{ text }}")
+    assert (dataset.row_count, len(dataset.preview)) == (4, 4)
+    assert job.rows_total == 4
     assert prompts == [f"Language of: {row[1]}" for row in TWEETS]
-
-
-def test_a_file_whose_lines_end_in_cr_with_a_line_break_inside_a_quoted_cell_is_read_by_cr_lines():
-    # Excel for Mac wrote CR line ends, and a line break inside a cell as LF.
-    data = b'id,text\r1,"two\nlines"\r2,two\r3,three\r'
-    info = tables.inspect(io.BytesIO(data), "mac.csv")
-    assert info.preview == [["1", "two\nlines"], ["2", "two"], ["3", "three"]]
-    assert [cells for _, cells in tables.iter_rows(io.BytesIO(data), info)] == info.preview
