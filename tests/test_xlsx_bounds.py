@@ -7,6 +7,7 @@ under an address-space limit, so that a regression fails the test instead of the
 """
 
 import datetime
+import html
 import io
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import zipfile
 import pytest
 
 from jobs.formats import tables, xlsx
+from jobs.models import Dataset
 from tests.test_tables import xlsx_bytes
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -260,3 +262,24 @@ def test_a_damaged_workbook_gets_a_message_never_a_crash(maker):
             tables.count_rows(io.BytesIO(data), info)
         except tables.TableError as exc:
             assert str(exc)
+
+
+@pytest.mark.django_db
+def test_the_upload_page_shows_the_refusal_of_a_bomb_and_keeps_the_upload(client, alice):
+    from tests.test_upload_pages import upload
+
+    client.force_login(alice)
+    page, dataset = upload(client, corner_bomb("A1:XFD1048576"), "bomb.xlsx")
+    assert dataset.status == Dataset.Status.INVALID
+    assert "says it reaches column XFD (16,384 columns); at most 1,000 columns are read" in html.unescape(
+        page
+    )
+    assert dataset.file.size == len(corner_bomb("A1:XFD1048576"))  # kept, so it can be looked at
+    page, dataset = upload(
+        client, xlsx_bytes([["Review Text", "Stars"], ["Great", 5], ["Bad", 1]]), "ok.xlsx"
+    )
+    assert (dataset.status, dataset.row_count, dataset.preview) == (
+        Dataset.Status.READY,
+        2,
+        [["Great", "5"], ["Bad", "1"]],
+    )
