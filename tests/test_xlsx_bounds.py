@@ -283,3 +283,18 @@ def test_the_upload_page_shows_the_refusal_of_a_bomb_and_keeps_the_upload(client
         2,
         [["Great", "5"], ["Bad", "1"]],
     )
+
+
+@pytest.mark.parametrize(
+    "rows_xml, message",
+    [
+        (
+            '<row r="1"><c r="A1" t="inlineStr"><is><t>a</t></is></c></row>' + '<row r="1"/>' * 10,
+            "row 1 after row 1",
+        ),
+        ('<row r="1"><c r="B1" t="inlineStr"><is><t>a</t></is></c><c r="A1"/></row>', "cell A1 after B1"),
+    ],
+)
+def test_rows_and_cells_out_of_order_are_refused_so_a_sheet_cannot_repeat_itself_forever(rows_xml, message):
+    with pytest.raises(tables.TableError, match=f"lists {message}; it may be damaged"):
+        tables.inspect(io.BytesIO(workbook(rows_xml)), "repeat.xlsx")

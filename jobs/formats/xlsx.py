@@ -26,8 +26,9 @@ from jobs.formats.textfiles import MAX_COLUMNS
 
 MAX_ROWS = 1_048_576  # Excel's own last row
 LAST_COLUMN = 16_384  # XFD, Excel's own last column
-# The sheet's XML is streamed, so its size bounds time, not memory: a worker reads ~50 MB a second.
-MAX_SHEET_XML_BYTES = 4 * 1024**3
+# The sheet's XML is streamed, so its size bounds time, not memory: a worker reads some 10 MB
+# of it a second (a 1,048,575-row sheet of 5 columns is 250 MB), so 2 GB is a few minutes.
+MAX_SHEET_XML_BYTES = 2 * 1024**3
 # The shared strings are held in memory (a cell names its text by index), so they are capped.
 MAX_SHARED_STRINGS_BYTES = 256 * 1024**2
 MAX_SMALL_PART_BYTES = 32 * 1024**2
@@ -253,8 +254,14 @@ class Workbook:
                     yield done
                 if sheet_data is not None:
                     sheet_data.clear()
-                row, cell_count = element, 0
+                row, cell_count, previous = element, 0, row_number
                 row_number = int(element.get("r") or row_number + 1)
+                # Excel writes rows in order; a row repeated would let a small file take hours.
+                if row_number <= previous:
+                    raise WorkbookError(
+                        f"The sheet “{sheet}” lists row {row_number:,} after row {previous:,}; "
+                        "it may be damaged. Save it again from Excel."
+                    )
                 if row_number > MAX_ROWS:
                     raise WorkbookError(
                         f"The sheet “{sheet}” has a row numbered {row_number:,}; Excel stops at "
@@ -277,7 +284,12 @@ class Workbook:
                 continue
             ref = cell.get("r")
             match = _REF.match(ref) if ref else None
-            column = column_number(match.group(1)) if match else column + 1
+            previous, column = column, column_number(match.group(1)) if match else column + 1
+            if column <= previous:
+                raise WorkbookError(
+                    f"The sheet “{sheet}” lists cell {ref} after {column_letters(previous)}{number}; "
+                    "it may be damaged. Save it again from Excel."
+                )
             if column > LAST_COLUMN:
                 raise WorkbookError(
                     f"Row {number:,} of the sheet “{sheet}” has a cell beyond column XFD, "
