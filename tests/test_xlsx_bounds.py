@@ -9,6 +9,7 @@ under an address-space limit, so that a regression fails the test instead of the
 import datetime
 import html
 import io
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -298,3 +299,35 @@ def test_the_upload_page_shows_the_refusal_of_a_bomb_and_keeps_the_upload(client
 def test_rows_and_cells_out_of_order_are_refused_so_a_sheet_cannot_repeat_itself_forever(rows_xml, message):
     with pytest.raises(tables.TableError, match=f"lists {message}; it may be damaged"):
         tables.inspect(io.BytesIO(workbook(rows_xml)), "repeat.xlsx")
+
+
+def shared_strings(texts) -> bytes:
+    return (
+        b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        + b"".join(f"<si><t>{text}</t></si>".encode() for text in texts)
+        + b"</sst>"
+    )
+
+
+def test_shared_texts_are_found_across_the_packed_batches():
+    texts = [f"text {i} " + "x" * (i % 7) for i in range(10_000)]
+    order = [0, 4095, 4096, 4097, 8191, 8192, 9999, 5, 4095]
+    rows = "".join(
+        f'<row r="{r}"><c r="A{r}" t="s"><v>{i}</v></c></row>' for r, i in enumerate(order, start=2)
+    )
+    data = workbook(f'<row r="1">{cell("A1", "text")}</row>{rows}', strings=shared_strings(texts))
+    info = tables.inspect(io.BytesIO(data), "texts.xlsx")
+    assert [cells for _, cells in tables.iter_rows(io.BytesIO(data), info)] == [[texts[i]] for i in order]
+
+
+def test_the_head_of_a_sheet_reads_only_the_head_of_its_texts():
+    texts = [f"review {i}" for i in range(200_000)]
+    rows = "".join(f'<row r="{r}"><c r="A{r}" t="s"><v>{r - 1}</v></c></row>' for r in range(2, 30))
+    data = workbook(f'<row r="1"><c r="A1" t="s"><v>0</v></c></row>{rows}', strings=shared_strings(texts))
+    book = xlsx.Workbook(io.BytesIO(data))
+    assert [row.cells for row in itertools.islice(book.rows("Data", 1), 3)] == [
+        ["review 0"],
+        ["review 1"],
+        ["review 2"],
+    ]
+    assert len(book.strings().starts) < 10_000

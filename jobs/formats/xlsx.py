@@ -179,34 +179,41 @@ class Workbook:
         return self._date1904_flag, dates, times
 
     def strings(self) -> "_Texts":
-        """The shared strings, read once, streamed from their XML."""
+        """The shared strings, read from their XML as far as the cells read so far need.
+
+        Excel numbers its texts in the order it first meets them, so the head of a sheet needs
+        the head of the table: the upload page reads a few texts, not a million.
+        """
         if self._strings is None:
-            self._strings = _Texts()
             name = self.strings_part
-            if name in self.parts:
-                info = self.parts[name]
-                if info.file_size > MAX_SHARED_STRINGS_BYTES:
-                    raise WorkbookError(
-                        f"The texts of this Excel file take {info.file_size / 1024**2:,.0f} MB once "
-                        f"unpacked; at most {MAX_SHARED_STRINGS_BYTES // 1024**2} MB are read. "
-                        "Save it as CSV and upload that, or split it."
-                    )
-                self._check_head(name)
-                with self.zip.open(name) as part:
-                    # As for rows: when a text starts, the one before it is complete.
-                    table = previous = None
-                    for _, element in ET.iterparse(part, events=("start",)):
-                        if table is None:
-                            table = element
-                        elif _NAMES.get(element.tag) == "si":
-                            if previous is not None:
-                                self._strings.append(_text_of(previous))
-                            table.clear()
-                            previous = element
-                    if previous is not None:
-                        self._strings.append(_text_of(previous))
-                self._strings.close()
+            if name not in self.parts:
+                self._strings = _Texts(iter(()))
+                return self._strings
+            info = self.parts[name]
+            if info.file_size > MAX_SHARED_STRINGS_BYTES:
+                raise WorkbookError(
+                    f"The texts of this Excel file take {info.file_size / 1024**2:,.0f} MB once "
+                    f"unpacked; at most {MAX_SHARED_STRINGS_BYTES // 1024**2} MB are read. "
+                    "Save it as CSV and upload that, or split it."
+                )
+            self._check_head(name)
+            self._strings = _Texts(self._read_strings(name))
         return self._strings
+
+    def _read_strings(self, name: str) -> Iterator[str]:
+        with self.zip.open(name) as part:
+            # As for rows: when a text starts, the one before it is complete.
+            table = previous = None
+            for _, element in ET.iterparse(part, events=("start",)):
+                if table is None:
+                    table = element
+                elif _NAMES.get(element.tag) == "si":
+                    if previous is not None:
+                        yield _text_of(previous)
+                    table.clear()
+                    previous = element
+            if previous is not None:
+                yield _text_of(previous)
 
     def first_sheet_with_cells(self) -> str:
         for name, _ in self.sheets:
@@ -364,7 +371,8 @@ class Workbook:
 
 
 class _Texts:
-    """The shared strings, packed in a few large strings with an array of offsets.
+    """The shared strings, read on demand from `source` and packed in a few large strings with an
+    array of offsets.
 
     As a list, a table of millions of two-letter texts would cost some 60 bytes a text; packed,
     it costs its characters and 4 bytes a text.
@@ -372,30 +380,32 @@ class _Texts:
 
     BATCH = 4096
 
-    def __init__(self):
+    def __init__(self, source: Iterator[str]):
+        self.source: Iterator[str] | None = source
         self.chunks: list[str] = []
         self.starts = array("I")
         self.batch: list[str] = []
         self.position = 0
 
-    def append(self, text: str) -> None:
-        self.starts.append(self.position)
-        self.position += len(text)
-        self.batch.append(text)
-        if len(self.batch) == self.BATCH:
-            self.close()
-
-    def close(self) -> None:
-        if self.batch:
-            self.chunks.append("".join(self.batch))
-            self.batch, self.position = [], 0
-
-    def __len__(self) -> int:
-        return len(self.starts)
+    def _read_to(self, index: int) -> None:
+        while self.source is not None and index >= len(self.starts):
+            text = next(self.source, None)
+            if text is None:
+                self.source = None
+                break
+            self.starts.append(self.position)
+            self.position += len(text)
+            self.batch.append(text)
+            if len(self.batch) == self.BATCH:
+                self.chunks.append("".join(self.batch))
+                self.batch, self.position = [], 0
 
     def __getitem__(self, index: int) -> str:
+        self._read_to(index)
         if not 0 <= index < len(self.starts):
             raise IndexError(index)
+        if index // self.BATCH == len(self.chunks):  # in the batch not yet packed
+            return self.batch[index % self.BATCH]
         chunk = self.chunks[index // self.BATCH]
         following = index + 1
         end = (
