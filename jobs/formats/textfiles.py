@@ -62,6 +62,7 @@ class TableError(Exception):
 
 
 def sniff_binary(head: bytes, encoding: str | None = None) -> None:
+    """Refuse a file that is not text (by its magic bytes, or NULs that are not UTF-16's), by name."""
     for magic, what in _MAGIC:
         if head.startswith(magic):
             raise TableError(f"This is {what}, not a table. Save it as CSV or Excel (.xlsx) and upload that.")
@@ -92,11 +93,11 @@ def is_utf16(encoding: str | None) -> bool:
 
 
 def utf16_byte_order(head: bytes) -> str | None:
-    """ "utf-16-le" or "utf-16-be" for UTF-16 text without a byte-order mark, from its NUL bytes.
+    """The byte order, "utf-16-le" or "utf-16-be", of UTF-16 text without a byte-order mark.
 
-    Text in UTF-16 has a NUL beside every ASCII character (digits, separators, line ends), on
-    the odd bytes in little-endian order, on the even ones in big-endian; binary data has
-    NULs scattered on both sides.
+    Judged by its NUL bytes: text in UTF-16 has a NUL beside every ASCII character (digits,
+    separators, line ends), on the odd bytes in little-endian order, on the even ones in
+    big-endian; binary data has NULs scattered on both sides.
     """
     sample = head[:65536]
     sample = sample[: len(sample) - len(sample) % 2]
@@ -112,7 +113,7 @@ def utf16_byte_order(head: bytes) -> str | None:
                 text = codecs.getincrementaldecoder(order)().decode(sample, final=False)
             except UnicodeDecodeError:
                 continue
-            if "\n" in text or "\r" in text or len(sample) == len(head):
+            if "\n" in text or "\r" in text:  # a table has a line end; binary data seldom has one
                 return order
     return None
 
