@@ -331,3 +331,19 @@ def test_the_head_of_a_sheet_reads_only_the_head_of_its_texts():
         ["review 2"],
     ]
     assert len(book.strings().starts) < 10_000
+
+
+@pytest.mark.parametrize("where", ["sheet", "shared texts"])
+def test_a_text_longer_than_excel_allows_is_refused_before_it_is_held(where, tmp_path):
+    # 200 MB of one letter compresses to 200 KB; held whole, it would be hundreds of MB of strings.
+    huge = "a" * 200_000_000
+    if where == "sheet":
+        data = workbook(f'<row r="1">{cell("A1", "text")}</row><row r="2">{cell("A2", huge)}</row>')
+    else:
+        data = workbook(
+            f'<row r="1">{cell("A1", "text")}</row><row r="2"><c r="A2" t="s"><v>1</v></c></row>',
+            strings=shared_strings(["first", huge]),
+        )
+    rss, outcome = peak_rss_mb(data, tmp_path)
+    assert "longer than Excel allows" in outcome
+    assert rss < 50, f"peak RSS {rss} MB"

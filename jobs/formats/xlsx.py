@@ -32,6 +32,8 @@ MAX_SHEET_XML_BYTES = 2 * 1024**3
 # The shared strings are held in memory (a cell names its text by index), so they are capped.
 MAX_SHARED_STRINGS_BYTES = 256 * 1024**2
 MAX_SMALL_PART_BYTES = 32 * 1024**2
+# A text of Excel's longest, 32,767 characters, is under 400 KB of XML even written as &#...;.
+MAX_QUIET_BYTES = 1024**2
 
 _REF = re.compile(r"([A-Z]{1,3})(\d+)$")
 _BUILTIN_DATE_FORMATS = set(range(14, 23)) | set(range(27, 37)) | set(range(45, 48)) | set(range(50, 59))
@@ -204,7 +206,7 @@ class Workbook:
         with self.zip.open(name) as part:
             # As for rows: when a text starts, the one before it is complete.
             table = previous = None
-            for _, element in ET.iterparse(part, events=("start",)):
+            for element in _start_events(part, "The texts of this Excel file"):
                 if table is None:
                     table = element
                 elif _NAMES.get(element.tag) == "si":
@@ -247,7 +249,7 @@ class Workbook:
         # it is complete, so it is read then, and the rows read so far are dropped from the tree.
         sheet_data = row = None
         row_number = cell_count = 0
-        for _, element in ET.iterparse(part, events=("start",)):
+        for element in _start_events(part, f"The sheet “{sheet}”"):
             name = _NAMES.get(element.tag)
             if name == "c":
                 cell_count += 1
@@ -412,6 +414,31 @@ class _Texts:
             self.starts[following] if following % self.BATCH and following < len(self.starts) else len(chunk)
         )
         return chunk[self.starts[index] : end]
+
+
+def _start_events(part, what: str) -> Iterator[ET.Element]:
+    """Each element of the XML in `part` as it starts, the XML read in small pieces.
+
+    The parser gathers a text whole before it shows its element's end, so a text of a gigabyte
+    (a few KB compressed) would be held whole. Excel's texts are at most 32,767 characters, so a
+    stretch of XML without a new element longer than MAX_QUIET_BYTES is refused as it is read.
+    """
+    parser = ET.XMLPullParser(events=("start",))
+    quiet = 0
+    while chunk := part.read(1 << 16):
+        parser.feed(chunk)
+        quiet += len(chunk)
+        for _, element in parser.read_events():
+            quiet = 0
+            yield element
+        if quiet > MAX_QUIET_BYTES:
+            raise WorkbookError(
+                f"{what} has a text longer than Excel allows (32,767 characters); it may be damaged. "
+                "Save it again from Excel, or save it as CSV."
+            )
+    parser.close()
+    for _, element in parser.read_events():
+        yield element
 
 
 def _number_text(number: float) -> str:
