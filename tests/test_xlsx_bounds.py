@@ -60,7 +60,9 @@ def cell(ref: str, text: str) -> str:
     return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
 
 
-def workbook(rows_xml: str, dimension: str | None = None, strings: bytes | None = None) -> bytes:
+def workbook(
+    rows_xml: str, dimension: str | None = None, strings: bytes | None = None, styles: bytes | None = None
+) -> bytes:
     """A minimal .xlsx whose only sheet holds `rows_xml` inside its <sheetData>."""
     sheet = (
         '<?xml version="1.0" encoding="UTF-8"?>'
@@ -77,6 +79,8 @@ def workbook(rows_xml: str, dimension: str | None = None, strings: bytes | None 
         archive.writestr("xl/worksheets/sheet1.xml", sheet)
         if strings is not None:
             archive.writestr("xl/sharedStrings.xml", strings)
+        if styles is not None:
+            archive.writestr("xl/styles.xml", styles)
     return buffer.getvalue()
 
 
@@ -347,3 +351,26 @@ def test_a_text_longer_than_excel_allows_is_refused_before_it_is_held(where, tmp
     rss, outcome = peak_rss_mb(data, tmp_path)
     assert "longer than Excel allows" in outcome
     assert rss < 50, f"peak RSS {rss} MB"
+
+
+def test_a_style_table_of_millions_of_entries_is_read_in_bounded_memory(tmp_path):
+    # 1.5 million cell formats in 27 MB: a tree of them would take some 400 MB.
+    styles = (
+        b'<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b'<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/></numFmts>'
+        b'<cellStyleXfs count="1"><xf numFmtId="14"/></cellStyleXfs><cellXfs>'
+        + b'<xf numFmtId="0"/>'
+        * 1_500_000
+        + b'<xf numFmtId="164"/><xf numFmtId="20"/></cellXfs>'
+        b'<cellStyles count="1"><cellStyle xfId="0"/></cellStyles></styleSheet>'
+    )
+    data = workbook(
+        f'<row r="1">{cell("A1", "when")}{cell("B1", "time")}{cell("C1", "n")}</row>'
+        '<row r="2"><c r="A2" s="1500000"><v>46024</v></c><c r="B2" s="1500001"><v>0.5</v></c>'
+        '<c r="C2" s="0"><v>14</v></c></row>',
+        styles=styles,
+    )
+    rss, outcome = peak_rss_mb(data, tmp_path)
+    assert outcome == "rows 1"
+    assert rss < 50, f"peak RSS {rss} MB"
+    assert tables.inspect(io.BytesIO(data), "styles.xlsx").preview == [["2026-01-02", "12:00:00", "14"]]

@@ -8,21 +8,36 @@ row at a time and only the cells within the columns asked for. Missing rows and 
 never materialised; a cell far to the right costs nothing but a flag.
 
 Pure: takes a binary stream, returns plain strings; raises WorkbookError with a message for
-people. Memory is bounded by the shared strings (the workbook's table of texts, which every
-reader must hold; its size is capped) plus one row.
+people. Memory is bounded by the shared strings (the workbook's table of texts, read as far
+as the cells need, packed, its size capped) plus one row; the pieces it streams are in
+jobs.formats.xlsxparts.
 """
 
 import datetime
-import re
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from jobs.formats.textfiles import MAX_COLUMNS
+from jobs.formats.xlsxparts import (
+    BUILTIN_DATE_FORMATS,
+    CELL_REFERENCE,
+    TAGS,
+    TIME_ONLY_FORMATS,
+    Texts,
+    WorkbookError,
+    column_letters,
+    column_number,
+    is_date_format,
+    is_time_format,
+    local_name,
+    number_text,
+    start_events,
+    text_of,
+)
 
 MAX_ROWS = 1_048_576  # Excel's own last row
 LAST_COLUMN = 16_384  # XFD, Excel's own last column
@@ -32,23 +47,30 @@ MAX_SHEET_XML_BYTES = 2 * 1024**3
 # The shared strings are held in memory (a cell names its text by index), so they are capped.
 MAX_SHARED_STRINGS_BYTES = 256 * 1024**2
 MAX_SMALL_PART_BYTES = 32 * 1024**2
-# A text of Excel's longest, 32,767 characters, is under 400 KB of XML even written as &#...;.
-MAX_QUIET_BYTES = 1024**2
+# The list of sheets and their relationships are read as trees: a workbook of hundreds of
+# sheets lists them in under 1 MB.
+MAX_LIST_PART_BYTES = 4 * 1024**2
 
-_REF = re.compile(r"([A-Z]{1,3})(\d+)$")
-_BUILTIN_DATE_FORMATS = set(range(14, 23)) | set(range(27, 37)) | set(range(45, 48)) | set(range(50, 59))
-_TIME_ONLY_FORMATS = {18, 19, 20, 21, 45, 46, 47}
-_FORMAT_LITERALS = re.compile(r'"[^"]*"|\[[^\]]*\]|\\.|_.|\*.')
+# The parts of styles.xml, each read and let go in turn.
+_STYLE_SECTIONS = {
+    "numFmts",
+    "fonts",
+    "fills",
+    "borders",
+    "cellStyleXfs",
+    "cellXfs",
+    "cellStyles",
+    "dxfs",
+    "tableStyles",
+    "colors",
+    "extLst",
+}
 _RELATIONSHIP = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
 
 # What zipfile and zlib raise for a damaged archive: a bad CRC or header, a truncated or corrupt
 # deflate stream, an encrypted or unsupported entry; ValueError for a damaged number in the XML.
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError)
-
-
-class WorkbookError(Exception):
-    """A workbook that cannot be read within the bounds; str(error) is the message to show."""
 
 
 @dataclass
@@ -59,46 +81,6 @@ class Row:
     number: int
     cells: list[str]
     beyond: bool
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-# The tags read in the hot loop, by their qualified names (transitional and strict OOXML).
-_NAMES = {
-    f"{{{namespace}}}{name}": name
-    for namespace in (
-        "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
-        "http://purl.oclc.org/ooxml/spreadsheetml/main",
-    )
-    for name in ("c", "row", "sheetData", "dimension", "v", "is", "si")
-}
-
-
-def column_number(letters: str) -> int:
-    number = 0
-    for letter in letters:
-        number = number * 26 + ord(letter) - 64
-    return number
-
-
-def column_letters(number: int) -> str:
-    letters = ""
-    while number:
-        number, rest = divmod(number - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
-def _is_date_format(code: str) -> bool:
-    bare = _FORMAT_LITERALS.sub("", code).lower()
-    return any(ch in bare for ch in "dmyhs") and "general" not in bare
-
-
-def _is_time_format(code: str) -> bool:
-    bare = _FORMAT_LITERALS.sub("", code).lower()
-    return not any(ch in bare for ch in "dy")
 
 
 class Workbook:
@@ -114,15 +96,19 @@ class Workbook:
             raise WorkbookError(
                 "This Excel file cannot be opened; it may be damaged or password-protected."
             ) from exc
-        self._strings: _Texts | None = None
+        self._strings: Texts | None = None
 
-    def _xml(self, name: str, cap: int = MAX_SMALL_PART_BYTES) -> ET.Element:
-        info = self.parts[name]
-        if info.file_size > cap:
+    def _check_size(self, name: str, cap: int) -> None:
+        size = self.parts[name].file_size
+        if size > cap:
             raise WorkbookError(
-                f"Part “{name}” of this Excel file is {info.file_size:,} bytes once unpacked; "
+                f"Part “{name}” of this Excel file is {size:,} bytes once unpacked; "
                 f"at most {cap:,} are read. Copy the table into a new workbook, or save it as CSV."
             )
+
+    def _xml(self, name: str, cap: int = MAX_LIST_PART_BYTES) -> ET.Element:
+        """A small part (the list of sheets, their relationships) as a tree."""
+        self._check_size(name, cap)
         return ET.fromstring(self._checked(self.zip.read(name), name))
 
     @staticmethod
@@ -149,38 +135,54 @@ class Workbook:
                 self.strings_part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
         sheets = []
         for element in book.iter():
-            if _local(element.tag) == "sheet" and element.get(_RELATIONSHIP) in targets:
+            if local_name(element.tag) == "sheet" and element.get(_RELATIONSHIP) in targets:
                 target = targets[element.get(_RELATIONSHIP)]
                 path = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
                 if path in self.parts:
                     sheets.append((element.get("name", ""), path))
         self._date1904_flag = any(
-            _local(e.tag) == "workbookPr" and e.get("date1904") in ("1", "true") for e in book.iter()
+            local_name(e.tag) == "workbookPr" and e.get("date1904") in ("1", "true") for e in book.iter()
         )
         return sheets
 
     def _styles(self) -> tuple[bool, set[int], set[int]]:
-        if "xl/styles.xml" not in self.parts:
-            return self._date1904_flag, set(), set()
-        styles = self._xml("xl/styles.xml")
-        custom = {
-            int(e.get("numFmtId", -1)): e.get("formatCode", "")
-            for e in styles.iter()
-            if _local(e.tag) == "numFmt"
-        }
-        dates, times = set(), set()
-        for child in styles:
-            if _local(child.tag) != "cellXfs":
-                continue
-            for index, xf in enumerate(child):
-                fmt = int(xf.get("numFmtId", 0))
-                if fmt in _BUILTIN_DATE_FORMATS or (fmt in custom and _is_date_format(custom[fmt])):
-                    dates.add(index)
-                    if fmt in _TIME_ONLY_FORMATS or (fmt in custom and _is_time_format(custom[fmt])):
-                        times.add(index)
+        """Which cell formats (by index) show dates, and which of those times only.
+
+        Streamed, keeping nothing but those indexes: a style table of millions of entries is
+        a few MB of XML and would be hundreds of MB as a tree.
+        """
+        name = "xl/styles.xml"
+        dates: set[int] = set()
+        times: set[int] = set()
+        if name not in self.parts:
+            return self._date1904_flag, dates, times
+        self._check_size(name, MAX_SMALL_PART_BYTES)
+        self._check_head(name)
+        custom: dict[int, str] = {}
+        section, index = "", 0
+        root = parent = None
+        with self.zip.open(name) as part:
+            for element in start_events(part, "The styles of this Excel file"):
+                tag = local_name(element.tag)
+                if root is None:
+                    root = element
+                elif tag in _STYLE_SECTIONS:
+                    section, parent = tag, element
+                    root.clear()  # the sections read so far: keep none of them
+                elif tag == "numFmt":
+                    custom[int(element.get("numFmtId", -1))] = element.get("formatCode", "")
+                elif tag == "xf" and section == "cellXfs":
+                    fmt = int(element.get("numFmtId", 0))
+                    if fmt in BUILTIN_DATE_FORMATS or (fmt in custom and is_date_format(custom[fmt])):
+                        dates.add(index)
+                        if fmt in TIME_ONLY_FORMATS or (fmt in custom and is_time_format(custom[fmt])):
+                            times.add(index)
+                    index += 1
+                if parent is not None and len(parent) > 100:
+                    parent.clear()  # the entries read so far: keep none of them
         return self._date1904_flag, dates, times
 
-    def strings(self) -> "_Texts":
+    def strings(self) -> "Texts":
         """The shared strings, read from their XML as far as the cells read so far need.
 
         Excel numbers its texts in the order it first meets them, so the head of a sheet needs
@@ -189,7 +191,7 @@ class Workbook:
         if self._strings is None:
             name = self.strings_part
             if name not in self.parts:
-                self._strings = _Texts(iter(()))
+                self._strings = Texts(iter(()))
                 return self._strings
             info = self.parts[name]
             if info.file_size > MAX_SHARED_STRINGS_BYTES:
@@ -199,23 +201,23 @@ class Workbook:
                     "Save it as CSV and upload that, or split it."
                 )
             self._check_head(name)
-            self._strings = _Texts(self._read_strings(name))
+            self._strings = Texts(self._read_strings(name))
         return self._strings
 
     def _read_strings(self, name: str) -> Iterator[str]:
         with self.zip.open(name) as part:
             # As for rows: when a text starts, the one before it is complete.
             table = previous = None
-            for element in _start_events(part, "The texts of this Excel file"):
+            for element in start_events(part, "The texts of this Excel file"):
                 if table is None:
                     table = element
-                elif _NAMES.get(element.tag) == "si":
+                elif TAGS.get(element.tag) == "si":
                     if previous is not None:
-                        yield _text_of(previous)
+                        yield text_of(previous)
                     table.clear()
                     previous = element
             if previous is not None:
-                yield _text_of(previous)
+                yield text_of(previous)
 
     def first_sheet_with_cells(self) -> str:
         for name, _ in self.sheets:
@@ -249,8 +251,8 @@ class Workbook:
         # it is complete, so it is read then, and the rows read so far are dropped from the tree.
         sheet_data = row = None
         row_number = cell_count = 0
-        for element in _start_events(part, f"The sheet “{sheet}”"):
-            name = _NAMES.get(element.tag)
+        for element in start_events(part, f"The sheet “{sheet}”"):
+            name = TAGS.get(element.tag)
             if name == "c":
                 cell_count += 1
                 if cell_count > LAST_COLUMN:  # more cells than a row can have: kept none of them
@@ -289,10 +291,10 @@ class Workbook:
         beyond = False
         column = 0
         for cell in row:
-            if _NAMES.get(cell.tag) != "c":
+            if TAGS.get(cell.tag) != "c":
                 continue
             ref = cell.get("r")
-            match = _REF.match(ref) if ref else None
+            match = CELL_REFERENCE.match(ref) if ref else None
             previous, column = column, column_number(match.group(1)) if match else column + 1
             if column <= previous:
                 raise WorkbookError(
@@ -325,11 +327,11 @@ class Workbook:
         kind = cell.get("t", "n")
         value = None
         for child in cell:
-            name = _NAMES.get(child.tag)
+            name = TAGS.get(child.tag)
             if name == "v":
                 value = child.text or ""
             elif name == "is":
-                return _text_of(child)
+                return text_of(child)
         if value is None:
             return ""
         if kind == "s":
@@ -353,8 +355,8 @@ class Workbook:
             return value
         style = int(cell.get("s") or 0)
         if style in self.date_styles:
-            return self._date(number, time_only=style in self.time_styles) or _number_text(number)
-        return _number_text(number)
+            return self._date(number, time_only=style in self.time_styles) or number_text(number)
+        return number_text(number)
 
     def _date(self, serial: float, *, time_only: bool) -> str | None:
         if time_only and 0 <= serial < 1:
@@ -372,98 +374,10 @@ class Workbook:
         return moment.isoformat().removesuffix("T00:00:00")
 
 
-class _Texts:
-    """The shared strings, read on demand from `source` and packed in a few large strings with an
-    array of offsets.
-
-    As a list, a table of millions of two-letter texts would cost some 60 bytes a text; packed,
-    it costs its characters and 4 bytes a text.
-    """
-
-    BATCH = 4096
-
-    def __init__(self, source: Iterator[str]):
-        self.source: Iterator[str] | None = source
-        self.chunks: list[str] = []
-        self.starts = array("I")
-        self.batch: list[str] = []
-        self.position = 0
-
-    def _read_to(self, index: int) -> None:
-        while self.source is not None and index >= len(self.starts):
-            text = next(self.source, None)
-            if text is None:
-                self.source = None
-                break
-            self.starts.append(self.position)
-            self.position += len(text)
-            self.batch.append(text)
-            if len(self.batch) == self.BATCH:
-                self.chunks.append("".join(self.batch))
-                self.batch, self.position = [], 0
-
-    def __getitem__(self, index: int) -> str:
-        self._read_to(index)
-        if not 0 <= index < len(self.starts):
-            raise IndexError(index)
-        if index // self.BATCH == len(self.chunks):  # in the batch not yet packed
-            return self.batch[index % self.BATCH]
-        chunk = self.chunks[index // self.BATCH]
-        following = index + 1
-        end = (
-            self.starts[following] if following % self.BATCH and following < len(self.starts) else len(chunk)
-        )
-        return chunk[self.starts[index] : end]
-
-
-def _start_events(part, what: str) -> Iterator[ET.Element]:
-    """Each element of the XML in `part` as it starts, the XML read in small pieces.
-
-    The parser gathers a text whole before it shows its element's end, so a text of a gigabyte
-    (a few KB compressed) would be held whole. Excel's texts are at most 32,767 characters, so a
-    stretch of XML without a new element longer than MAX_QUIET_BYTES is refused as it is read.
-    """
-    parser = ET.XMLPullParser(events=("start",))
-    quiet = 0
-    while chunk := part.read(1 << 16):
-        parser.feed(chunk)
-        quiet += len(chunk)
-        for _, element in parser.read_events():
-            quiet = 0
-            yield element
-        if quiet > MAX_QUIET_BYTES:
-            raise WorkbookError(
-                f"{what} has a text longer than Excel allows (32,767 characters); it may be damaged. "
-                "Save it again from Excel, or save it as CSV."
-            )
-    parser.close()
-    for _, element in parser.read_events():
-        yield element
-
-
-def _number_text(number: float) -> str:
-    """A number as the user sees it: 3, not 3.0."""
-    if number.is_integer():
-        return str(int(number))
-    return repr(number)
-
-
-def _text_of(element: ET.Element) -> str:
-    """The text of a shared or inline string: its <t>, or the <t> of each run; not phonetic hints."""
-    parts = []
-    for child in element:
-        name = _local(child.tag)
-        if name == "t":
-            parts.append(child.text or "")
-        elif name == "r":
-            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
-    return "".join(parts)
-
-
 def _check_dimension(sheet: str, ref: str) -> None:
     """Refuse a sheet that declares an absurd extent before reading any of its rows."""
     last = ref.split(":")[-1].replace("$", "").upper()
-    match = _REF.match(last)
+    match = CELL_REFERENCE.match(last)
     if not match:
         return
     columns, rows = column_number(match.group(1)), int(match.group(2))
