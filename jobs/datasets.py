@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from jobs.formats import tables
 from jobs.models import Dataset
 
+HEAD_ONLY = {"renamed_header", "separator"}
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069/\\]")
 
 
@@ -39,7 +40,9 @@ def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | N
     """Read the head of the file and record columns, preview and problems; saves the dataset."""
     try:
         with dataset.file.open("rb") as stream:
-            info = tables.inspect(stream, dataset.name, encoding=encoding, delimiter=delimiter)
+            info = tables.inspect(
+                stream, dataset.name, encoding=encoding, delimiter=delimiter, **_policies(dataset)
+            )
     except tables.TableError as exc:
         dataset.status = Dataset.Status.INVALID
         dataset.error = str(exc)
@@ -82,12 +85,17 @@ def table_info(dataset: Dataset) -> tables.TableInfo:
 def rows(dataset: Dataset) -> Iterator[Iterator[tuple[int, list[str]]]]:
     """Every data row as (row number, cells), streamed from storage."""
     with dataset.file.open("rb") as stream:
-        all_rows = tables.iter_rows(stream, table_info(dataset), bad_rows=dataset.bad_rows)
+        all_rows = tables.iter_rows(stream, table_info(dataset), **_policies(dataset))
         try:
             yield all_rows
         finally:
             # A caller that stopped early (the pilot run): finish the reader while its file is open.
             all_rows.close()
+
+
+def _policies(dataset: Dataset) -> dict:
+    """What to do with rows that have more, or fewer, cells than the header."""
+    return {"long_rows": dataset.long_rows, "short_rows": dataset.short_rows}
 
 
 def _problems(problems: list[tables.Problem]) -> list[dict]:
@@ -123,9 +131,7 @@ def count_rows(dataset_id: int) -> None:
 
     try:
         with dataset.file.open("rb") as stream:
-            result = tables.count_rows(
-                stream, table_info(dataset), bad_rows=dataset.bad_rows, progress=progress
-            )
+            result = tables.count_rows(stream, table_info(dataset), progress=progress, **_policies(dataset))
     except tables.TableError as exc:
         pending.update(status=Dataset.Status.INVALID, error=str(exc))
         return
@@ -134,8 +140,8 @@ def count_rows(dataset_id: int) -> None:
         row_count=result.rows,
         count_progress=100,
         # The full pass sees every row: its problems replace those the head showed, except
-        # the header's own (renamed columns), which only the head reads.
-        problems=[p for p in dataset.problems if p["kind"] == "renamed_header"] + _problems(result.problems),
+        # the header's own (renamed columns, a separator that leaves one), which only the head reads.
+        problems=[p for p in dataset.problems if p["kind"] in HEAD_ONLY] + _problems(result.problems),
         problem_total=result.problem_total,
-        error="" if result.rows else "The file has a header but no rows.",
+        error=result.empty_reason,
     )

@@ -130,6 +130,8 @@ class ReadingForm(forms.Form):
         ("utf-8", "UTF-8 (most files)"),
         ("utf-8-sig", "UTF-8 with a byte-order mark"),
         ("utf-16", "UTF-16 (Excel's “Unicode text”)"),
+        ("utf-16-le", "UTF-16, little-endian, without a byte-order mark"),
+        ("utf-16-be", "UTF-16, big-endian, without a byte-order mark"),
         ("cp1252", "Windows Western (cp1252)"),
         ("latin-1", "Latin-1 (ISO-8859-1)"),
         ("cp1250", "Windows Central European (cp1250)"),
@@ -141,8 +143,11 @@ class ReadingForm(forms.Form):
 
     encoding = forms.ChoiceField(label="Characters", choices=ENCODINGS)
     delimiter = forms.ChoiceField(label="Columns separated by", choices=DELIMITERS)
-    bad_rows = forms.ChoiceField(
-        label="Rows with more cells than the header", choices=Dataset.bad_rows.field.choices
+    long_rows = forms.ChoiceField(
+        label="Rows with more cells than the header", choices=Dataset.long_rows.field.choices
+    )
+    short_rows = forms.ChoiceField(
+        label="Rows with fewer cells than the header", choices=Dataset.short_rows.field.choices
     )
 
     def __init__(self, *args, **kwargs):

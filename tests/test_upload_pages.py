@@ -77,7 +77,7 @@ def test_the_user_reads_the_file_again_with_other_settings(logged_in):
     _, dataset = upload(logged_in, "name;note\nZoë;ab\n".encode())
     response = logged_in.post(
         reverse("jobs:reading", args=[dataset.code]),
-        {"encoding": "latin-1", "delimiter": ",", "bad_rows": "skip"},
+        {"encoding": "latin-1", "delimiter": ",", "long_rows": "skip", "short_rows": "pad"},
         follow=True,
     )
     dataset.refresh_from_db()
@@ -90,7 +90,7 @@ def test_stopping_at_a_bad_row_names_its_line(logged_in):
     _, dataset = upload(logged_in, b"Review Text,Stars\ngood,5\nbad,1,extra\n")
     logged_in.post(
         reverse("jobs:reading", args=[dataset.code]),
-        {"encoding": "utf-8", "delimiter": ",", "bad_rows": "stop"},
+        {"encoding": "utf-8", "delimiter": ",", "long_rows": "stop", "short_rows": "pad"},
     )
     datasets.count_rows(dataset.pk)
     page = logged_in.get(reverse("jobs:new_job", args=[dataset.code])).content.decode()
@@ -113,6 +113,6 @@ def test_the_count_streams_in_with_its_progress(logged_in, alice):
 def test_a_stranger_cannot_change_how_someone_elses_file_is_read(client, alice, bob):
     dataset = datasets.create_from_upload(alice, SimpleUploadedFile("t.csv", b"a\n1\n"))
     client.force_login(bob)
-    data = {"encoding": "latin-1", "delimiter": ",", "bad_rows": "skip"}
+    data = {"encoding": "latin-1", "delimiter": ",", "long_rows": "skip", "short_rows": "pad"}
     assert client.post(reverse("jobs:reading", args=[dataset.code]), data).status_code == 404
     assert client.get(reverse("jobs:dataset_count", args=[dataset.code])).status_code == 404

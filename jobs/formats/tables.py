@@ -8,58 +8,47 @@ delimiter, header and a preview; `iter_rows` streams every row with flat memory;
 Nothing is guessed away silently: problems come back as human messages naming the
 line, and anything that stops reading raises TableError with such a message.
 
-Policies: rows with fewer cells than the header are padded with empty cells and
-reported; rows with more cells are skipped and reported (or stop the reading, if the
-caller asks); blank lines are skipped and reported; a NUL byte makes the file binary.
+Policies, each reported with its line: rows with more cells than the header are skipped,
+cut to the header's width, or stop the reading (`long_rows`); rows with fewer cells are
+padded with empty cells, skipped, or stop it (`short_rows`). A line whose cells are all
+empty (`,,,,` included) is blank: skipped and reported, never a row. A NUL byte makes the
+file binary, unless the file is UTF-16, where every other byte of plain text is NUL.
+
+Bounds, so that no file can exhaust a worker (jobs.formats.textfiles): at most MAX_COLUMNS
+cells a row and MAX_LINE_CHARS characters a line, both checked on the raw line before the
+csv module splits it, and at most MAX_CELL_CHARS characters a cell. An Excel sheet is
+streamed by jobs.formats.xlsx within its own bounds.
+
+Line ends: when a file's lines end in LF or CRLF, a lone CR is text (tweets exported by
+pandas hold them, unquoted); a file whose lone CRs outnumber its LFs is read by CR lines
+(old Macs), an LF inside a quoted cell kept.
 """
 
 import codecs
-import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from charset_normalizer import from_bytes
+from jobs.formats import textfiles, xlsx
+from jobs.formats.textfiles import (
+    DELIMITER_NAMES,
+    MAX_COLUMNS,
+    TableError,
+    detect_encoding,
+    is_utf16,
+    is_xlsx,
+    lf_line_ends,
+    no_rows_reason,
+    other_delimiter,
+    separator_advice,
+    sniff_binary,
+    sniff_delimiter,
+    utf16_byte_order,
+)
 
 HEAD_BYTES = 1 << 20
-MAX_COLUMNS = 1000
-MAX_CELL_BYTES = 16 * 1024 * 1024
 MAX_REPORTED_PROBLEMS = 100
-DELIMITERS = [",", ";", "\t", "|"]
-_WESTERN = {
-    "ascii",
-    "cp1250",
-    "cp1252",
-    "cp1254",
-    "cp1257",
-    "latin_1",
-    "iso8859_15",
-    "iso8859_2",
-    "mac_roman",
-}
-DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-
-csv.field_size_limit(MAX_CELL_BYTES)
-
-_MAGIC = [
-    (b"%PDF", "a PDF document"),
-    (b"\x89PNG", "a PNG image"),
-    (b"GIF8", "a GIF image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"MZ", "a Windows program"),
-    (b"\x7fELF", "a program"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or Office file"),
-    (b"SQLite format 3", "a SQLite database"),
-    (b"Rar!", "a RAR archive"),
-    (b"7z\xbc\xaf", "a 7-Zip archive"),
-]
-_ZIP = b"PK\x03\x04"
-
-
-class TableError(Exception):
-    """A problem that stops reading; str(error) is the message to show."""
 
 
 @dataclass
@@ -86,6 +75,8 @@ class RowCount:
     rows: int
     problems: list[Problem]
     problem_total: int
+    # Why there is no row, when there is none.
+    empty_reason: str = ""
 
 
 class ProblemLog:
@@ -100,75 +91,6 @@ class ProblemLog:
         self.total += 1
         if len(self.items) < self.limit:
             self.items.append(problem)
-
-
-def _sniff_binary(head: bytes) -> None:
-    for magic, what in _MAGIC:
-        if head.startswith(magic):
-            raise TableError(f"This is {what}, not a table. Save it as CSV or Excel (.xlsx) and upload that.")
-    if head.startswith(_ZIP):
-        raise TableError(
-            "This is a ZIP archive, not a table. Upload the CSV or Excel (.xlsx) file inside it."
-        )
-    if not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and b"\x00" in head:
-        raise TableError(
-            "This file contains binary data, not text. Save it as CSV or Excel (.xlsx) and upload that."
-        )
-
-
-def _is_xlsx(head: bytes) -> bool:
-    return head.startswith(_ZIP) and (b"xl/" in head or b"[Content_Types].xml" in head)
-
-
-def detect_encoding(head: bytes) -> str:
-    """The encoding of a file from its first bytes; BOMs first, then charset-normalizer."""
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    try:
-        # Cut at the last newline so a multi-byte character split by the head is not an error.
-        head[: head.rfind(b"\n") + 1 or len(head)].decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    best = from_bytes(head).best()
-    if _decodes(head, "cp1252") and (best is None or best.coherence == 0 or best.encoding in _WESTERN):
-        # Windows-1252 is what Excel writes in Western locales, and on short samples
-        # charset-normalizer often names a neighbour (cp1250) or, with no language
-        # detected at all, an East Asian code page. A language it did detect wins.
-        return "cp1252"
-    if best is None:
-        raise TableError(
-            "This file does not look like text. Save it as CSV or Excel (.xlsx) and upload that."
-        )
-    return best.encoding
-
-
-def _decodes(data: bytes, encoding: str) -> bool:
-    try:
-        data.decode(encoding)
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
-def sniff_delimiter(sample: str) -> str:
-    """The delimiter among , ; tab | that splits the sample's lines most consistently."""
-    try:
-        return csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
-    except csv.Error:
-        pass
-    lines = [line for line in sample.splitlines()[:50] if line.strip()]
-    if not lines:
-        return ","
-
-    # Fallback: the candidate that appears most often on the header line and as often on the others.
-    def score(d: str) -> tuple[int, int]:
-        counts = [line.count(d) for line in lines]
-        return (sum(1 for c in counts if c == counts[0] and c > 0), counts[0])
-
-    return max(DELIMITERS, key=score)
 
 
 def _header(raw: list[str], problems: list[Problem]) -> list[str]:
@@ -222,20 +144,23 @@ def inspect(
     encoding: str | None = None,
     delimiter: str | None = None,
     preview_rows: int = 20,
+    long_rows: str = "skip",
+    short_rows: str = "pad",
 ) -> TableInfo:
     """Learn a table's shape from the head of the file only.
 
-    `encoding` and `delimiter`, when given, override detection. Raises TableError for a file
-    that cannot be read as a table (empty, binary, no rows, too many columns).
+    `encoding` and `delimiter`, when given, override detection; the preview follows `long_rows`
+    and `short_rows` as the full pass will. Raises TableError for a file that cannot be read as
+    a table (empty, binary, no rows, too many columns).
     """
     head = stream.read(HEAD_BYTES)
     stream.seek(0)
     if not head.strip(b" \t\r\n\xef\xbb\xbf\xff\xfe\x00"):
         raise TableError("The file is empty.")
-    if _is_xlsx(head):
+    if is_xlsx(head):
         return _inspect_xlsx(stream, preview_rows)
-    _sniff_binary(head)
-    encoding = encoding or detect_encoding(head)
+    sniff_binary(head, encoding)
+    encoding = _byte_order(encoding, head) or detect_encoding(head)
     try:
         text = (
             head.decode(encoding, errors="strict") if len(head) < HEAD_BYTES else _decode_head(head, encoding)
@@ -245,120 +170,154 @@ def inspect(
     if delimiter is None:
         delimiter = sniff_delimiter(text[:65536])
     problems: list[Problem] = []
-    reader = _reader(io.StringIO(text, newline=""), delimiter)
-    try:
-        raw_header = next(_skip_blank(reader, ProblemLog()), None)
-        if raw_header is None:
-            raise TableError("The file is empty.")
-        columns = _header(raw_header[1], problems)
-        preview: list[list[str]] = []
-        log = ProblemLog()
-        for _, cells in _rows(reader, len(columns), log, "skip"):
-            preview.append(cells)
-            if len(preview) >= preview_rows:
-                break
-    except csv.Error as exc:
-        raise TableError(f"The file cannot be read as a table near line {reader.line_num}: {exc}.") from exc
+    log = ProblemLog()
+    lf = lf_line_ends(text)
+    records = textfiles.records(io.StringIO(text, newline="\n" if lf else ""), delimiter, lf)
+    raw_header = next(_skip_blank(records, ProblemLog()), None)
+    if raw_header is None:
+        raise TableError("The file is empty.")
+    columns = _header(raw_header[1], problems)
+    preview: list[list[str]] = []
+    for _, cells in _rows(records, len(columns), log, long_rows, short_rows):
+        preview.append(cells)
+        if len(preview) >= preview_rows:
+            break
     if not preview and len(head) < HEAD_BYTES:
-        raise TableError("The file has a header but no rows.")
+        raise TableError(no_rows_reason({p.kind for p in log.items}, len(columns), delimiter, text))
+    if len(columns) == 1 and other_delimiter(text[:65536], delimiter):
+        problems.append(
+            Problem(
+                "separator",
+                f"The header has a single column when separated by {DELIMITER_NAMES[delimiter]}s. "
+                + separator_advice(text[:65536], delimiter),
+                1,
+            )
+        )
     problems.extend(log.items)
     return TableInfo("csv", encoding, delimiter, columns, preview, problems, _stats(columns, preview))
+
+
+def _byte_order(encoding: str | None, head: bytes) -> str | None:
+    """The user's encoding; for UTF-16 without a byte-order mark, the byte order its NULs show."""
+    if is_utf16(encoding) and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return utf16_byte_order(head) or "utf-16-le"
+    return encoding
 
 
 def _decode_head(head: bytes, encoding: str) -> str:
     """Decode the head of a longer file, dropping the last, possibly cut, line."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     text = decoder.decode(head, final=False)
-    return text[: text.rfind("\n") + 1] or text
+    return text[: text.rfind("\n" if lf_line_ends(text) else "\r") + 1] or text
 
 
-def _reader(text_stream, delimiter: str):
-    return csv.reader(text_stream, delimiter=delimiter, strict=False)
+def _is_blank(cells: list[str]) -> bool:
+    return not any(cell.strip() for cell in cells)
 
 
-def _skip_blank(reader, log: ProblemLog) -> Iterator[tuple[int, list[str]]]:
-    for cells in reader:
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            log.add(
-                Problem("blank_line", f"Line {reader.line_num} is blank and was skipped.", reader.line_num)
-            )
+def _skip_blank(records, log: ProblemLog) -> Iterator[tuple[int, list[str]]]:
+    for line, cells in records:
+        if _is_blank(cells):
+            log.add(Problem("blank_line", f"Line {line} is blank and was skipped.", line))
             continue
-        yield reader.line_num, cells
+        yield line, cells
 
 
-def _rows(reader, width: int, log: ProblemLog, bad_rows: str) -> Iterator[tuple[int, list[str]]]:
+def _rows(
+    records, width: int, log: ProblemLog, long_rows: str, short_rows: str
+) -> Iterator[tuple[int, list[str]]]:
     """Data rows as (row number, cells of exactly `width`), numbered from 1 over the rows kept.
 
-    The hot loop of every full pass, so blank lines are handled here rather than through
-    _skip_blank, and a row of the right width costs one length check.
+    The hot loop of every full pass, so a row of the right width whose first cell has text
+    costs one length check and one strip.
     """
     number = 0
-    for cells in reader:
+    for line, cells in records:
         count = len(cells)
-        if count == width:
+        if count == width and (cells[0].strip() or not _is_blank(cells)):
             number += 1
             yield number, cells
             continue
-        line = reader.line_num
-        if count == 0 or (count == 1 and not cells[0].strip()):
+        if _is_blank(cells):
             log.add(Problem("blank_line", f"Line {line} is blank and was skipped.", line))
             continue
         if count > width:
-            if any(c.strip() for c in cells[width:]):
-                if bad_rows == "stop":
-                    raise TableError(f"Line {line} has {count} cells but the header has {width}.")
+            if _is_blank(cells[width:]):
+                cells = cells[:width]  # trailing empty cells, as spreadsheets often write: harmless
+            elif long_rows == "cut":
                 log.add(
-                    Problem(
-                        "long_row",
-                        f"Line {line} has {count} cells but the header has {width}; the row was skipped.",
-                        line,
+                    _misfit(
+                        "long_row", line, count, width, f"the cells after the first {width} were left out"
                     )
                 )
+                cells = cells[:width]
+            else:
+                _stop_or_skip(long_rows, "long_row", line, count, width, log)
                 continue
-            cells = cells[:width]  # trailing empty cells, as spreadsheets often write: harmless
-        else:
-            if bad_rows == "stop":
-                raise TableError(f"Line {line} has {count} cells but the header has {width}.")
-            log.add(
-                Problem(
-                    "short_row",
-                    f"Line {line} has {count} cells but the header has {width}; the missing ones are empty.",
-                    line,
-                )
-            )
-            cells = cells + [""] * (width - count)
+        elif count < width:
+            if short_rows == "pad":
+                log.add(_misfit("short_row", line, count, width, "the missing ones are empty"))
+                cells = cells + [""] * (width - count)
+            else:
+                _stop_or_skip(short_rows, "short_row", line, count, width, log)
+                continue
         number += 1
         yield number, cells
 
 
+def _misfit(kind: str, line: int, count: int, width: int, outcome: str) -> Problem:
+    return Problem(
+        kind,
+        f"Line {line} has {count} cells but the header has {width}; {outcome}.",
+        line,
+    )
+
+
+def _stop_or_skip(policy: str, kind: str, line: int, count: int, width: int, log: ProblemLog) -> None:
+    if policy == "stop":
+        raise TableError(f"Line {line} has {count} cells but the header has {width}.")
+    log.add(_misfit(kind, line, count, width, "the row was skipped"))
+
+
 def iter_rows(
-    stream: BinaryIO, info: TableInfo, *, bad_rows: str = "skip", problems: ProblemLog | None = None
+    stream: BinaryIO,
+    info: TableInfo,
+    *,
+    long_rows: str = "skip",
+    short_rows: str = "pad",
+    problems: ProblemLog | None = None,
 ) -> Iterator[tuple[int, list[str]]]:
     """Every data row as (row number, cells), streamed; row numbers are stable for a given file.
 
-    Rows that do not fit the header are handled as the module docstring says and recorded
-    in `problems`; bad_rows="stop" raises TableError at the first one instead.
+    Rows that do not fit the header are handled as `long_rows` and `short_rows` say (the
+    module docstring) and recorded in `problems`; "stop" raises TableError at the first one.
     """
     log = problems if problems is not None else ProblemLog()
     if info.format == "xlsx":
         yield from _xlsx_rows(stream, info, log)
         return
-    text = io.TextIOWrapper(stream, encoding=info.encoding or "utf-8", errors="strict", newline="")
-    reader = _reader(text, info.delimiter or ",")
+    encoding = info.encoding or "utf-8"
+    lf = _has_lf(stream, encoding)
+    text = io.TextIOWrapper(stream, encoding=encoding, errors="strict", newline="\n" if lf else "")
+    records = textfiles.records(text, info.delimiter or ",", lf)
     try:
-        rows = _skip_blank(reader, ProblemLog())
-        next(rows, None)  # the header
-        yield from _rows(reader, len(info.columns), log, bad_rows)
+        next(_skip_blank(records, ProblemLog()), None)  # the header
+        yield from _rows(records, len(info.columns), log, long_rows, short_rows)
     except UnicodeDecodeError as exc:
-        line = _line_of_bad_bytes(stream, info.encoding or "utf-8")
+        line = _line_of_bad_bytes(stream, encoding)
         raise TableError(
             f"Line {line} has characters that are not valid {info.encoding}. "
             "Choose another encoding, or save the file again as UTF-8."
         ) from exc
-    except csv.Error as exc:
-        raise TableError(f"The file cannot be read as a table near line {reader.line_num}: {exc}.") from exc
     finally:
         text.detach()
+
+
+def _has_lf(stream: BinaryIO, encoding: str) -> bool:
+    """Whether the file's lines end in LF (or CRLF), judged on its head as inspect judges it."""
+    head = stream.read(HEAD_BYTES)
+    stream.seek(0)
+    return lf_line_ends(codecs.getincrementaldecoder(encoding)(errors="ignore").decode(head, final=False))
 
 
 def _line_of_bad_bytes(stream: BinaryIO, encoding: str) -> int | str:
@@ -382,7 +341,8 @@ def count_rows(
     stream: BinaryIO,
     info: TableInfo,
     *,
-    bad_rows: str = "skip",
+    long_rows: str = "skip",
+    short_rows: str = "pad",
     progress: Callable[[int, int], None] | None = None,
 ) -> RowCount:
     """One full pass: the number of data rows and the problems met on the way."""
@@ -391,88 +351,91 @@ def count_rows(
     stream.seek(0)
     log = ProblemLog()
     rows = 0
-    for rows, _ in iter_rows(stream, info, bad_rows=bad_rows, problems=log):
+    for rows, _ in iter_rows(stream, info, long_rows=long_rows, short_rows=short_rows, problems=log):
         if progress and rows % 100_000 == 0:
             progress(stream.tell(), total)
     if progress:
         progress(total, total)
-    return RowCount(rows, log.items, log.total)
+    reason = "" if rows else no_rows_reason({p.kind for p in log.items}, len(info.columns), info.delimiter)
+    return RowCount(rows, log.items, log.total, reason)
 
 
 # --- XLSX -------------------------------------------------------------------------
 
 
-def _cell_text(value) -> str:
-    """A spreadsheet cell as the user sees it: 3 not 3.0, dates in ISO form, TRUE/FALSE."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if hasattr(value, "isoformat"):
-        text = value.isoformat()
-        return text.removesuffix("T00:00:00")
-    return str(value)
-
-
-def _open_sheet(stream: BinaryIO):
-    from python_calamine import CalamineWorkbook
-
+def _workbook(stream: BinaryIO) -> xlsx.Workbook:
     try:
-        workbook = CalamineWorkbook.from_filelike(stream)
-    except Exception as exc:  # calamine raises its own error types for broken files
-        raise TableError(
-            "This Excel file cannot be opened; it may be damaged or password-protected."
-        ) from exc
-    for name in workbook.sheet_names:
-        sheet = workbook.get_sheet_by_name(name)
-        if sheet.height and sheet.width:
-            return name, sheet
-    raise TableError("The Excel file is empty: none of its sheets has any cells.")
+        return xlsx.Workbook(stream)
+    except xlsx.WorkbookError as exc:
+        raise TableError(str(exc)) from exc
 
 
 def _inspect_xlsx(stream: BinaryIO, preview_rows: int) -> TableInfo:
-    name, sheet = _open_sheet(stream)
-    stream.seek(0)
-    rows = sheet.iter_rows()
+    try:
+        book = _workbook(stream)
+        name = book.first_sheet_with_cells()
+        header = next(book.rows(name, MAX_COLUMNS, header=True))
+    except xlsx.WorkbookError as exc:
+        raise TableError(str(exc)) from exc
     problems: list[Problem] = []
-    header = next(rows, None)
-    columns = _header([_cell_text(v) for v in header], problems)
+    columns = _header(header.cells, problems)
     info = TableInfo("xlsx", None, None, columns, [], problems, sheet=name)
-    for _, cells in _xlsx_rows(stream, info, ProblemLog()):
+    log = ProblemLog()
+    for _, cells in _xlsx_rows(stream, info, log, book):
         info.preview.append(cells)
         if len(info.preview) >= preview_rows:
             break
     stream.seek(0)
+    if not info.preview and any(p.kind == "long_row" for p in log.items):
+        raise TableError(
+            "No row could be read: the rows after the header have text only to the right of its last "
+            f"named column, {xlsx.column_letters(len(columns))}. Name those columns in the first row."
+        )
     if not info.preview:
         raise TableError("The file has a header but no rows.")
     info.column_stats = _stats(columns, info.preview)
     return info
 
 
-def _xlsx_rows(stream: BinaryIO, info: TableInfo, log: ProblemLog) -> Iterator[tuple[int, list[str]]]:
-    _, sheet = _open_sheet(stream)
+def _xlsx_rows(
+    stream: BinaryIO, info: TableInfo, log: ProblemLog, book: xlsx.Workbook | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """The sheet's data rows, streamed: rows after the header that have a cell with text.
+
+    The reading choices are for text files. In a sheet, short rows are normal (empty cells at
+    the end of a row are not written), so they are padded silently; cells beyond the last named
+    column are left out and reported, and a row with nothing else is skipped.
+    """
+    if book is None:
+        stream.seek(0)
+        book = _workbook(stream)
     width = len(info.columns)
     number = 0
-    for line, values in enumerate(sheet.iter_rows(), start=1):
-        if line == 1:
-            continue
-        cells = [_cell_text(v) for v in values]
-        if not any(c.strip() for c in cells):
-            log.add(Problem("blank_line", f"Row {line} of the sheet is blank and was skipped.", line))
-            continue
-        if len(cells) > width:
-            if any(c.strip() for c in cells[width:]):
+    previous = None
+    try:
+        for row in book.rows(info.sheet or book.first_sheet_with_cells(), width):
+            if previous is None:  # the header
+                previous = row.number
+                continue
+            if row.number > previous + 1:
+                gap = (row.number - 1 - previous, previous + 1, row.number - 1)
+                where = f"Row {gap[1]}" if gap[0] == 1 else f"Rows {gap[1]:,} to {gap[2]:,}"
+                verb = "is blank and was" if gap[0] == 1 else "are blank and were"
+                log.add(Problem("blank_line", f"{where} of the sheet {verb} skipped.", gap[1]))
+            previous = row.number
+            if row.beyond:
+                outcome = "they were left out" if row.cells else "the row was skipped"
                 log.add(
                     Problem(
                         "long_row",
-                        f"Row {line} has cells beyond the last named column; they were left out.",
-                        line,
+                        f"Row {row.number} has cells beyond the last named column; {outcome}.",
+                        row.number,
                     )
                 )
-            cells = cells[:width]
-        elif len(cells) < width:
-            cells += [""] * (width - len(cells))
-        number += 1
-        yield number, cells
+                if not row.cells:
+                    continue
+            cells = row.cells + [""] * (width - len(row.cells))
+            number += 1
+            yield number, cells
+    except xlsx.WorkbookError as exc:
+        raise TableError(str(exc)) from exc

@@ -32,10 +32,25 @@ class Dataset(models.Model):
     problems = models.JSONField(default=list)
     problem_total = models.PositiveIntegerField(default=0)
     column_stats = models.JSONField(default=list)
-    bad_rows = models.CharField(
+    # What to do with a row that has more cells than the header, and with one that has fewer:
+    # separate cases, since padding a short row is usually right and cutting a long one rarely is.
+    long_rows = models.CharField(
         max_length=4,
-        choices=[("skip", "Skip them and go on"), ("stop", "Stop, so that I can fix the file")],
+        choices=[
+            ("skip", "Skip the row and go on"),
+            ("cut", "Keep the row's first cells, one per column, and leave out the rest"),
+            ("stop", "Stop reading, so that I can fix the file"),
+        ],
         default="skip",
+    )
+    short_rows = models.CharField(
+        max_length=4,
+        choices=[
+            ("pad", "Keep the row; its missing cells are empty"),
+            ("skip", "Skip the row and go on"),
+            ("stop", "Stop reading, so that I can fix the file"),
+        ],
+        default="pad",
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.COUNTING)
     count_progress = models.PositiveSmallIntegerField(default=0)

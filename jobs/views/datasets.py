@@ -43,11 +43,12 @@ def upload(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def reading(request: HttpRequest, code) -> HttpResponse:
-    """Read the upload again with the encoding, separator and bad-row choice the user picked."""
+    """Read the upload again with the encoding, separator and bad-row choices the user picked."""
     dataset = access.get_changeable(request.user, Dataset.objects.all(), code=code)
     form = ReadingForm(request.POST)
     if dataset.format == "csv" and form.is_valid():
-        dataset.bad_rows = form.cleaned_data["bad_rows"]
+        dataset.long_rows = form.cleaned_data["long_rows"]
+        dataset.short_rows = form.cleaned_data["short_rows"]
         datasets.analyse(
             dataset, encoding=form.cleaned_data["encoding"], delimiter=form.cleaned_data["delimiter"]
         )
@@ -91,7 +92,12 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         return redirect("jobs:job_detail", job.code)
     previews, preview_message = _preview_requests(dataset, form)
     reading_form = ReadingForm(
-        initial={"encoding": dataset.encoding, "delimiter": dataset.delimiter, "bad_rows": dataset.bad_rows}
+        initial={
+            "encoding": dataset.encoding,
+            "delimiter": dataset.delimiter,
+            "long_rows": dataset.long_rows,
+            "short_rows": dataset.short_rows,
+        }
     )
     context = {
         "dataset": dataset,
