@@ -16,7 +16,7 @@ def stop_bad_rows_where_short_rows_stopped(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("jobs", "0019_pilot_output_tokens"),
+        ("jobs", "0021_empty_rows_all_or_any"),
     ]
 
     operations = [
