@@ -1,5 +1,7 @@
 """Forms for uploading a table and describing a job; every message names the field at fault."""
 
+import re
+
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
@@ -25,6 +27,8 @@ SUGGESTED_MODELS = {
 
 
 FIELD_ROWS = 6
+# A row number as the failures page sends it: ASCII digits only, as many as a table can have.
+ROW_NUMBER = re.compile(r"[0-9]{1,10}")
 
 
 def output_fields(data, endpoint: str | None) -> list[dict]:
@@ -42,6 +46,17 @@ def output_fields(data, endpoint: str | None) -> list[dict]:
     if typed and endpoint == Job.Endpoint.EMBEDDINGS:
         raise schema.FieldError("Embeddings are numbers, not answers with fields: remove the fields.")
     return schema.clean_fields(typed)
+
+
+def row_numbers(values: list[str]) -> list[int]:
+    """The rows ticked on the failures page; a value that is no row number is refused by name.
+
+    Checked by pattern rather than str.isdigit(), which also takes digits int() refuses, such as '²'.
+    """
+    for value in values:
+        if not ROW_NUMBER.fullmatch(value):
+            raise forms.ValidationError(f"“{value[:20]}” is not a row number: tick the rows in the list.")
+    return [int(value) for value in values]
 
 
 def _bootstrap(form: forms.BaseForm) -> None:

@@ -7,6 +7,7 @@ import json
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,9 +20,19 @@ from jobs.formats.requestfiles import RequestBuilder
 from jobs.forms import SUGGESTED_MODELS, JobForm, ReadingForm, UploadForm, output_fields
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate
 from jobs.money import pricing
-from jobs.views.common import get_dataset, rate_limit
+from jobs.views.common import get_dataset, parse_code, rate_limit
 
 PREVIEW_ROWS = 3
+# The form fields a saved template keeps, in the order the form shows them.
+TEMPLATE_FIELDS = (
+    "endpoint",
+    "model",
+    "system_prompt",
+    "user_prompt",
+    "temperature",
+    "max_output_tokens",
+    "team",
+)
 
 
 @login_required
@@ -77,7 +88,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
     templates = access.visible(request.user, PromptTemplate.objects.all())
     chosen = request.GET.get("template")
     if chosen:
-        template = get_object_or_404(templates, code=chosen)
+        template = get_object_or_404(templates, code=parse_code(chosen, "template"))
         initial |= {field: getattr(template, field) for field in PromptTemplate.SETTINGS}
     form = JobForm(request.POST or None, columns=dataset.columns, user=request.user, initial=initial)
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
@@ -188,7 +199,13 @@ def save_template(request: HttpRequest, code) -> HttpResponse:
     form = JobForm(request.POST, columns=dataset.columns, user=request.user)
     name = request.POST.get("template_name", "").strip()[:200]
     form.is_valid()
-    problems = [e for f in ("user_prompt", "system_prompt", "model") for e in form.errors.get(f, [])]
+    # Every setting the template keeps must be valid (the job's name and key are not kept).
+    problems = [
+        f"{form[f].label}: {e}" if f != NON_FIELD_ERRORS else e
+        for f in (*TEMPLATE_FIELDS, NON_FIELD_ERRORS)
+        if f in form.fields or f == NON_FIELD_ERRORS
+        for e in form.errors.get(f, [])
+    ]
     if not name:
         problems.insert(0, "Give the template a name.")
     if problems:

@@ -5,6 +5,7 @@ and resending failed rows, deleting, and the downloads.
 import orjson
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -16,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import access, audit, errors, notify, pipeline, tasks
+from jobs.forms import row_numbers
 from jobs.models import AuditEvent, Job, ModelPrice
 from jobs.money import plans, pricing, spend
 from jobs.views.common import XLSX_TYPE, get_job, rate_limit, staff_only
@@ -207,7 +209,11 @@ def retry(request: HttpRequest, code) -> HttpResponse:
     job = get_job(request, code, change=True)
     chosen = None
     if request.POST.get("scope") == "selected":
-        chosen = [int(r) for r in request.POST.getlist("row") if r.isdigit()]
+        try:
+            chosen = row_numbers(request.POST.getlist("row"))
+        except ValidationError as exc:
+            messages.error(request, exc.messages[0])
+            return redirect("jobs:failures", job.code)
         if not chosen:
             messages.error(request, "Tick the rows to send again first.")
             return redirect("jobs:failures", job.code)

@@ -1,0 +1,74 @@
+"""Malformed parameters that once answered 500 now get a plain answer naming what was wrong.
+
+The walk in tests/test_parameter_walk.py finds such requests anywhere; these pin the ones
+found, with the message each now gets.
+"""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from jobs.models import Job, PromptTemplate, ProviderCredential
+from tests.conftest import make_dataset
+from tests.test_templates import post_data
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client():
+    """A 500 is seen as a status, as a browser would see it, rather than raised into the test."""
+    return Client(raise_request_exception=False)
+
+
+@pytest.fixture
+def credential() -> ProviderCredential:
+    credential = ProviderCredential(
+        name="Offline", kind=ProviderCredential.Kind.SIMULATOR, base_url="http://127.0.0.1:9"
+    )
+    credential.set_api_key("sk-offline")
+    credential.save()
+    return credential
+
+
+@pytest.mark.parametrize("value", ["not-a-uuid", "²", "", "x" * 5000])
+def test_a_template_code_that_is_not_one_answers_404_on_the_new_job_page(client, alice, value):
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    response = client.get(reverse("jobs:new_job", args=[dataset.code]), {"template": value})
+    assert response.status_code == (200 if value == "" else 404)
+
+
+@pytest.mark.parametrize("endpoint", [None, "", "/v1/nothing"])
+def test_saving_a_template_without_a_known_endpoint_names_the_field(client, alice, credential, endpoint):
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    data = post_data(credential, template_name="Sentiment", endpoint=endpoint)
+    if endpoint is None:
+        del data["endpoint"]
+    response = client.post(reverse("jobs:save_template", args=[dataset.code]), data)
+    assert response.status_code == 200
+    assert "Endpoint:" in response.content.decode()
+    assert not PromptTemplate.objects.exists()
+
+
+def test_saving_a_template_with_fields_embeddings_cannot_have_says_so(client, alice, credential):
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    data = post_data(credential, template_name="E", endpoint="/v1/embeddings", model="text-embedding-3-small")
+    data |= {"field-0-name": "sentiment"}
+    response = client.post(reverse("jobs:save_template", args=[dataset.code]), data)
+    assert "remove the fields" in response.content.decode()
+    assert not PromptTemplate.objects.exists()
+
+
+@pytest.mark.parametrize("rows", [["²"], ["2", "²"], ["-1"], ["1e3"], ["99999999999999999999999"]])
+def test_resending_rows_that_are_not_row_numbers_says_so(client, alice, credential, rows):
+    dataset = make_dataset(alice)
+    job = Job.objects.create(owner=alice, dataset=dataset, credential=credential, name="J", model="m")
+    client.force_login(alice)
+    response = client.post(reverse("jobs:retry", args=[job.code]), {"scope": "selected", "row": rows})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("jobs:failures", args=[job.code])
+    page = client.get(response["Location"]).content.decode()
+    assert "is not a row number" in page
