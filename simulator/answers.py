@@ -129,22 +129,30 @@ def _reply_text(prompt: str, seed: bytes) -> str:
 
 
 def _fit_schema(schema: dict, seed: bytes, path: str = "") -> Any:
-    """A value that validates against a (simple) JSON schema, chosen from the seed."""
+    """A value that validates against a (simple) JSON schema, chosen from the seed.
+
+    A part of the schema that is not what JSON Schema allows there is read as empty, so an odd
+    schema gets an odd answer rather than a crash.
+    """
     pick = _seed(seed.hex(), path)[0]
-    if "enum" in schema:
+    schema = schema if isinstance(schema, dict) else {}
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][pick % len(schema["enum"])]
     kind = schema.get("type", "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
+    minimum = schema.get("minimum", 0)
+    minimum = minimum if isinstance(minimum, int | float) and abs(minimum) < 1e15 else 0
     if kind == "object":
-        props = schema.get("properties", {})
+        props = schema.get("properties")
+        props = props if isinstance(props, dict) else {}
         return {name: _fit_schema(sub, seed, f"{path}.{name}") for name, sub in props.items()}
     if kind == "array":
         return [_fit_schema(schema.get("items", {}), seed, f"{path}[{i}]") for i in range(1 + pick % 3)]
     if kind == "integer":
-        return int(schema.get("minimum", 0)) + pick % 10
+        return int(minimum) + pick % 10
     if kind == "number":
-        return round(float(schema.get("minimum", 0)) + pick / 25.5, 2)
+        return round(float(minimum) + pick / 25.5, 2)
     if kind == "boolean":
         return bool(pick % 2)
     return f"{path.rsplit('.', 1)[-1] or 'value'} {pick % 100}"

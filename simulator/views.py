@@ -189,10 +189,17 @@ def files(request: HttpRequest) -> HttpResponse:
         raise ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
     if upload.size > MAX_UPLOAD_BYTES:
         raise ApiError(400, "File is too large.", param="file")
+    return _json(storage.present(storage.save(upload, upload.name, purpose, _expires_after(request))))
+
+
+def _expires_after(request: HttpRequest) -> int | None:
+    """The upload's expires_after[anchor] and [seconds] form fields, checked as the API does."""
     seconds = request.POST.get("expires_after[seconds]")
-    return _json(
-        storage.present(storage.save(upload, upload.name, purpose, int(seconds) if seconds else None))
-    )
+    problem = validation.expiry_problem(request.POST.get("expires_after[anchor]"), seconds)
+    if problem:
+        param, message, code = problem
+        raise ApiError(400, message, param=param, code=code)
+    return int(seconds) if seconds else None
 
 
 def _get_file(file_id: str) -> SimFile:
@@ -402,6 +409,10 @@ def _synchronous(request: HttpRequest, endpoint: str) -> HttpResponse:
         raise ApiError(
             400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
         )
+    problem = validation.body_problem(endpoint, body)
+    if problem:
+        param, message, code = problem
+        raise ApiError(400, message, param=param, code=code)
     if MODELS.get(model, {}).get("kind") != ENDPOINT_KINDS[endpoint]:
         raise ApiError(
             404,
