@@ -269,6 +269,23 @@ class JobForm(forms.ModelForm):
         return [r | {"index": i} for i, r in enumerate(rows[:FIELD_ROWS])]
 
 
+class IdsField(forms.ModelMultipleChoiceField):
+    """Objects chosen by id; an id the database cannot hold is refused by name, not a crash.
+
+    Django checks each id alone but then queries them together, which SQLite cannot do with
+    a number beyond 64 bits (OverflowError) and PostgreSQL refuses too.
+    """
+
+    def _check_values(self, value):
+        for pk in value:
+            text = str(pk)
+            if not (text.isascii() and text.isdigit() and int(text) < 2**63):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": text[:40]}
+                )
+        return super()._check_values(value)
+
+
 class CredentialForm(forms.ModelForm):
     """A provider key: write-only, encrypted on save, shown back only as its last four characters."""
 
@@ -304,6 +321,7 @@ class CredentialForm(forms.ModelForm):
             "approval_above",
             "teams",
         ]
+        field_classes = {"teams": IdsField}
 
     def clean(self):
         data = super().clean()

@@ -72,3 +72,26 @@ def test_resending_rows_that_are_not_row_numbers_says_so(client, alice, credenti
     assert response["Location"] == reverse("jobs:failures", args=[job.code])
     page = client.get(response["Location"]).content.decode()
     assert "is not a row number" in page
+
+
+@pytest.mark.parametrize("team", ["99999999999999999999999", "²", "-1"])
+def test_a_team_id_the_database_cannot_hold_is_an_invalid_choice_on_the_key_form(
+    client, django_user_model, team
+):
+    root = django_user_model.objects.create_user("root", is_staff=True)
+    client.force_login(root)
+    data = {
+        "name": "Another",
+        "kind": "simulator",
+        "api_key": "sk-another",
+        "max_requests_per_batch": "50000",
+        "max_bytes_per_batch": "100000000",
+        "poll_min_seconds": "1",
+        "poll_max_seconds": "2",
+        "model_token_limits": "{}",
+        "teams": team,
+    }
+    response = client.post(reverse("jobs:key_new"), data)
+    assert response.status_code == 200
+    assert f"“{team}” is not a valid value." in response.content.decode()
+    assert not ProviderCredential.objects.filter(name="Another").exists()
