@@ -10,6 +10,7 @@ from django.views.decorators.debug import sensitive_variables
 from jobs import access
 from jobs.formats import prompts, schema
 from jobs.models import Dataset, Job, ProviderCredential
+from jobs.notify import one_line
 
 SUGGESTED_MODELS = {
     Job.Endpoint.CHAT: [
@@ -228,6 +229,13 @@ class JobForm(forms.ModelForm):
             )
         return text
 
+    def clean_name(self) -> str:
+        # The name is quoted in email subjects: one line, whatever was pasted.
+        name = one_line(self.cleaned_data.get("name") or "")
+        if not name:
+            raise forms.ValidationError("Give the job a name.")
+        return name
+
     def clean_temperature(self):
         value = self.cleaned_data.get("temperature")
         if value is not None and not 0 <= value <= 2:
@@ -322,6 +330,10 @@ class CredentialForm(forms.ModelForm):
             "teams",
         ]
         field_classes = {"teams": IdsField}
+
+    def clean_name(self) -> str:
+        # The name is quoted in the subject of the email sent when the provider refuses the key.
+        return one_line(self.cleaned_data.get("name") or "")
 
     def clean(self):
         data = super().clean()

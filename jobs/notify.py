@@ -6,6 +6,7 @@ is logged and never stops the job's work.
 
 import logging
 import smtplib
+import unicodedata
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -20,9 +21,18 @@ User = get_user_model()
 log = logging.getLogger(__name__)
 
 
+def one_line(text: str) -> str:
+    """Text fit for a header: control characters (newlines among them) become spaces, and runs of
+    spaces one. A subject holding a newline makes Django refuse the whole email (BadHeaderError).
+    """
+    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
+
+
 def _mail(recipients: list[str], subject: str, template: str, context: dict) -> None:
     if not recipients:
         return
+    # Subjects quote names people typed (a job's, a key's): whatever they hold, one line.
+    subject = one_line(subject)
     try:
         send_mail(subject, render_to_string(template, context), None, recipients)
     except (smtplib.SMTPException, OSError) as exc:
@@ -48,23 +58,24 @@ def job_finished(job: Job) -> None:
         Job.Status.FAILED: "has finished without answers",
         Job.Status.CANCELLED: "was cancelled",
     }[job.status]
-    _to_owner(job, f"Batchdash: “{job.name}” {verdict}", "jobs/email/job_finished.txt", verdict=verdict)
+    subject = f"Batchdash: “{one_line(job.name)}” {verdict}"
+    _to_owner(job, subject, "jobs/email/job_finished.txt", verdict=verdict)
 
 
 def key_refused(credential: ProviderCredential) -> None:
     """Tell every admin; the key itself never appears, only its name and last four characters."""
     url = settings.SITE_URL + reverse("jobs:key_edit", args=[credential.code])
-    subject = f"Batchdash: the provider refused the key “{credential.name}”"
+    subject = f"Batchdash: the provider refused the key “{one_line(credential.name)}”"
     _mail(_admins(), subject, "jobs/email/key_refused.txt", {"credential": credential, "url": url})
 
 
 def approval_needed(job: Job) -> None:
     """Ask the admins to approve a job above its key's cost threshold."""
-    subject = f"Batchdash: “{job.name}” waits for your approval"
+    subject = f"Batchdash: “{one_line(job.name)}” waits for your approval"
     _mail(_admins(), subject, "jobs/email/approval_needed.txt", {"job": job, "url": _job_url(job)})
 
 
 def part_slow(batch: Batch) -> None:
     job = batch.job
-    subject = f"Batchdash: part {batch.index + 1} of “{job.name}” is slower than usual"
+    subject = f"Batchdash: part {batch.index + 1} of “{one_line(job.name)}” is slower than usual"
     _to_owner(job, subject, "jobs/email/part_slow.txt", batch=batch)
