@@ -9,8 +9,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from jobs import access
 from jobs.formats import prompts, schema
+from jobs.formats.text import one_line
 from jobs.models import Dataset, Job, ProviderCredential
-from jobs.notify import one_line
 
 SUGGESTED_MODELS = {
     Job.Endpoint.CHAT: [

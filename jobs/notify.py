@@ -6,7 +6,6 @@ is logged and never stops the job's work.
 
 import logging
 import smtplib
-import unicodedata
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -14,18 +13,12 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from jobs.formats.text import one_line
 from jobs.models import Batch, Job, ProviderCredential
 
 User = get_user_model()
 
 log = logging.getLogger(__name__)
-
-
-def one_line(text: str) -> str:
-    """Text fit for a header: control characters (newlines among them) become spaces, and runs of
-    spaces one. A subject holding a newline makes Django refuse the whole email (BadHeaderError).
-    """
-    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
 
 
 def _mail(recipients: list[str], subject: str, template: str, context: dict) -> None:

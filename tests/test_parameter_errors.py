@@ -95,3 +95,28 @@ def test_a_team_id_the_database_cannot_hold_is_an_invalid_choice_on_the_key_form
     assert response.status_code == 200
     assert f"“{team}” is not a valid value." in response.content.decode()
     assert not ProviderCredential.objects.filter(name="Another").exists()
+
+
+# PostgreSQL refuses NUL in text, and in JSON; SQLite stores it. Typed text is made one line
+# (NUL becomes a space) where it is a name or a search, and refused where it is content.
+
+
+def test_a_search_or_a_name_holding_nul_is_read_as_a_space(client, alice, credential):
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    assert client.get(reverse("jobs:home"), {"q": "\x00"}).status_code == 200
+    url = reverse("jobs:save_template", args=[dataset.code])
+    response = client.post(url, post_data(credential, template_name="\x00"))
+    assert "Give the template a name." in response.content.decode()
+    client.post(url, post_data(credential, template_name="Sent\x00iment"))
+    assert PromptTemplate.objects.get().name == "Sent iment"
+
+
+def test_a_structured_field_whose_meaning_holds_nul_is_refused_by_name(client, alice, credential):
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    data = post_data(credential, template_name="T") | {"field-0-name": "mood", "field-0-description": "a\x00"}
+    response = client.post(reverse("jobs:save_template", args=[dataset.code]), data)
+    assert "Field 1: the meaning or labels of “mood” hold a null character." in response.content.decode()
+    response = client.post(reverse("jobs:new_job", args=[dataset.code]), data)
+    assert response.status_code == 200 and not Job.objects.exists()

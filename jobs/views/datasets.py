@@ -17,6 +17,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 from jobs import access, audit, datasets, pilot, pipeline, tasks
 from jobs.formats import schema, tokens
 from jobs.formats.requestfiles import RequestBuilder
+from jobs.formats.text import one_line
 from jobs.forms import SUGGESTED_MODELS, JobForm, ReadingForm, UploadForm, output_fields
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate
 from jobs.money import pricing
@@ -123,7 +124,7 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
     data = form.data
     job = Job(
         endpoint=data.get("endpoint") or Job.Endpoint.CHAT,
-        model=data.get("model") or "(choose a model)",
+        model=one_line(data.get("model") or "") or "(choose a model)",
         system_prompt=data.get("system_prompt", ""),
         user_prompt=data.get("user_prompt", ""),
         temperature=_number(data.get("temperature"), float),
@@ -197,7 +198,7 @@ def save_template(request: HttpRequest, code) -> HttpResponse:
     """htmx: keep the prompt and its settings under a name, to reuse on other tables."""
     dataset = get_dataset(request, code)
     form = JobForm(request.POST, columns=dataset.columns, user=request.user)
-    name = request.POST.get("template_name", "").strip()[:200]
+    name = one_line(request.POST.get("template_name", ""))[:200]
     form.is_valid()
     # Every setting the template keeps must be valid (the job's name and key are not kept).
     problems = [

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import access, audit, errors, notify, pipeline, tasks
+from jobs.formats.text import one_line
 from jobs.forms import row_numbers
 from jobs.models import AuditEvent, Job, ModelPrice
 from jobs.money import plans, pricing, spend
@@ -59,7 +60,7 @@ def home(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status in Job.Status.values:
         jobs = jobs.filter(status=status)
-    query = request.GET.get("q", "").strip()
+    query = one_line(request.GET.get("q", ""))  # PostgreSQL refuses NUL even in a search
     if query:
         jobs = jobs.filter(name__icontains=query)
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
@@ -177,7 +178,7 @@ def failures(request: HttpRequest, code) -> HttpResponse:
         (c["code"], c["n"], errors.explain(c["code"], "")[0])
         for c in rows.values("code").annotate(n=Count("pk")).order_by("-n", "code")
     ]
-    chosen = request.GET.get("code", "")
+    chosen = one_line(request.GET.get("code", ""))
     if chosen:
         rows = rows.filter(code=chosen)
     page = Paginator(rows, FAILURES_PER_PAGE).get_page(request.GET.get("page"))
