@@ -127,6 +127,29 @@ def body_problem(endpoint: str, body: dict) -> tuple[str, str, str] | None:
     return None
 
 
+# What a file may be uploaded for, and what files may be listed by (the API writes batch_output).
+PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+LISTED_PURPOSES = (*PURPOSES, "batch_output")
+# Our ids are short: anything longer, or holding a NUL, is no id of ours.
+ID_MAX_LENGTH = 40
+
+
+def plausible_id(value) -> bool:
+    """Could this be one of our ids? Anything else is looked up nowhere: a NUL or an over-long
+    string would make PostgreSQL refuse the query rather than find nothing.
+    """
+    return isinstance(value, str) and 0 < len(value) <= ID_MAX_LENGTH and value.isprintable()
+
+
+def purpose_problem(purpose: str, *, listing: bool) -> tuple[str, str, str] | None:
+    allowed = LISTED_PURPOSES if listing else PURPOSES
+    if purpose in allowed:
+        return None
+    supported = ", ".join(f"'{p}'" for p in allowed)
+    message = f"Invalid value for 'purpose': '{purpose[:64]}'. Supported values are: {supported}."
+    return "purpose", message, "invalid_value"
+
+
 def expiry_problem(anchor: str | None, seconds: str | None) -> tuple[str, str, str] | None:
     """What is wrong with an upload's expires_after[anchor] and [seconds] form fields, if anything."""
     if anchor not in (None, "", "created_at"):

@@ -124,6 +124,13 @@ def api(ops: dict[str, str]):
     return decorate
 
 
+def _refuse(problem: tuple[str, str, str] | None) -> None:
+    """A problem found by simulator.validation, as (param, message, code), answered 400."""
+    if problem:
+        param, message, code = problem
+        raise ApiError(400, message, param=param, code=code)
+
+
 def request_json(request: HttpRequest) -> dict:
     try:
         data = orjson.loads(request.body or b"{}")
@@ -167,6 +174,7 @@ def files(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         listed = SimFile.objects.all()
         if request.GET.get("purpose"):
+            _refuse(validation.purpose_problem(request.GET["purpose"], listing=True))
             listed = listed.filter(purpose=request.GET["purpose"])
         ordered = (
             listed.order_by("created", "id")
@@ -185,6 +193,7 @@ def files(request: HttpRequest) -> HttpResponse:
         raise ApiError(
             400, "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
         )
+    _refuse(validation.purpose_problem(purpose, listing=False))
     if purpose == "batch" and not (upload.name or "").endswith(".jsonl"):
         raise ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
     if upload.size > MAX_UPLOAD_BYTES:
@@ -195,15 +204,12 @@ def files(request: HttpRequest) -> HttpResponse:
 def _expires_after(request: HttpRequest) -> int | None:
     """The upload's expires_after[anchor] and [seconds] form fields, checked as the API does."""
     seconds = request.POST.get("expires_after[seconds]")
-    problem = validation.expiry_problem(request.POST.get("expires_after[anchor]"), seconds)
-    if problem:
-        param, message, code = problem
-        raise ApiError(400, message, param=param, code=code)
+    _refuse(validation.expiry_problem(request.POST.get("expires_after[anchor]"), seconds))
     return int(seconds) if seconds else None
 
 
 def _get_file(file_id: str) -> SimFile:
-    sim_file = SimFile.objects.filter(pk=file_id).first()
+    sim_file = SimFile.objects.filter(pk=file_id).first() if validation.plausible_id(file_id) else None
     if sim_file is None:
         raise ApiError(404, f"No such File object: {file_id}", param="id")
     return sim_file
@@ -259,6 +265,10 @@ def batches(request: HttpRequest) -> HttpResponse:
             "Missing required parameter: 'input_file_id'.",
             param="input_file_id",
             code="missing_required_parameter",
+        )
+    if not validation.plausible_id(input_file_id):
+        raise ApiError(
+            400, "Invalid 'input_file_id': expected a file id.", param="input_file_id", code="invalid_value"
         )
     sim_file = SimFile.objects.filter(pk=input_file_id).first()
     batch_faults = faults.take_batch_faults()
@@ -333,10 +343,10 @@ def _check_metadata(metadata) -> None:
                 param=f"metadata.{key}",
                 code="invalid_type",
             )
-        if len(key) > 64 or len(value) > 512:
+        if len(key) > 64 or len(value) > 512 or "\x00" in key + value:
             raise ApiError(
                 400,
-                f"Invalid 'metadata.{key}': keys are at most 64 characters, values 512.",
+                f"Invalid 'metadata.{key[:64]}': keys are at most 64 characters, values 512, neither NUL.",
                 param=f"metadata.{key}",
                 code="invalid_value",
             )
@@ -373,7 +383,7 @@ def _list_batches(request: HttpRequest) -> HttpResponse:
 
 
 def _get_batch(batch_id: str) -> SimBatch:
-    batch = SimBatch.objects.filter(pk=batch_id).first()
+    batch = SimBatch.objects.filter(pk=batch_id).first() if validation.plausible_id(batch_id) else None
     if batch is None:
         raise ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
     return batch
@@ -409,10 +419,7 @@ def _synchronous(request: HttpRequest, endpoint: str) -> HttpResponse:
         raise ApiError(
             400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
         )
-    problem = validation.body_problem(endpoint, body)
-    if problem:
-        param, message, code = problem
-        raise ApiError(400, message, param=param, code=code)
+    _refuse(validation.body_problem(endpoint, body))
     if MODELS.get(model, {}).get("kind") != ENDPOINT_KINDS[endpoint]:
         raise ApiError(
             404,

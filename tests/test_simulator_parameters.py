@@ -121,3 +121,18 @@ def test_a_batch_line_of_the_wrong_type_fails_validation_on_its_line(api, bad, p
     assert created.status_code == 200, created.content
     [error] = created.json()["errors"]["data"]
     assert (error["line"], error["param"]) == (2, param)
+
+
+def test_ids_and_purposes_that_cannot_be_ours_are_refused_before_any_lookup(api):
+    # A NUL or a string longer than any id would make PostgreSQL refuse the query itself.
+    for path in ("files/file-%00", "batches/batch_%00", f"files/{'x' * 5000}"):
+        response = api.get(f"/simulator/v1/{path}", **KEY)
+        assert response.status_code == 404 and response.json()["error"]["type"] == "invalid_request_error"
+    batch = {"input_file_id": "x" * 5000, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    response = api.post("/simulator/v1/batches", batch, content_type="application/json", **KEY)
+    refused(response, "input_file_id")
+    refused(upload(api, purpose="x" * 5000), "purpose")
+    refused(api.get("/simulator/v1/files", {"purpose": "\x00"}, **KEY), "purpose")
+    assert api.get("/simulator/v1/files", {"purpose": "batch_output"}, **KEY).status_code == 200
+    batch |= {"input_file_id": "file-abc", "metadata": {"k": "\x00"}}
+    refused(api.post("/simulator/v1/batches", batch, content_type="application/json", **KEY), "metadata.k")
