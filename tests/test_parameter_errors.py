@@ -120,3 +120,13 @@ def test_a_structured_field_whose_meaning_holds_nul_is_refused_by_name(client, a
     assert "Field 1: the meaning or labels of “mood” hold a null character." in response.content.decode()
     response = client.post(reverse("jobs:new_job", args=[dataset.code]), data)
     assert response.status_code == 200 and not Job.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/login/", "/admin/login/"])
+def test_a_user_name_longer_than_any_is_a_failed_login_not_a_500(client, path):
+    from axes.models import AccessAttempt
+
+    response = client.post(path, {"username": "x" * 5000, "password": "wrong"})
+    assert response.status_code == 200
+    # django-axes keeps the name in a column of 255 characters, which PostgreSQL enforces.
+    assert [len(a.username) for a in AccessAttempt.objects.all()] == [255]
