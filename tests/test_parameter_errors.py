@@ -130,3 +130,12 @@ def test_a_user_name_longer_than_any_is_a_failed_login_not_a_500(client, path):
     assert response.status_code == 200
     # django-axes keeps the name in a column of 255 characters, which PostgreSQL enforces.
     assert [len(a.username) for a in AccessAttempt.objects.all()] == [255]
+
+
+def test_the_pilot_names_the_field_of_each_problem(client, alice, credential):
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    data = post_data(credential, temperature="abc", endpoint="/v1/nothing")
+    page = client.post(reverse("jobs:pilot", args=[dataset.code]), data).content.decode()
+    assert "Temperature: Enter a number." in page
+    assert "Endpoint: Select a valid choice." in page

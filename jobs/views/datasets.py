@@ -184,12 +184,20 @@ def pilot_run(request: HttpRequest, code) -> HttpResponse:
     dataset = get_dataset(request, code)
     form = JobForm(request.POST, columns=dataset.columns, user=request.user)
     if dataset.status == Dataset.Status.INVALID or not form.is_valid():
-        problems = [e for errors in form.errors.values() for e in errors] or [dataset.error]
+        problems = _named_errors(form, form.fields) or [dataset.error]
         return render(request, "jobs/new_job.html#pilot", {"problems": problems})
     job = form.save(commit=False)
     builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
     result = pilot.run(job, dataset, builder)
     return render(request, "jobs/new_job.html#pilot", {"pilot": result, "dataset": dataset})
+
+
+def _named_errors(form: JobForm, fields) -> list[str]:
+    """The errors of these fields and the form's own, each naming its field: the fragments that
+    show them list them away from the fields, and "Enter a number." alone says not which.
+    """
+    named = [f"{form[f].label}: {e}" for f in fields if f in form.fields for e in form.errors.get(f, [])]
+    return named + list(form.errors.get(NON_FIELD_ERRORS, []))
 
 
 @login_required
@@ -201,12 +209,7 @@ def save_template(request: HttpRequest, code) -> HttpResponse:
     name = one_line(request.POST.get("template_name", ""))[:200]
     form.is_valid()
     # Every setting the template keeps must be valid (the job's name and key are not kept).
-    problems = [
-        f"{form[f].label}: {e}" if f != NON_FIELD_ERRORS else e
-        for f in (*TEMPLATE_FIELDS, NON_FIELD_ERRORS)
-        if f in form.fields or f == NON_FIELD_ERRORS
-        for e in form.errors.get(f, [])
-    ]
+    problems = _named_errors(form, TEMPLATE_FIELDS)
     if not name:
         problems.insert(0, "Give the template a name.")
     if problems:
