@@ -280,8 +280,8 @@ class JobForm(forms.ModelForm):
 class IdsField(forms.ModelMultipleChoiceField):
     """Objects chosen by id; an id the database cannot hold is refused by name, not a crash.
 
-    Django checks each id alone but then queries them together, which SQLite cannot do with
-    a number beyond 64 bits (OverflowError) and PostgreSQL refuses too.
+    Django checks each id alone (finding nothing for one out of range) but then queries them
+    together, which SQLite could not do with a number beyond 64 bits (OverflowError, a 500).
     """
 
     def _check_values(self, value):
@@ -333,7 +333,10 @@ class CredentialForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         # The name is quoted in the subject of the email sent when the provider refuses the key.
-        return one_line(self.cleaned_data.get("name") or "")
+        name = one_line(self.cleaned_data.get("name") or "")
+        if not name:
+            raise forms.ValidationError("Give the key a name.")
+        return name
 
     def clean(self):
         data = super().clean()

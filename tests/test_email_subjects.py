@@ -83,3 +83,5 @@ def test_a_key_name_is_made_one_line_where_it_is_typed(client, offline_key, djan
     assert response.status_code == 302, response.context["form"].errors
     offline_key.refresh_from_db()
     assert offline_key.name == "Main key"
+    response = client.post(reverse("jobs:key_edit", args=[offline_key.code]), data | {"name": "\x07"})
+    assert "Give the key a name." in response.content.decode()
