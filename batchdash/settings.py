@@ -200,6 +200,19 @@ AXES_VERBOSE = False
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 AXES_CLIENT_IP_CALLABLE = "batchdash.proxies.client_address"
 
+
+def axes_username(request, credentials: dict | None = None):
+    """The user name a failed login is recorded under, cut to django-axes' column of 255 characters.
+
+    Django's login forms never enforce the name's length, so a very long name reached the
+    record of the failure, which PostgreSQL refused (500). No account has a name that long.
+    """
+    name = (credentials or getattr(request, "data", request.POST)).get("username")
+    return name[:255] if isinstance(name, str) else name
+
+
+AXES_USERNAME_CALLABLE = axes_username
+
 # Shared by every web process for rate limits: Redis in production (CACHE_URL), memory otherwise.
 CACHE_URL = env_str("CACHE_URL", "")
 CACHES = {

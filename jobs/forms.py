@@ -9,6 +9,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from jobs import access, keys
 from jobs.formats import prompts, schema
+from jobs.formats.text import one_line
 from jobs.models import Dataset, Job, ModelPrice, ProviderCredential
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -52,6 +53,8 @@ def _model_choices(models: list[str]) -> list:
 
 
 FIELD_ROWS = 6
+# A row number as the failures page sends it: ASCII digits only, as many as a table can have.
+ROW_NUMBER = re.compile(r"[0-9]{1,10}")
 
 
 def output_fields(data, endpoint: str | None) -> list[dict]:
@@ -69,6 +72,17 @@ def output_fields(data, endpoint: str | None) -> list[dict]:
     if typed and endpoint == Job.Endpoint.EMBEDDINGS:
         raise schema.FieldError("Embeddings are numbers, not answers with fields: remove the fields.")
     return schema.clean_fields(typed)
+
+
+def row_numbers(values: list[str]) -> list[int]:
+    """The rows ticked on the failures page; a value that is no row number is refused by name.
+
+    Checked by pattern rather than str.isdigit(), which also takes digits int() refuses, such as '²'.
+    """
+    for value in values:
+        if not ROW_NUMBER.fullmatch(value):
+            raise forms.ValidationError(f"“{value[:20]}” is not a row number: tick the rows in the list.")
+    return [int(value) for value in values]
 
 
 def _bootstrap(form: forms.BaseForm) -> None:
@@ -259,6 +273,13 @@ class JobForm(forms.ModelForm):
     def clean_empty_rows(self) -> str:
         return self.cleaned_data.get("empty_rows") or Job.EmptyRows.ALL
 
+    def clean_name(self) -> str:
+        # The name is quoted in email subjects: one line, whatever was pasted.
+        name = one_line(self.cleaned_data.get("name") or "")
+        if not name:
+            raise forms.ValidationError("Give the job a name.")
+        return name
+
     def clean_temperature(self):
         value = self.cleaned_data.get("temperature")
         if value is not None and not 0 <= value <= 2:
@@ -309,6 +330,23 @@ class JobForm(forms.ModelForm):
         return [r | {"index": i} for i, r in enumerate(rows[:FIELD_ROWS])]
 
 
+class IdsField(forms.ModelMultipleChoiceField):
+    """Objects chosen by id; an id the database cannot hold is refused by name, not a crash.
+
+    Django checks each id alone (finding nothing for one out of range) but then queries them
+    together, which SQLite could not do with a number beyond 64 bits (OverflowError, a 500).
+    """
+
+    def _check_values(self, value):
+        for pk in value:
+            text = str(pk)
+            if not (text.isascii() and text.isdigit() and int(text) < 2**63):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": text[:40]}
+                )
+        return super()._check_values(value)
+
+
 class CredentialForm(forms.ModelForm):
     """A provider key: write-only, encrypted on save, shown back only as its last four characters."""
 
@@ -344,6 +382,14 @@ class CredentialForm(forms.ModelForm):
             "approval_above",
             "teams",
         ]
+        field_classes = {"teams": IdsField}
+
+    def clean_name(self) -> str:
+        # The name is quoted in the subject of the email sent when the provider refuses the key.
+        name = one_line(self.cleaned_data.get("name") or "")
+        if not name:
+            raise forms.ValidationError("Give the key a name.")
+        return name
 
     def clean(self):
         data = super().clean()

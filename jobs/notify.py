@@ -13,6 +13,7 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from jobs.formats.text import one_line
 from jobs.models import Batch, Job, ProviderCredential
 
 User = get_user_model()
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 def _mail(recipients: list[str], subject: str, template: str, context: dict) -> None:
     if not recipients:
         return
+    # Subjects quote names people typed (a job's, a key's): whatever they hold, one line.
+    subject = one_line(subject)
     try:
         send_mail(subject, render_to_string(template, context), None, recipients)
     except (smtplib.SMTPException, OSError) as exc:
@@ -48,19 +51,20 @@ def job_finished(job: Job) -> None:
         Job.Status.FAILED: "has finished without answers",
         Job.Status.CANCELLED: "was cancelled",
     }[job.status]
-    _to_owner(job, f"Batchdash: “{job.name}” {verdict}", "jobs/email/job_finished.txt", verdict=verdict)
+    subject = f"Batchdash: “{one_line(job.name)}” {verdict}"
+    _to_owner(job, subject, "jobs/email/job_finished.txt", verdict=verdict)
 
 
 def key_refused(credential: ProviderCredential) -> None:
     """Tell every admin; the key itself never appears, only its name and last four characters."""
     url = settings.SITE_URL + reverse("jobs:key_edit", args=[credential.code])
-    subject = f"Batchdash: the provider refused the key “{credential.name}”"
+    subject = f"Batchdash: the provider refused the key “{one_line(credential.name)}”"
     _mail(_admins(), subject, "jobs/email/key_refused.txt", {"credential": credential, "url": url})
 
 
 def approval_needed(job: Job) -> None:
     """Ask the admins to approve a job above its key's cost threshold."""
-    subject = f"Batchdash: “{job.name}” waits for your approval"
+    subject = f"Batchdash: “{one_line(job.name)}” waits for your approval"
     _mail(_admins(), subject, "jobs/email/approval_needed.txt", {"job": job, "url": _job_url(job)})
 
 
@@ -73,5 +77,5 @@ def declined(job: Job) -> None:
 
 def part_slow(batch: Batch) -> None:
     job = batch.job
-    subject = f"Batchdash: part {batch.index + 1} of “{job.name}” is slower than usual"
+    subject = f"Batchdash: part {batch.index + 1} of “{one_line(job.name)}” is slower than usual"
     _to_owner(job, subject, "jobs/email/part_slow.txt", batch=batch)

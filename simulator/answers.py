@@ -146,36 +146,42 @@ def _fit_schema(schema: dict, seed: bytes, path: str = "", root: dict | None = N
     """A value that validates against a (simple) JSON schema, chosen from the seed.
 
     Follows local `$ref`s and takes the first non-null branch of `anyOf`/`oneOf`, as pydantic
-    writes them for nested models and optional fields.
+    writes them for nested models and optional fields. A part of the schema that is not what JSON
+    Schema allows there is read as empty, so an odd schema gets an odd answer rather than a crash.
     """
+    schema = schema if isinstance(schema, dict) else {}
     root = schema if root is None else root
     pick = _seed(seed.hex(), path)[0]
     if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/"):
         target = root
         for part in schema["$ref"][2:].split("/"):
-            target = target.get(part, {})
+            target = target.get(part, {}) if isinstance(target, dict) else {}
         return _fit_schema(target, seed, path, root)
     for key in ("anyOf", "oneOf", "allOf"):
-        if schema.get(key):
-            branches = [b for b in schema[key] if b.get("type") != "null"] or schema[key]
-            return _fit_schema(branches[0], seed, path, root)
+        branches = schema.get(key)
+        if isinstance(branches, list) and branches:
+            usable = [b for b in branches if isinstance(b, dict) and b.get("type") != "null"] or branches
+            return _fit_schema(usable[0], seed, path, root)
     if "const" in schema:
         return schema["const"]
-    if "enum" in schema:
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][pick % len(schema["enum"])]
     kind = schema.get("type", "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
+    minimum = schema.get("minimum", 0)
+    minimum = minimum if isinstance(minimum, int | float) and abs(minimum) < 1e15 else 0
     if kind == "object":
-        props = schema.get("properties", {})
+        props = schema.get("properties")
+        props = props if isinstance(props, dict) else {}
         return {name: _fit_schema(sub, seed, f"{path}.{name}", root) for name, sub in props.items()}
     if kind == "array":
         items = schema.get("items", {})
         return [_fit_schema(items, seed, f"{path}[{i}]", root) for i in range(1 + pick % 3)]
     if kind == "integer":
-        return int(schema.get("minimum", 0)) + pick % 10
+        return int(minimum) + pick % 10
     if kind == "number":
-        return round(float(schema.get("minimum", 0)) + pick / 25.5, 2)
+        return round(float(minimum) + pick / 25.5, 2)
     if kind == "boolean":
         return bool(pick % 2)
     return f"{path.rsplit('.', 1)[-1] or 'value'} {pick % 100}"

@@ -7,9 +7,9 @@ rather than answer a stream-reading client with one JSON body.
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from simulator import answers, streaming
+from simulator import answers, streaming, validation
 from simulator.catalog import DEFAULT_MODERATION_MODEL, ENDPOINT_KINDS, MODELS
-from simulator.views import ApiError, _json, api, request_json
+from simulator.views import ApiError, _json, api, refuse, request_json
 
 
 def _synchronous(request: HttpRequest, endpoint: str) -> HttpResponse:
@@ -21,6 +21,7 @@ def _synchronous(request: HttpRequest, endpoint: str) -> HttpResponse:
         raise ApiError(
             400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
         )
+    refuse(validation.body_problem(endpoint, body))
     if MODELS.get(model, {}).get("kind") != ENDPOINT_KINDS[endpoint]:
         raise ApiError(
             404,

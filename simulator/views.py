@@ -24,8 +24,6 @@ from simulator.models import SimBatch, SimFile, project_of
 # and /v1/videos, which no simulated model serves: they get OpenAI's answer for an endpoint it
 # does not take, the list of those it does.
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
-# OpenAI's bounds for output_expires_after.seconds: an hour to 30 days.
-OUTPUT_TTL_RANGE = (3600, 2_592_000)
 MAX_UPLOAD_BYTES = 200 * 1000 * 1000
 
 
@@ -143,6 +141,13 @@ def api(ops: dict[str, str]):
     return decorate
 
 
+def refuse(problem: tuple[str, str, str] | None) -> None:
+    """A problem found by simulator.validation, as (param, message, code), answered 400."""
+    if problem:
+        param, message, code = problem
+        raise ApiError(400, message, param=param, code=code)
+
+
 def request_json(request: HttpRequest) -> dict:
     try:
         data = orjson.loads(request.body or b"{}")
@@ -199,6 +204,7 @@ def files(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         listed = SimFile.objects.filter(project=request.sim_project)
         if request.GET.get("purpose"):
+            refuse(validation.purpose_problem(request.GET["purpose"], listing=True))
             listed = listed.filter(purpose=request.GET["purpose"])
         ordered = (
             listed.order_by("created", "id")
@@ -217,22 +223,25 @@ def files(request: HttpRequest) -> HttpResponse:
         raise ApiError(
             400, "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
         )
+    refuse(validation.purpose_problem(purpose, listing=False))
     if purpose == "batch" and not (upload.name or "").endswith(".jsonl"):
         raise ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
     if upload.size > MAX_UPLOAD_BYTES:
         raise ApiError(400, "File is too large.", param="file")
+    saved = storage.save(upload, upload.name, purpose, _expires_after(request), project=request.sim_project)
+    return _json(storage.present(saved))
+
+
+def _expires_after(request: HttpRequest) -> int | None:
+    """The upload's expires_after[anchor] and [seconds] form fields, checked as the API does."""
     seconds = request.POST.get("expires_after[seconds]")
-    return _json(
-        storage.present(
-            storage.save(
-                upload, upload.name, purpose, int(seconds) if seconds else None, project=request.sim_project
-            )
-        )
-    )
+    refuse(validation.expiry_problem(request.POST.get("expires_after[anchor]"), seconds))
+    return int(seconds) if seconds else None
 
 
 def _get_file(request: HttpRequest, file_id: str) -> SimFile:
-    sim_file = SimFile.objects.filter(pk=file_id, project=request.sim_project).first()
+    plausible = validation.plausible_id(file_id)
+    sim_file = SimFile.objects.filter(pk=file_id, project=request.sim_project).first() if plausible else None
     if sim_file is None:
         raise ApiError(404, f"No such File object: {file_id}", param="id")
     return sim_file
@@ -270,7 +279,7 @@ def batches(request: HttpRequest) -> HttpResponse:
     if endpoint not in ENDPOINTS:
         raise ApiError(
             400,
-            f"Invalid value: {_shown(endpoint)}. Supported values are: "
+            f"Invalid value: {validation.shown(endpoint)}. Supported values are: "
             + ", ".join(f"'{e}'" for e in ENDPOINTS)
             + ".",
             param="endpoint",
@@ -279,14 +288,16 @@ def batches(request: HttpRequest) -> HttpResponse:
     if data.get("completion_window") != "24h":
         raise ApiError(
             400,
-            f"Invalid value for 'completion_window': {_shown(data.get('completion_window'))}. Supported "
-            "values are: '24h'.",
+            f"Invalid value for 'completion_window': {validation.shown(data.get('completion_window'))}. "
+            "Supported values are: '24h'.",
             param="completion_window",
             code="invalid_value",
         )
     metadata = data.get("metadata")
-    _check_metadata(metadata)
-    output_ttl = _output_ttl(data.get("output_expires_after"))
+    refuse(validation.metadata_problem(metadata))
+    policy = data.get("output_expires_after")
+    refuse(validation.output_ttl_problem(policy))
+    output_ttl = policy["seconds"] if policy is not None else None
     input_file_id = data.get("input_file_id")
     if not input_file_id:
         raise ApiError(
@@ -294,6 +305,10 @@ def batches(request: HttpRequest) -> HttpResponse:
             "Missing required parameter: 'input_file_id'.",
             param="input_file_id",
             code="missing_required_parameter",
+        )
+    if not validation.plausible_id(input_file_id):
+        raise ApiError(
+            400, "Invalid 'input_file_id': expected a file id.", param="input_file_id", code="invalid_value"
         )
     sim_file = SimFile.objects.filter(pk=input_file_id, project=request.sim_project).first()
     batch_faults = faults.take_batch_faults()
@@ -352,91 +367,6 @@ def batches(request: HttpRequest) -> HttpResponse:
     return _json(lifecycle.present(batch))
 
 
-def _output_ttl(policy) -> int | None:
-    """The seconds of a valid `output_expires_after`, which the output and error files get."""
-    if policy is None:
-        return None
-    if not isinstance(policy, dict):
-        raise ApiError(
-            400,
-            "Invalid type for 'output_expires_after': expected an object.",
-            param="output_expires_after",
-            code="invalid_type",
-        )
-    if policy.get("anchor") != "created_at":
-        raise ApiError(
-            400,
-            f"Invalid value: {_shown(policy.get('anchor'))}. Supported values are: 'created_at'.",
-            param="output_expires_after.anchor",
-            code="invalid_value",
-        )
-    seconds = policy.get("seconds")
-    if not isinstance(seconds, int) or isinstance(seconds, bool):
-        raise ApiError(
-            400,
-            f"Invalid type for 'output_expires_after.seconds': expected an integer, but got "
-            f"{_json_type(seconds)} instead.",
-            param="output_expires_after.seconds",
-            code="invalid_type",
-        )
-    low, high = OUTPUT_TTL_RANGE
-    if not low <= seconds <= high:
-        raise ApiError(
-            400,
-            f"Invalid 'output_expires_after.seconds': expected a value between {low} and {high}, "
-            f"but got {seconds} instead.",
-            param="output_expires_after.seconds",
-            code="invalid_value",
-        )
-    return seconds
-
-
-def _json_type(value) -> str:
-    """A value's type as JSON names it, for messages (never Python's names)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def _shown(value) -> str:
-    """A value as a message quotes it: JSON, so that a missing one reads null, not 'None'."""
-    return f"'{value}'" if isinstance(value, str) else orjson.dumps(value).decode()
-
-
-def _check_metadata(metadata) -> None:
-    if metadata is None:
-        return
-    if not isinstance(metadata, dict):
-        raise ApiError(
-            400, "Invalid type for 'metadata': expected an object.", param="metadata", code="invalid_type"
-        )
-    if len(metadata) > 16:
-        raise ApiError(400, "Invalid 'metadata': at most 16 keys.", param="metadata", code="invalid_value")
-    for key, value in metadata.items():
-        if not isinstance(value, str):
-            raise ApiError(
-                400,
-                f"Invalid type for 'metadata.{key}': expected a string, but got {_json_type(value)} instead.",
-                param=f"metadata.{key}",
-                code="invalid_type",
-            )
-        if len(key) > 64 or len(value) > 512:
-            raise ApiError(
-                400,
-                f"Invalid 'metadata.{key}': keys are at most 64 characters, values 512.",
-                param=f"metadata.{key}",
-                code="invalid_value",
-            )
-
-
 def _over_token_limit(request: HttpRequest, checked: validation.Checked) -> bool:
     """Each key has its own enqueued-token budget, so that one key's batches never hold up another's."""
     if checked.errors or not checked.model:
@@ -467,7 +397,8 @@ def _list_batches(request: HttpRequest) -> HttpResponse:
 
 
 def _get_batch(request: HttpRequest, batch_id: str) -> SimBatch:
-    batch = SimBatch.objects.filter(pk=batch_id, project=request.sim_project).first()
+    plausible = validation.plausible_id(batch_id)
+    batch = SimBatch.objects.filter(pk=batch_id, project=request.sim_project).first() if plausible else None
     if batch is None:
         raise ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
     return batch

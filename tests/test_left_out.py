@@ -87,7 +87,7 @@ def test_a_unique_row_id_travels_with_the_results(client, alice, simulator_crede
 
 
 def test_the_empty_row_rule_can_leave_out_rows_where_any_used_column_is_empty(alice, simulator_credential):
-    content = b"Subject,Message\nHello,Body one\nNo body,\n,\n,Only a body\n"
+    content = b"Subject,Message,Note\nHello,Body one,a\nNo body,,b\n,,c\n,Only a body,d\n"
     prompt = "Subject: {{ Subject }} Message: {{ Message }}"
     every = drive(new_job(alice, simulator_credential, content=content, user_prompt=prompt))
     assert (every.rows_total, every.rows_skipped) == (3, 1)  # "all": only the row with both empty
@@ -96,4 +96,4 @@ def test_the_empty_row_rule_can_leave_out_rows_where_any_used_column_is_empty(al
     any_empty = drive(any_empty)
     assert (any_empty.rows_total, any_empty.rows_skipped) == (1, 3)
     rows = {row[0]: row for row in read_csv(any_empty.results_file)[1:]}
-    assert rows["No body"][3] == "not sent" and rows["Hello"][3] == "succeeded"
+    assert rows["No body"][4] == "not sent" and rows["Hello"][4] == "succeeded"

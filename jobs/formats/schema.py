@@ -40,6 +40,9 @@ def clean_fields(fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise FieldError(f"Field {number}: choose what kind of value “{name}” holds.")
         if kind == "label" and len(labels) < 2:
             raise FieldError(f"Field {number}: give “{name}” at least two labels, separated by commas.")
+        # The fields are stored as JSON, which PostgreSQL refuses with a NUL anywhere in it.
+        if "\x00" in (field.get("description") or "") + "".join(labels):
+            raise FieldError(f"Field {number}: the meaning or labels of “{name}” hold a null character.")
         seen.add(name)
         cleaned.append(
             {

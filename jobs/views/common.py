@@ -1,11 +1,12 @@
 """What every page group shares: access helpers (a stranger's id answers 404), admins-only, rate limits."""
 
 import functools
+import uuid
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django_ratelimit.decorators import ratelimit
 
@@ -34,6 +35,14 @@ def get_job(request: HttpRequest, code, *, change: bool = False) -> Job:
     )
     get = access.get_changeable if change else access.get_visible
     return get(request.user, jobs, code=code)
+
+
+def parse_code(value: str, what: str) -> uuid.UUID:
+    """An object's code from a query parameter; anything else is no such object (404), not a crash."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Http404(f"There is no {what} with this code.") from None
 
 
 def get_dataset(request: HttpRequest, code) -> Dataset:

@@ -7,6 +7,7 @@ import json
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,12 +17,23 @@ from django_htmx.http import HTMX_STOP_POLLING
 from jobs import access, audit, datasets, pilot, pipeline, tasks
 from jobs.formats import prompts, schema, tokens
 from jobs.formats.requestfiles import RequestBuilder
+from jobs.formats.text import one_line
 from jobs.forms import JobForm, ReadingForm, UploadForm, output_fields
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate
 from jobs.money import gate, plans, pricing
-from jobs.views.common import get_dataset, rate_limit
+from jobs.views.common import get_dataset, parse_code, rate_limit
 
 PREVIEW_ROWS = 3
+# The form fields a saved template keeps, in the order the form shows them.
+TEMPLATE_FIELDS = (
+    "endpoint",
+    "model",
+    "system_prompt",
+    "user_prompt",
+    "temperature",
+    "max_output_tokens",
+    "team",
+)
 
 
 @login_required
@@ -78,7 +90,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
     templates = access.visible(request.user, PromptTemplate.objects.all())
     chosen = request.GET.get("template")
     if chosen:
-        template = get_object_or_404(templates, code=chosen)
+        template = get_object_or_404(templates, code=parse_code(chosen, "template"))
         initial |= {field: getattr(template, field) for field in PromptTemplate.SETTINGS}
     form = JobForm(request.POST or None, columns=dataset.columns, user=request.user, initial=initial)
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
@@ -117,7 +129,7 @@ def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]
     data = form.data
     job = Job(
         endpoint=data.get("endpoint") or Job.Endpoint.CHAT,
-        model=data.get("model") or "(choose a model)",
+        model=one_line(data.get("model") or "") or "(choose a model)",
         system_prompt=data.get("system_prompt", ""),
         user_prompt=data.get("user_prompt", ""),
         temperature=_number(data.get("temperature"), float),
@@ -179,7 +191,7 @@ def pilot_run(request: HttpRequest, code) -> HttpResponse:
     dataset = get_dataset(request, code)
     form = JobForm(request.POST, columns=dataset.columns, user=request.user)
     if dataset.status == Dataset.Status.INVALID or not form.is_valid():
-        problems = [e for errors in form.errors.values() for e in errors] or [dataset.error]
+        problems = _named_errors(form, form.fields) or [dataset.error]
         return render(request, "jobs/new_job.html#pilot", {"problems": problems})
     job = form.save(commit=False)
     builder = RequestBuilder(pipeline.request_spec(job), dataset.columns)
@@ -200,15 +212,24 @@ def pilot_run(request: HttpRequest, code) -> HttpResponse:
     return render(request, "jobs/new_job.html#pilot", context)
 
 
+def _named_errors(form: JobForm, fields) -> list[str]:
+    """The errors of these fields and the form's own, each naming its field: the fragments that
+    show them list them away from the fields, and "Enter a number." alone says not which.
+    """
+    named = [f"{form[f].label}: {e}" for f in fields if f in form.fields for e in form.errors.get(f, [])]
+    return named + list(form.errors.get(NON_FIELD_ERRORS, []))
+
+
 @login_required
 @require_POST
 def save_template(request: HttpRequest, code) -> HttpResponse:
     """htmx: keep the prompt and its settings under a name, to reuse on other tables."""
     dataset = get_dataset(request, code)
     form = JobForm(request.POST, columns=dataset.columns, user=request.user)
-    name = request.POST.get("template_name", "").strip()[:200]
+    name = one_line(request.POST.get("template_name", ""))[:200]
     form.is_valid()
-    problems = [e for f in ("user_prompt", "system_prompt", "model") for e in form.errors.get(f, [])]
+    # Every setting the template keeps must be valid (the job's name and key are not kept).
+    problems = _named_errors(form, TEMPLATE_FIELDS)
     if not name:
         problems.insert(0, "Give the template a name.")
     if problems:

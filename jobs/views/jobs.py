@@ -7,6 +7,7 @@ import time
 import orjson
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -18,6 +19,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import access, audit, errors, notify, pipeline, tasks
+from jobs.formats.text import one_line
+from jobs.forms import row_numbers
 from jobs.models import AuditEvent, Job, ModelPrice
 from jobs.money import gate, plans, pricing
 from jobs.views.common import XLSX_TYPE, get_job, rate_limit, staff_only
@@ -59,7 +62,7 @@ def home(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status in Job.Status.values:
         jobs = jobs.filter(status=status)
-    query = request.GET.get("q", "").strip()
+    query = one_line(request.GET.get("q", ""))  # PostgreSQL refuses NUL even in a search
     if query:
         jobs = jobs.filter(name__icontains=query)
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
@@ -215,7 +218,7 @@ def failures(request: HttpRequest, code) -> HttpResponse:
         (c["code"], c["n"], errors.explain(c["code"], "")[0])
         for c in rows.values("code").annotate(n=Count("pk")).order_by("-n", "code")
     ]
-    chosen = request.GET.get("code", "")
+    chosen = one_line(request.GET.get("code", ""))
     if chosen:
         rows = rows.filter(code=chosen)
     page = Paginator(rows, FAILURES_PER_PAGE).get_page(request.GET.get("page"))
@@ -247,7 +250,11 @@ def retry(request: HttpRequest, code) -> HttpResponse:
     job = get_job(request, code, change=True)
     chosen = None
     if request.POST.get("scope") == "selected":
-        chosen = [int(r) for r in request.POST.getlist("row") if r.isdigit()]
+        try:
+            chosen = row_numbers(request.POST.getlist("row"))
+        except ValidationError as exc:
+            messages.error(request, exc.messages[0])
+            return redirect("jobs:failures", job.code)
         if not chosen:
             messages.error(request, "Tick the rows to send again first.")
             return redirect("jobs:failures", job.code)

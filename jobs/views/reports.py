@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from jobs.formats.text import one_line
 from jobs.models import AuditEvent, Job
 from jobs.money import gate, spend
 from jobs.views.common import staff_only
@@ -28,7 +29,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     action = request.GET.get("action", "")
     if action in AuditEvent.Action.values:
         events = events.filter(action=action)
-    person = request.GET.get("person", "").strip()
+    person = one_line(request.GET.get("person", ""))  # PostgreSQL refuses NUL even in a search
     if person:
         events = events.filter(actor_name__icontains=person)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
