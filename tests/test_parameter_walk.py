@@ -112,6 +112,8 @@ def reads(w) -> dict[str, dict]:
         "jobs/<uuid:code>/row/": {},
         "jobs/<uuid:code>/start/": {},
         "jobs/<uuid:code>/approve/": {},
+        "jobs/<uuid:code>/decline/": {"POST": {"note": "Try fewer rows."}},
+        "jobs/<uuid:code>/discard/": {},
         "jobs/<uuid:code>/cancel/": {},
         "jobs/<uuid:code>/delete/": {},
         # Row 3 cannot be fixed by sending it again: resending it starts nothing.
@@ -121,10 +123,18 @@ def reads(w) -> dict[str, dict]:
         "jobs/<uuid:code>/download/<str:kind>/": {},
         "upload/": {"POST": {"file": lambda: SimpleUploadedFile("t.csv", b"A\n1\n"), "team": ""}},
         "datasets/<uuid:code>/reading/": {
-            "POST": {"encoding": "utf-8", "delimiter": ",", "bad_rows": w.dataset.bad_rows}
+            "POST": {
+                "encoding": "utf-8",
+                "delimiter": ",",
+                "long_rows": w.dataset.long_rows,
+                "short_rows": w.dataset.short_rows,
+            }
         },
         "datasets/<uuid:code>/count/": {},
-        "datasets/<uuid:code>/new-job/": {"GET": {"template": str(w.template.code)}, "POST": form},
+        "datasets/<uuid:code>/new-job/": {
+            "GET": {"template": str(w.template.code), "edit": str(w.job.code)},
+            "POST": form | {"replaces": str(w.job.code)},
+        },
         "datasets/<uuid:code>/preview/": {"POST": form},
         "datasets/<uuid:code>/pilot/": {"POST": form},
         "datasets/<uuid:code>/save-template/": {"POST": form | {"template_name": "Walked"}},
@@ -136,6 +146,7 @@ def reads(w) -> dict[str, dict]:
         "keys/<uuid:code>/test/": {},
         "keys/<uuid:code>/toggle/": {},
         "keys/<uuid:code>/delete/": {},
+        "approvals/": {},
         "spend/": {},
         "audit/": {"GET": {"action": "download", "person": "alice", "page": "1"}},
         "health/": {},

@@ -23,7 +23,14 @@ from jobs.pipeline.stage4_poll import claim_due_batches, poll_batch
 from jobs.pipeline.stage5_finish import finish_batch
 from jobs.pipeline.stage6_results import build_results, results_jsonl, start_results
 from jobs.pipeline.stage7_retry import RetryRefused, retry_job
-from jobs.pipeline.stop import cancel_job, cancel_unsent, clean_up_files, delete_job, delete_remote_files
+from jobs.pipeline.stop import (
+    cancel_job,
+    cancel_unsent,
+    clean_up_files,
+    delete_job,
+    delete_remote_files,
+    discard_job,
+)
 from jobs.pipeline.sweep import stalled_work
 
 __all__ = [
@@ -48,6 +55,7 @@ __all__ = [
     "cancel_job",
     "cancel_unsent",
     "delete_job",
+    "discard_job",
     "delete_remote_files",
     "clean_up_files",
     "key_refused",

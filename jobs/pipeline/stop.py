@@ -95,6 +95,23 @@ def delete_job(job: Job) -> list[str]:
     return at_provider
 
 
+def discard_job(job_id: int) -> bool:
+    """A plan its owner does not want: the job and its request files go at once. Only a planned job,
+    so nothing was sent and nothing is at the provider; the upload stays, for the next job. True if
+    this call discarded it (a Send that won the race leaves it running).
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.PLANNED).first()
+        if job is None:
+            return False
+        files = [job.skipped_file] + [batch.input_file for batch in job.batches.all()]
+        job.delete()
+    for field in files:
+        if field.name:
+            field.storage.delete(field.name)
+    return True
+
+
 def delete_remote_files(credential_id: int, file_ids: list[str]) -> None:
     """Delete files at the provider; one already gone is fine."""
     client = client_for(ProviderCredential.objects.get(pk=credential_id))

@@ -92,6 +92,11 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
     if chosen:
         template = get_object_or_404(templates, code=parse_code(chosen, "template"))
         initial |= {field: getattr(template, field) for field in PromptTemplate.SETTINGS}
+    # "Edit" on a plan: the form as it was filled in; the plan is replaced when this one is prepared.
+    editing = _plan_to_edit(request, dataset, request.POST.get("replaces") or request.GET.get("edit"))
+    if editing:
+        initial |= {field: getattr(editing, field) for field in EDITABLE}
+        initial |= {"credential": editing.credential_id, "team": editing.team_id}
     form = JobForm(request.POST or None, columns=dataset.columns, user=request.user, initial=initial)
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
         job = form.save(commit=False)
@@ -101,6 +106,8 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
             job.save()
             audit.record(request, AuditEvent.Action.PREPARE, job=job)
             tasks.prepare_job.delay_on_commit(job.pk)
+        if editing:
+            pipeline.discard_job(editing.pk)
         return redirect("jobs:job_detail", job.code)
     previews, preview_message = _preview_requests(dataset, form)
     reading_form = ReadingForm(
@@ -116,12 +123,33 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         "field_types": schema.TYPES.items(),
         "templates": templates,
         "chosen_template": chosen,
+        "editing": editing,
         "reading_form": reading_form,
         "form": form,
         "previews": previews,
         "preview_message": preview_message,
     }
     return render(request, "jobs/new_job.html", context)
+
+
+# What "Edit" carries back from a plan into the form: everything the owner filled in (with the key and
+# the team, by id).
+EDITABLE = (
+    *PromptTemplate.SETTINGS,
+    "name",
+    "id_column",
+    "empty_rows",
+    "resubmit_expired",
+    "pilot_output_tokens",
+)
+
+
+def _plan_to_edit(request: HttpRequest, dataset: Dataset, code: str | None) -> Job | None:
+    """The user's own plan of this table, still unsent, that the form edits; None when there is none."""
+    if not code:
+        return None
+    jobs = Job.objects.filter(dataset=dataset, owner=request.user, status=Job.Status.PLANNED)
+    return jobs.filter(code=parse_code(code, "plan")).first()
 
 
 def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]:

@@ -293,6 +293,22 @@ def delete(request: HttpRequest, code) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def discard(request: HttpRequest, code) -> HttpResponse:
+    """The owner does not want the plan: the job goes at once, nothing sent, nothing failed."""
+    job = get_job(request, code, change=True)
+    name, dataset_code = job.name, job.dataset.code
+    if not pipeline.discard_job(job.pk):
+        messages.error(request, "Only a plan that was not sent can be discarded.")
+        return redirect("jobs:job_detail", job.code)
+    audit.record(
+        request, AuditEvent.Action.DELETE, dataset=job.dataset, detail=f"{name} (discarded before sending)"
+    )
+    messages.info(request, f"Discarded “{name}”: nothing was sent. Your table is still here for another job.")
+    return redirect("jobs:new_job", dataset_code)
+
+
+@login_required
 @require_GET
 def download(request: HttpRequest, code, kind: str) -> HttpResponse:
     """The results (CSV, Excel or JSON Lines) or the failed rows (CSV), as an attachment."""
