@@ -203,3 +203,26 @@ def test_two_sends_racing_for_the_last_of_a_budget_let_exactly_one_through(alice
     assert sorted(outcomes.values()) == ["refused", "sent"]
     assert Job.objects.filter(status=Job.Status.RUNNING).count() == 1
     assert Batch.objects.filter(job__status=Job.Status.PLANNED).exists()
+
+
+def test_the_plan_says_what_send_will_do_before_it_is_pressed(client, alice, simulator_credential):
+    job = planned(alice, simulator_credential, max_output_tokens=10)
+    client.force_login(alice)
+    url = reverse("jobs:job_detail", args=[job.code])
+
+    simulator_credential.monthly_budget = Decimal("50.00")
+    simulator_credential.save()
+    page = client.get(url).content.decode()
+    assert "The key “Simulator”: $50.00 left of $50.00 this month." in page
+    assert 'data-testid="send-refusal"' not in page and "disabled" not in page
+
+    simulator_credential.approval_above = Decimal("0.000001")
+    simulator_credential.save()
+    page = client.get(url).content.decode()
+    assert 'data-testid="needs-approval"' in page and "Ask an admin to approve 5 rows" in page
+
+    simulator_credential.monthly_budget = Decimal("0.00")
+    simulator_credential.save()
+    page = client.get(url).content.decode()
+    assert "This cannot be sent now." in page and "has $0.00 left of its $0.00 monthly budget" in page
+    assert 'disabled aria-describedby="send-refusal"' in page

@@ -81,12 +81,21 @@ def _lock(credential_id: int, budgets: list[TeamBudget]) -> None:
     TeamBudget.objects.filter(pk__in=[b.pk for b in budgets]).update(monthly_budget=F("monthly_budget"))
 
 
-def _check_budgets(
-    credential: ProviderCredential, owner, model: str, cost: Decimal | None, job: Job | None
-) -> None:
-    budgets = teams_charged(owner)
-    limits = []
+@dataclass(frozen=True)
+class Budget:
+    who: str  # "the key “Main”", "the team “Research”"
+    limit: Decimal
+    used: Decimal  # spent or committed this month, without the job in question
+
+    @property
+    def left(self) -> Decimal:
+        return max(self.limit - self.used, ZERO)
+
+
+def budgets(credential: ProviderCredential, owner, job: Job | None = None) -> list[Budget]:
+    """The budgets a spend with this key by this person is checked against, with what is left."""
     other_jobs = Job.objects.exclude(pk=job.pk) if job else Job.objects.all()
+    limits = []
     if credential.monthly_budget is not None:
         limits.append(
             (
@@ -96,7 +105,7 @@ def _check_budgets(
                 PilotRun.objects.filter(credential=credential),
             )
         )
-    for budget in budgets:
+    for budget in teams_charged(owner):
         members = Q(owner__groups=budget.team)
         limits.append(
             (
@@ -106,23 +115,51 @@ def _check_budgets(
                 PilotRun.objects.filter(members).distinct(),
             )
         )
+    prices = pricing.prices()
+    return [Budget(who, limit, committed(jobs, pilots, prices)) for who, limit, jobs, pilots in limits]
+
+
+def _check_budgets(
+    credential: ProviderCredential, owner, model: str, cost: Decimal | None, job: Job | None
+) -> None:
+    limits = budgets(credential, owner, job)
     if not limits:
         return
     if cost is None:
         raise Refused(
             f"{model} has no price in the price table, so the cost cannot be checked against the "
-            f"budget of {limits[0][0]}. An admin can add the price."
+            f"budget of {limits[0].who}. An admin can add the price."
         )
-    prices = pricing.prices()
-    for who, limit, jobs, pilots in limits:
-        used = committed(jobs, pilots, prices)
-        left = max(limit - used, ZERO)
-        if cost > left:
+    for budget in limits:
+        if cost > budget.left:
             raise Refused(
-                f"This is estimated at {dollars(cost)}, but {who} has {dollars(left)} left of its "
-                f"{dollars(limit)} monthly budget ({dollars(used)} spent or committed this month). "
-                "Send fewer rows, set a shorter longest answer, or ask an admin."
+                f"This is estimated at {dollars(cost)}, but {budget.who} has {dollars(budget.left)} left of "
+                f"its {dollars(budget.limit)} monthly budget ({dollars(budget.used)} spent or committed "
+                "this month). Send fewer rows, set a shorter longest answer, or ask an admin."
             )
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What Send would do now, for the plan: go, wait for an admin, or be refused (and why)."""
+
+    refusal: str
+    needs_approval: bool
+    budgets: list[Budget]
+
+
+def outlook(job: Job) -> Outlook:
+    """The gate's answer for a planned job, without locking or changing anything."""
+    cost = job.estimated_cost
+    try:
+        credential = check_key(job.credential_id, job.owner)
+        _check_budgets(credential, job.owner, job.model, cost, job)
+    except Refused as exc:
+        credential = ProviderCredential.objects.get(pk=job.credential_id)
+        return Outlook(str(exc), False, budgets(credential, job.owner, job))
+    threshold = credential.approval_above
+    approval = threshold is not None and (cost is None or cost > threshold)
+    return Outlook("", approval, budgets(credential, job.owner, job))
 
 
 @contextlib.contextmanager

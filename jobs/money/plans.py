@@ -66,6 +66,7 @@ class Plan:
     cost: pricing.Cost | None
     answer_bound: AnswerBound
     charged_to: str = ""
+    outlook: gate.Outlook | None = None  # what Send would do now
     expected_cost: pricing.Cost | None = None  # at the pilot run's answer length
     prices_as_of: date | None = None
     skipped_empty: int = 0
@@ -115,6 +116,7 @@ def plan_for(job: Job) -> Plan:
         cost=estimate(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
         answer_bound=answer_bound(job),
         charged_to=gate.charged_to(job),
+        outlook=gate.outlook(job),
         prices_as_of=ModelPrice.objects.filter(model=job.model).values_list("as_of", flat=True).first(),
         expected_cost=expected(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
     )
