@@ -12,6 +12,7 @@ from jobs.models import Batch, Job
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_FOLDERS = ("data/", "data-ci/", "control/", "staticfiles/", "bench-data/", "test-artifacts/")
+RUNTIME_NAMES = (".venv", "node_modules")
 # Shapes of secrets: a Fernet key, an OpenAI-style key, a private key block.
 SECRET_SHAPES = re.compile(
     rb"^[A-Za-z0-9_-]{43}=\s*$|\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----", re.M
@@ -63,6 +64,7 @@ def test_no_source_file_is_longer_than_500_lines():
 def test_nothing_generated_or_secret_is_tracked():
     tracked = _tracked()
     assert [name for name in tracked if name.startswith(RUNTIME_FOLDERS)] == []
+    assert [name for name in tracked if set(name.split("/")) & set(RUNTIME_NAMES)] == []
     assert [name for name in tracked if re.search(r"secret_key|encryption_key|\.sqlite3$|\.pem$", name)] == []
     looks_secret = [
         name
