@@ -252,6 +252,12 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
+# The size limit first, so that an upload over UPLOAD_MAX_BYTES is stopped while it streams.
+FILE_UPLOAD_HANDLERS = [
+    "batchdash.uploads.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 1024**3)
 # A body sent without a Content-Length (Transfer-Encoding: chunked) is read up to this many bytes:
 # the largest upload plus room for the multipart framing around it.

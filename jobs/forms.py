@@ -110,6 +110,13 @@ def _team_field(user) -> forms.ModelChoiceField:
     )
 
 
+def too_large(size: int) -> str:
+    return (
+        f"This file is {filesizeformat(size)}; the largest file accepted is "
+        f"{filesizeformat(settings.UPLOAD_MAX_BYTES)}. Split it into smaller files and upload each."
+    )
+
+
 class UploadForm(forms.Form):
     file = forms.FileField(
         label="Your table",
@@ -120,18 +127,23 @@ class UploadForm(forms.Form):
         },
     )
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, refused_size: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.refused_size = refused_size  # stopped while it streamed (batchdash.uploads)
         if user.groups.exists():
             self.fields["team"] = _team_field(user)
+
+    def clean(self):
+        data = super().clean()
+        if self.refused_size:
+            self.errors.pop("file", None)
+            self.add_error("file", too_large(self.refused_size))
+        return data
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > settings.UPLOAD_MAX_BYTES:
-            raise forms.ValidationError(
-                f"This file is {filesizeformat(upload.size)}; the largest file accepted is "
-                f"{filesizeformat(settings.UPLOAD_MAX_BYTES)}. Split it into smaller files and upload each."
-            )
+            raise forms.ValidationError(too_large(upload.size))
         if upload.size == 0:
             raise forms.ValidationError("The file is empty.")
         return upload

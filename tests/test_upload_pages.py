@@ -116,3 +116,45 @@ def test_a_stranger_cannot_change_how_someone_elses_file_is_read(client, alice, 
     data = {"encoding": "latin-1", "delimiter": ",", "long_rows": "skip", "short_rows": "pad"}
     assert client.post(reverse("jobs:reading", args=[dataset.code]), data).status_code == 404
     assert client.get(reverse("jobs:dataset_count", args=[dataset.code])).status_code == 404
+
+
+def test_an_upload_over_the_limit_is_stopped_while_it_streams_never_stored_whole(
+    logged_in, settings, monkeypatch
+):
+    from django.core.files.uploadhandler import TemporaryFileUploadHandler
+
+    settings.UPLOAD_MAX_BYTES = 1_000_000
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000  # anything bigger would go to a temporary file
+    stored = []
+    original = TemporaryFileUploadHandler.receive_data_chunk
+    monkeypatch.setattr(
+        TemporaryFileUploadHandler,
+        "receive_data_chunk",
+        lambda self, raw, start: stored.append(len(raw)) or original(self, raw, start),
+    )
+    big = SimpleUploadedFile("big.csv", b"Review Text\n" + b"x" * 3_000_000 + b"\n", content_type="text/csv")
+
+    response = logged_in.post(reverse("jobs:upload"), {"file": big})
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "This file is 2.9\xa0MB; the largest file accepted is 976.6\xa0KB" in text
+    assert sum(stored) == 0  # refused from its declared length, before a byte was written
+    assert not Dataset.objects.exists()
+
+
+def test_an_upload_whose_length_was_not_declared_is_stopped_at_the_limit(settings):
+    from django.core.files.uploadhandler import StopUpload
+    from django.test import RequestFactory
+
+    from batchdash.uploads import SizeLimitedUploadHandler
+
+    settings.UPLOAD_MAX_BYTES = 100
+    request = RequestFactory().post("/upload/")
+    handler = SizeLimitedUploadHandler(request)
+    handler.handle_raw_input(None, {}, None, b"x")
+    handler.new_file("file", "big.csv", "text/csv", None)
+    assert handler.receive_data_chunk(b"a" * 64, 0) == b"a" * 64
+    with pytest.raises(StopUpload):
+        handler.receive_data_chunk(b"a" * 64, 64)
+    assert request.upload_too_large == 128

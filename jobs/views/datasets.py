@@ -40,7 +40,10 @@ TEMPLATE_FIELDS = (
 @rate_limit("RATE_LIMIT_UPLOADS")
 @require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST or None, request.FILES or None, user=request.user)
+    data, files = (request.POST, request.FILES) if request.method == "POST" else (None, None)
+    # Read after the body was parsed: the size handler notes an upload it stopped (batchdash.uploads).
+    refused = getattr(request, "upload_too_large", None)
+    form = UploadForm(data, files, user=request.user, refused_size=refused)
     if request.method == "POST" and form.is_valid():
         dataset = datasets.create_from_upload(
             request.user, form.cleaned_data["file"], team=form.cleaned_data.get("team")
