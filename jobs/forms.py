@@ -242,7 +242,8 @@ class JobForm(forms.ModelForm):
         default = credentials.filter(is_default=True).first() or credentials.first()
         if default and not self.is_bound:
             self.initial.setdefault("credential", default.pk)
-        chosen = credentials.filter(pk=self.data.get("credential") or self.initial.get("credential")).first()
+        wanted = str(self.data.get("credential") or self.initial.get("credential") or "")
+        chosen = credentials.filter(pk=int(wanted)).first() if wanted.isascii() and wanted.isdigit() else None
         self.models = offered_models(chosen or default)
         self.fields["model"] = forms.ChoiceField(
             label="Model",

@@ -105,6 +105,13 @@ def body_problem(endpoint: str, body: dict) -> tuple[str, str, str] | None:
             if not isinstance(message, dict):
                 return _typed(f"messages[{index}]", message, "an object")
         return _format_problem("response_format", body.get("response_format"))
+    if endpoint == "/v1/completions":
+        prompt = body.get("prompt")
+        if prompt is not None and not (
+            isinstance(prompt, str) or (isinstance(prompt, list) and all(isinstance(p, str) for p in prompt))
+        ):
+            return _typed("prompt", prompt, "a string or an array of strings")
+        return None
     value = body.get("input")
     if value is not None and not isinstance(value, str | list):
         return _typed("input", value, "a string or an array")

@@ -192,7 +192,14 @@ def reads(w) -> dict[str, dict]:
         "simulator/v1/embeddings": {
             "JSON": {"model": "text-embedding-3-small", "input": ["hi"], "dimensions": 8}
         },
+        "simulator/v1/completions": {
+            "JSON": {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 5, "temperature": 0}
+        },
+        "simulator/v1/moderations": {"JSON": {"model": "omni-moderation-latest", "input": "hi"}},
         "simulator/v1/models": {},
+        "simulator/v1/models/<str:model_id>": {},
+        # Every other path under the simulator answers OpenAI's 404 envelope.
+        "simulator/v1/^(?P<rest>.*)$": {},
     }
 
 
@@ -249,6 +256,8 @@ class World:
             "kind": "results",
             "file_id": self.sim_file.id,
             "batch_id": self.sim_batch.id,
+            "model_id": "gpt-4o-mini",
+            "rest": "no-such-endpoint",
         }
 
 
