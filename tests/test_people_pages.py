@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.models import ModelPrice, TeamBudget
+from jobs.models import AuditEvent, ModelPrice, TeamBudget
 from tests.test_pipeline import drive, new_job
 from tests.test_spend import planned
 
@@ -66,6 +66,8 @@ def test_an_admin_makes_a_member_an_admin_moves_teams_and_deactivates(client, ro
     client.post(url, fields | {"role": "member"})
     alice.refresh_from_db()
     assert not alice.is_staff and not alice.is_active and not alice.groups.exists()
+    details = list(AuditEvent.objects.filter(action="person_save").values_list("detail", flat=True))
+    assert details == ["alice: member, cannot log in, no team", "alice: admin, can log in, teams Sales"]
 
 
 def test_an_admin_cannot_lock_themselves_out(client, root):
@@ -88,6 +90,7 @@ def test_an_admin_creates_renames_and_budgets_a_team(client, root, alice, bob):
     team.refresh_from_db()
     assert team.name == "Insights" and list(team.user_set.all()) == [bob]
     assert not TeamBudget.objects.filter(team=team).exists()  # empty: no limit
+    assert AuditEvent.objects.filter(action="team_save", detail="Insights: 1 member, no limit").exists()
     listing = client.get(reverse("jobs:teams")).content.decode()
     assert "Insights" in listing and "no limit" in listing
     taken = client.post(reverse("jobs:teams"), {"name": "Insights"}).content.decode()
@@ -111,6 +114,9 @@ def test_an_admin_edits_a_models_prices(client, root):
     price.refresh_from_db()
     assert price.input_per_million == Decimal("0.15") and price.as_of == datetime.date(2026, 11, 1)
     client.post(reverse("jobs:price_new"), fields | {"model": "gpt-4.1"})
+    assert AuditEvent.objects.filter(
+        action="price_save", detail="gpt-4.1: $0.15 in, $0.6 out per million, checked 2026-11-01"
+    ).exists()
     assert ModelPrice.objects.filter(model="gpt-4.1", context_window=128000).exists()
     refused = client.post(reverse("jobs:price_new"), fields | {"input_per_million": "-1"}).content.decode()
     assert "Input per million" in refused and "greater than or equal to 0" in refused
@@ -139,3 +145,36 @@ def test_members_cannot_reach_the_people_team_or_price_pages(client, alice):
     client.force_login(alice)
     for name in ("people", "teams", "prices", "price_new"):
         assert client.get(reverse(f"jobs:{name}")).status_code == 403
+
+
+@pytest.mark.parametrize("width, height", [(1440, 900), (390, 844)])
+def test_an_admin_adds_a_person_and_a_team_and_tests_a_key_in_the_browser(
+    page, live_server, django_user_model, simulator_credential, width, height
+):
+    from tests.conftest import screenshot
+    from tests.test_browser import log_in
+
+    page.set_viewport_size({"width": width, "height": height})
+    log_in(page, live_server, django_user_model, "root")
+    django_user_model.objects.filter(username="root").update(is_staff=True)
+    page.goto(live_server.url + reverse("jobs:teams"))
+    page.get_by_label("Name").fill("Marketing")
+    page.get_by_label("Monthly budget (US dollars)").fill("300")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("link", name="Marketing").wait_for()
+    screenshot(page, f"teams-{width}")
+    page.goto(live_server.url + reverse("jobs:people"))
+    page.get_by_label("First name").fill("Maria")
+    page.get_by_label("Username (to log in)").fill("maria")
+    page.get_by_label("Email address").fill("maria@example.com")
+    page.get_by_label("Marketing").check()
+    page.get_by_role("button", name="Add").click()
+    password = page.get_by_test_id("new-password").inner_text()
+    assert django_user_model.objects.get(username="maria").check_password(password)
+    screenshot(page, f"people-{width}")
+    page.goto(live_server.url + reverse("jobs:keys"))
+    page.get_by_role("button", name=f"Test {simulator_credential.name}").click()
+    assert "Last test passed" in page.get_by_test_id("last-test").inner_text()
+    screenshot(page, f"keys-{width}")
+    page.goto(live_server.url + reverse("jobs:prices"))
+    screenshot(page, f"prices-{width}")

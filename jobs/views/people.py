@@ -8,13 +8,22 @@ from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_http_methods
 
-from jobs.models import ModelPrice, TeamBudget
+from jobs import audit
+from jobs.models import AuditEvent, ModelPrice, TeamBudget
 from jobs.people_forms import PersonForm, PriceForm, TeamForm
 from jobs.views.common import staff_only
 
 User = get_user_model()
+
+
+def _person_detail(person) -> str:
+    role = "admin" if person.is_staff else "member"
+    login = "can log in" if person.is_active else "cannot log in"
+    teams = ", ".join(person.groups.order_by("name").values_list("name", flat=True))
+    return f"{person.get_username()}: {role}, {login}, {'teams ' + teams if teams else 'no team'}"
 
 
 @staff_only
@@ -26,6 +35,7 @@ def people(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             added = form.save()
+            audit.record(request, AuditEvent.Action.PERSON_SAVE, detail=_person_detail(added))
         password, form = form.new_password, PersonForm(editor=request.user)
     everyone = User.objects.prefetch_related(Prefetch("groups", Group.objects.order_by("name")))
     context = {
@@ -45,6 +55,8 @@ def person(request: HttpRequest, username: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             form.save()
+            detail = _person_detail(found) + (", new password" if form.new_password else "")
+            audit.record(request, AuditEvent.Action.PERSON_SAVE, detail=detail)
         changed = " Their password was changed." if form.new_password else ""
         messages.success(request, f"Saved {found.get_username()}.{changed}")
         return redirect("jobs:people")
@@ -69,6 +81,10 @@ def _team_form(request: HttpRequest, found: Group | None) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             saved = form.save()
+            members, budget = saved.user_set.count(), form.cleaned_data["monthly_budget"]
+            limit = "no limit" if budget is None else f"${budget}/month"
+            detail = f"{saved.name}: {members} member{pluralize(members)}, {limit}"
+            audit.record(request, AuditEvent.Action.TEAM_SAVE, detail=detail)
         messages.success(request, f"Saved the team “{saved.name}”.")
         return redirect("jobs:teams")
     if found is not None:
@@ -93,7 +109,13 @@ def price(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     found = get_object_or_404(ModelPrice, pk=pk) if pk else None
     form = PriceForm(request.POST or None, instance=found)
     if request.method == "POST" and form.is_valid():
-        saved = form.save()
+        with transaction.atomic():
+            saved = form.save()
+            detail = (
+                f"{saved.model}: ${saved.input_per_million.normalize()} in, "
+                f"${saved.output_per_million.normalize()} out per million, checked {saved.as_of}"
+            )
+            audit.record(request, AuditEvent.Action.PRICE_SAVE, detail=detail)
         messages.success(request, f"Saved the prices of {saved.model}.")
         return redirect("jobs:prices")
     return render(request, "jobs/price_form.html", {"form": form, "price": found})
