@@ -178,3 +178,21 @@ def test_an_admin_adds_a_person_and_a_team_and_tests_a_key_in_the_browser(
     screenshot(page, f"keys-{width}")
     page.goto(live_server.url + reverse("jobs:prices"))
     screenshot(page, f"prices-{width}")
+
+
+def test_an_owner_sees_old_prices_flagged_on_the_plan_in_the_browser(
+    page, live_server, django_user_model, simulator_credential, settings
+):
+    from tests.conftest import screenshot
+    from tests.test_browser import log_in
+
+    settings.SIMULATOR_SPEED = 1_000_000
+    ModelPrice.objects.update_or_create(
+        model="gpt-4o-mini",
+        defaults=dict(input_per_million=1, output_per_million=4, as_of=datetime.date(2025, 8, 7)),
+    )
+    owner = log_in(page, live_server, django_user_model)
+    job = planned(owner, simulator_credential)
+    page.goto(live_server.url + reverse("jobs:job_detail", args=[job.code]))
+    assert "checked more than 90 days ago" in page.get_by_test_id("plan-cost").inner_text()
+    screenshot(page, "plan-old-prices")
