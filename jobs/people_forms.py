@@ -23,7 +23,8 @@ def generated_password() -> str:
 class _People(IdsField):
     def label_from_instance(self, user) -> str:
         name = user.get_full_name()
-        return f"{name} ({user.get_username()})" if name else user.get_username()
+        label = f"{name} ({user.get_username()})" if name else user.get_username()
+        return label if user.is_active else f"{label}, deactivated"
 
 
 class PersonForm(forms.ModelForm):
@@ -110,8 +111,9 @@ class TeamForm(forms.Form):
         label="Monthly budget (US dollars)",
         help_text="Across every key its jobs use; jobs that would go over it are refused. Empty: no limit.",
     )
+    # Deactivated people are listed too: saving the team must not drop them from it unseen.
     members = _People(
-        queryset=User.objects.filter(is_active=True).order_by("username"),
+        queryset=User.objects.order_by("-is_active", "username"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )

@@ -172,6 +172,10 @@ def test_an_admin_adds_a_person_and_a_team_and_tests_a_key_in_the_browser(
     password = page.get_by_test_id("new-password").inner_text()
     assert django_user_model.objects.get(username="maria").check_password(password)
     screenshot(page, f"people-{width}")
+    page.get_by_role("link", name="Maria").click()
+    page.get_by_label("Admin: everything").check()
+    page.get_by_role("button", name="Save").click()
+    assert django_user_model.objects.get(username="maria").is_staff
     page.goto(live_server.url + reverse("jobs:keys"))
     page.get_by_role("button", name=f"Test {simulator_credential.name}").click()
     assert "Last test passed" in page.get_by_test_id("last-test").inner_text()
