@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
+# honcho gives each process its own PORT (+100, +200): the web server's is kept for links in emails.
+export WEB_PORT ?= $(PORT)
 
 NODE_SDK := tests/node/node_modules/.package-lock.json
 

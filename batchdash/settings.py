@@ -403,13 +403,16 @@ SIMULATOR_SPEED = env_float("SIMULATOR_SPEED", 20.0)
 # Enqueued prompt tokens per model across unfinished batches, as OpenAI limits them.
 SIMULATOR_ENQUEUED_TOKEN_LIMIT = env_int("SIMULATOR_ENQUEUED_TOKEN_LIMIT", 20_000_000)
 PORT = env_int("PORT", 8000)
-SIMULATOR_BASE_URL = env_str("SIMULATOR_BASE_URL", f"http://127.0.0.1:{PORT}/simulator/v1")
+# The web server's port. Under `make run`, honcho gives the worker and the scheduler their own PORT
+# (+100, +200); the Makefile keeps the web server's here, so that every process links to it.
+WEB_PORT = env_int("WEB_PORT", PORT)
+SIMULATOR_BASE_URL = env_str("SIMULATOR_BASE_URL", f"http://127.0.0.1:{WEB_PORT}/simulator/v1")
 
 # --- Email -----------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "batchdash@localhost")
 # The address people reach the site at, for links in emails.
-SITE_URL = env_str("SITE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
+SITE_URL = env_str("SITE_URL", f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 
 LOGGING = {
     "version": 1,

@@ -33,8 +33,13 @@ def get_changeable(user, queryset: QuerySet, **lookup):
 
 
 def usable_credentials(user) -> QuerySet:
-    """Active provider keys this user may run jobs with: open to all, or to one of their teams."""
+    """Active provider keys this user may run jobs with: open to all, or to one of their teams.
+
+    A key that failed its admin's last test is left out for members until a test passes again;
+    admins still have it, to find out what is wrong.
+    """
     credentials = ProviderCredential.objects.filter(is_active=True)
     if user.is_staff:
         return credentials
+    credentials = credentials.exclude(last_test_ok=False)
     return credentials.filter(Q(teams=None) | Q(teams__in=user.groups.all())).distinct()

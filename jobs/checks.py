@@ -1,4 +1,5 @@
-"""The project's own deployment checks, reported by `manage.py check --deploy` beside Django's.
+"""The project's own system checks, reported beside Django's: deployment checks by `manage.py check
+--deploy`, and the check that an admin can be emailed at every start-up (migrate, runserver, check).
 
 Django checks its own settings; these are the ways this project in particular is unsafe or
 quietly broken in production: the simulator served to anyone, secrets generated next to the
@@ -61,25 +62,25 @@ def check_settings(app_configs=None, **kwargs) -> list[Warning]:
     return warnings
 
 
-@register(Tags.security, deploy=True)
+# Not deploy-only: an installation under `make run` is as stuck when approvals reach nobody.
+@register(Tags.security)
 def check_admins_reachable(app_configs=None, **kwargs) -> list[Warning]:
     """Refused keys, approvals and stuck parts are emailed to admins: someone must get them."""
-    from django.contrib.auth import get_user_model
+    from jobs import notify  # the models are not ready when this module is imported
 
-    User = get_user_model()
     try:
-        if User._meta.db_table not in connection.introspection.table_names():
+        if notify.User._meta.db_table not in connection.introspection.table_names():
             return []  # not migrated yet: nothing to say about its people
-        reachable = User.objects.filter(is_active=True, is_staff=True).exclude(email="").exists()
+        reachable = notify.admins_with_email().exists()
     except DatabaseError:
         return []  # no database to ask (yet); Django's own checks and migrate say so
     if reachable:
         return []
     return [
         Warning(
-            "No active admin (staff user) has an email address: refused keys, jobs waiting for "
+            "No active admin has an email address (admins are staff users): refused keys, jobs waiting for "
             "approval and stuck parts are told to nobody.",
-            hint="Give at least one admin an email address (Admin → Users).",
+            hint="Give at least one admin an email address (People, in the app's menu).",
             id="batchdash.W006",
         )
     ]

@@ -364,7 +364,10 @@ class CredentialForm(forms.ModelForm):
     """A provider key: write-only, encrypted on save, shown back only as its last four characters."""
 
     base_url = forms.URLField(
-        required=False, assume_scheme="https", help_text="Leave empty for api.openai.com."
+        label="Server address (base URL)",
+        required=False,
+        assume_scheme="https",
+        help_text="Leave empty for api.openai.com.",
     )
     api_key = forms.CharField(
         label="API key",
@@ -396,6 +399,65 @@ class CredentialForm(forms.ModelForm):
             "teams",
         ]
         field_classes = {"teams": IdsField}
+        labels = {
+            "name": "Name",
+            "kind": "Provider",
+            "organization": "Organization ID",
+            "project": "Project ID",
+            "api_version": "API version",
+            "is_active": "Active: members can choose it",
+            "is_default": "Offered first on the new-job form",
+            "max_requests_per_batch": "Most requests in one batch",
+            "max_bytes_per_batch": "Largest batch file (bytes)",
+            "poll_min_seconds": "Shortest wait between progress checks (seconds)",
+            "poll_max_seconds": "Longest wait between progress checks (seconds)",
+            "enqueued_token_limit": "Prompt tokens waiting at the provider at once, per model",
+            "model_token_limits": "Other limits for particular models",
+            "monthly_budget": "Monthly budget (US dollars)",
+            "approval_above": "Approval needed above (US dollars per job)",
+            "teams": "Teams that may use it",
+        }
+        help_texts = {
+            "enqueued_token_limit": "The provider refuses batches beyond it; the rest wait their turn here.",
+            "model_token_limits": 'Write them as {"gpt-4o": 5000000}; they replace the one above.',
+        }
+        widgets = {"model_token_limits": forms.Textarea(attrs={"rows": 2})}
+
+    # The form's sections, in order; fields shown only for some providers are marked in the template.
+    GROUPS = [
+        (
+            "Basics",
+            [
+                "name",
+                "kind",
+                "base_url",
+                "api_key",
+                "api_version",
+                "organization",
+                "project",
+                "is_active",
+                "is_default",
+                "teams",
+            ],
+        ),
+        ("Spending", ["monthly_budget", "approval_above"]),
+        (
+            "Limits",
+            ["max_requests_per_batch", "max_bytes_per_batch", "enqueued_token_limit", "model_token_limits"],
+        ),
+        ("Advanced", ["poll_min_seconds", "poll_max_seconds"]),
+    ]
+    ONLY_FOR = {"api_version": "azure"}
+
+    def groups(self) -> list[tuple[str, list]]:
+        """(title, bound fields) for each section; each field carries the provider it is only for."""
+        sections = []
+        for title, names in self.GROUPS:
+            fields = [self[name] for name in names]
+            for field in fields:
+                field.only_for = self.ONLY_FOR.get(field.name, "")
+            sections.append((title, fields))
+        return sections
 
     def clean_name(self) -> str:
         # The name is quoted in the subject of the email sent when the provider refuses the key.

@@ -4,6 +4,7 @@ act on, and the models a key offers."""
 from urllib.parse import urlsplit
 
 from django.core.cache import cache
+from django.utils import timezone
 
 from jobs.models import ProviderCredential
 from jobs.providers.client import AuthError, ProviderError, RetryableError, client_for
@@ -19,7 +20,17 @@ def _host(base_url: str) -> str:
 
 
 def test(credential: ProviderCredential) -> tuple[bool, str]:
-    """Call the provider's model list with the key; (worked, what to tell the admin)."""
+    """Call the provider's model list with the key, and keep the result on the key (a key that failed
+    is not offered to members until it passes); (worked, what to tell the admin)."""
+    worked, message = _try(credential)
+    # update(), not save(): the key's updated_at names its cached model list, which a test leaves as is.
+    ProviderCredential.objects.filter(pk=credential.pk).update(
+        last_test_ok=worked, last_tested_at=timezone.now(), last_test_message=message
+    )
+    return worked, message
+
+
+def _try(credential: ProviderCredential) -> tuple[bool, str]:
     where = _host(credential.base_url)
     try:
         client_for(credential).check()

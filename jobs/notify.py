@@ -21,19 +21,28 @@ User = get_user_model()
 log = logging.getLogger(__name__)
 
 
-def _mail(recipients: list[str], subject: str, template: str, context: dict) -> None:
-    if not recipients:
-        return
+def greeting_name(user) -> str:
+    """What an email calls a person: their first name, or their username when no name was given."""
+    return user.first_name.strip() or user.get_username()
+
+
+def _mail(people, subject: str, template: str, context: dict) -> None:
+    """One email to each person with an address, greeting them by name."""
     # Subjects quote names people typed (a job's, a key's): whatever they hold, one line.
     subject = one_line(subject)
-    try:
-        send_mail(subject, render_to_string(template, context), None, recipients)
-    except (smtplib.SMTPException, OSError) as exc:
-        log.warning("Could not send “%s”: %s", subject, exc)
+    for person in people:
+        if not person.email:
+            continue
+        body = render_to_string(template, context | {"name": greeting_name(person)})
+        try:
+            send_mail(subject, body, None, [person.email])
+        except (smtplib.SMTPException, OSError) as exc:
+            log.warning("Could not send “%s”: %s", subject, exc)
 
 
-def _admins() -> list[str]:
-    return [u.email for u in User.objects.filter(is_staff=True, is_active=True).exclude(email="")]
+def admins_with_email():
+    """The admins an email can reach; none means approvals and refused keys are told to nobody."""
+    return User.objects.filter(is_staff=True, is_active=True).exclude(email="")
 
 
 def _job_url(job: Job) -> str:
@@ -41,8 +50,7 @@ def _job_url(job: Job) -> str:
 
 
 def _to_owner(job: Job, subject: str, template: str, **context) -> None:
-    recipients = [job.owner.email] if job.owner.email else []
-    _mail(recipients, subject, template, context | {"job": job, "url": _job_url(job)})
+    _mail([job.owner], subject, template, context | {"job": job, "url": _job_url(job)})
 
 
 def job_finished(job: Job) -> None:
@@ -59,13 +67,13 @@ def key_refused(credential: ProviderCredential) -> None:
     """Tell every admin; the key itself never appears, only its name and last four characters."""
     url = settings.SITE_URL + reverse("jobs:key_edit", args=[credential.code])
     subject = f"Batchdash: the provider refused the key “{one_line(credential.name)}”"
-    _mail(_admins(), subject, "jobs/email/key_refused.txt", {"credential": credential, "url": url})
+    _mail(admins_with_email(), subject, "jobs/email/key_refused.txt", {"credential": credential, "url": url})
 
 
 def approval_needed(job: Job) -> None:
     """Ask the admins to approve a job above its key's cost threshold."""
     subject = f"Batchdash: “{one_line(job.name)}” waits for your approval"
-    _mail(_admins(), subject, "jobs/email/approval_needed.txt", {"job": job, "url": _job_url(job)})
+    _mail(admins_with_email(), subject, "jobs/email/approval_needed.txt", {"job": job, "url": _job_url(job)})
 
 
 def declined(job: Job) -> None:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from jobs.views import datasets, health, jobs, keys, reports
+from jobs.views import datasets, health, jobs, keys, people, reports
 
 app_name = "jobs"
 urlpatterns = [
@@ -38,6 +38,14 @@ urlpatterns = [
     path("keys/<uuid:code>/test/", keys.key_test, name="key_test"),
     path("keys/<uuid:code>/toggle/", keys.key_toggle, name="key_toggle"),
     path("keys/<uuid:code>/delete/", keys.key_delete, name="key_delete"),
+    # People, teams with their budgets, model prices (admins).
+    path("people/", people.people, name="people"),
+    path("people/<str:username>/", people.person, name="person"),
+    path("teams/", people.teams, name="teams"),
+    path("teams/<int:pk>/", people.team, name="team"),
+    path("prices/", people.prices, name="prices"),
+    path("prices/new/", people.price, name="price_new"),
+    path("prices/<int:pk>/", people.price, name="price"),
     # Admins' pages: approvals waiting, spend, the audit log.
     path("approvals/", reports.approvals, name="approvals"),
     path("spend/", reports.spend_report, name="spend"),

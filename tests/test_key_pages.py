@@ -128,3 +128,64 @@ def test_members_cannot_reach_the_key_pages(client, alice, simulator_credential)
     assert client.get(reverse("jobs:keys")).status_code == 403
     assert client.post(reverse("jobs:key_test", args=[simulator_credential.code])).status_code == 403
     assert client.post(reverse("jobs:key_delete", args=[simulator_credential.code])).status_code == 403
+
+
+def test_a_keys_last_test_is_kept_and_shown_with_its_result_and_time(client, root, simulator_url):
+    client.force_login(root)
+    credential = add_key(client, base_url=simulator_url, api_key="sk-wrong-key-9999")
+    assert "Never tested" in client.get(reverse("jobs:keys")).content.decode()
+    client.post(reverse("jobs:key_test", args=[credential.code]))
+    credential.refresh_from_db()
+    assert credential.last_test_ok is False and "refused this key" in credential.last_test_message
+    assert credential.last_tested_at is not None
+    listing = client.get(reverse("jobs:keys")).content.decode()
+    assert "Last test failed" in listing and "refused this key" in listing and "<time datetime=" in listing
+
+
+def test_a_key_that_failed_its_last_test_is_not_offered_to_members_until_it_passes(
+    client, root, alice, simulator_url
+):
+    from jobs.access import usable_credentials
+
+    client.force_login(root)
+    credential = add_key(client, base_url=simulator_url, api_key="sk-wrong-key-9999")
+    assert list(usable_credentials(alice)) == [credential]  # not tested yet: offered
+    client.post(reverse("jobs:key_test", args=[credential.code]))
+    assert list(usable_credentials(alice)) == []
+    assert list(usable_credentials(root)) == [credential]  # admins still see it, to fix it
+    edit = reverse("jobs:key_edit", args=[credential.code])
+    fields = client.get(edit).context["form"].initial
+    form = {k: v for k, v in fields.items() if v is not None and k not in ("teams", "model_token_limits")}
+    client.post(edit, form | {"api_key": "sk-simulator", "model_token_limits": "{}", "is_active": "on"})
+    assert list(usable_credentials(alice)) == []  # a new key is not yet a tested one
+    client.post(reverse("jobs:key_test", args=[credential.code]))
+    assert list(usable_credentials(alice)) == [credential]
+    assert "Last test passed" in client.get(reverse("jobs:keys")).content.decode()
+
+
+def test_the_key_form_is_grouped_in_words_with_azure_fields_only_for_azure(client, root):
+    client.force_login(root)
+    page = client.get(reverse("jobs:key_new")).content.decode()
+    legends = [part.split("</legend>")[0].split(">")[-1] for part in page.split("<legend")[1:]]
+    assert legends == ["Basics", "Spending", "Limits", "Advanced"]
+    assert "Prompt tokens waiting at the provider at once, per model" in page
+    assert "Max requests per batch" not in page and "Poll min seconds" not in page
+    azure = page.split('data-only-for="azure"')[1].split("</div>")[0]
+    assert 'name="api_version"' in azure
+    assert "key_form.js" in page and "<script>" not in page
+
+
+def test_the_azure_api_version_appears_when_azure_is_chosen(page, live_server, django_user_model):
+    from tests.conftest import screenshot
+    from tests.test_browser import log_in
+
+    log_in(page, live_server, django_user_model, "root")
+    django_user_model.objects.filter(username="root").update(is_staff=True)
+    page.goto(live_server.url + reverse("jobs:key_new"))
+    version = page.get_by_label("API version")
+    assert not version.is_visible()
+    page.get_by_label("Provider", exact=True).select_option("azure")
+    assert version.is_visible()
+    screenshot(page, "key-form-azure")
+    page.get_by_label("Provider", exact=True).select_option("openai")
+    assert not version.is_visible()

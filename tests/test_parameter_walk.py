@@ -13,11 +13,12 @@ from urllib.parse import quote, unquote
 
 import orjson
 import pytest
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import Resolver404, get_resolver, resolve
 
-from jobs.models import Job, PromptTemplate, ProviderCredential
+from jobs.models import Job, ModelPrice, PromptTemplate, ProviderCredential
 from simulator.models import SimBatch, SimFile
 from tests.test_access import walk
 from tests.test_pipeline import drive, new_job
@@ -91,6 +92,29 @@ def key_fields(w) -> dict:
     }
 
 
+def person_fields(w) -> dict:
+    return {
+        "first_name": "Alice",
+        "last_name": "",
+        "email": w.owner.email,
+        "role": "member",
+        "teams": str(w.team.pk),
+        "password": "",
+    }
+
+
+def price_fields() -> dict:
+    return {
+        "model": "gpt-4o-mini",
+        "input_per_million": "0.15",
+        "output_per_million": "0.6",
+        "batch_discount": "0.5",
+        "context_window": "128000",
+        "max_output_tokens": "16384",
+        "as_of": "2026-11-01",
+    }
+
+
 def jsonl():
     return SimpleUploadedFile("in.jsonl", b'{"custom_id": "a"}\n', content_type="application/jsonl")
 
@@ -146,6 +170,13 @@ def reads(w) -> dict[str, dict]:
         "keys/<uuid:code>/test/": {},
         "keys/<uuid:code>/toggle/": {},
         "keys/<uuid:code>/delete/": {},
+        "people/": {"POST": person_fields(w) | {"username": "walked", "password": ""}},
+        "people/<str:username>/": {"POST": person_fields(w) | {"is_active": "on"}},
+        "teams/": {"POST": {"name": "Walked", "monthly_budget": "10", "members": str(w.owner.pk)}},
+        "teams/<int:pk>/": {"POST": {"name": "Team", "monthly_budget": "", "members": str(w.owner.pk)}},
+        "prices/": {},
+        "prices/new/": {"POST": price_fields() | {"model": "walked-model"}},
+        "prices/<int:pk>/": {"POST": price_fields()},
         "approvals/": {},
         "spend/": {},
         "audit/": {"GET": {"action": "download", "person": "alice", "page": "1"}},
@@ -209,6 +240,10 @@ class World:
     def __init__(self, alice, credential):
         self.owner, self.credential = alice, credential
         self.job = drive(new_job(alice, credential, content=CONTENT, name="Walk"))
+        self.team = Group.objects.create(name="Team")
+        self.price, _ = ModelPrice.objects.get_or_create(
+            model="gpt-4o-mini", defaults={"input_per_million": 1, "as_of": "2026-01-01"}
+        )
         self.dataset = self.job.dataset
         self.template = PromptTemplate.objects.create(
             owner=alice, name="Walk", model="gpt-4o-mini", user_prompt="About {{ Review Text }}"
@@ -258,6 +293,8 @@ class World:
             "batch_id": self.sim_batch.id,
             "model_id": "gpt-4o-mini",
             "rest": "no-such-endpoint",
+            "username": self.owner.username,
+            "pk": str(self.team.pk if route.startswith("teams/") else self.price.pk),
         }
 
 

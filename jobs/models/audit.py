@@ -26,6 +26,9 @@ class AuditEvent(models.Model):
         KEY_TEST = "key_test", "Tested a provider key"
         KEY_TOGGLE = "key_toggle", "Enabled or disabled a provider key"
         KEY_DELETE = "key_delete", "Deleted a provider key"
+        PERSON_SAVE = "person_save", "Added or changed a person"
+        TEAM_SAVE = "team_save", "Created or changed a team"
+        PRICE_SAVE = "price_save", "Saved a model's prices"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

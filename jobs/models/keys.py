@@ -39,6 +39,11 @@ class ProviderCredential(models.Model):
     # Set when the provider refused the key (401/403): its jobs wait until an admin replaces it.
     refused_at = models.DateTimeField(null=True, blank=True, editable=False)
     refused_message = models.TextField(blank=True, editable=False)
+    # The admin's last test of the key (None: never tested). A key that failed it is not offered to
+    # members until a test passes again, even after a new key is entered: only a test says it works.
+    last_test_ok = models.BooleanField(null=True, editable=False)
+    last_tested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_test_message = models.TextField(blank=True, editable=False)
     teams = models.ManyToManyField(
         Group, blank=True, related_name="credentials", help_text="Leave empty to let everyone use it."
     )

@@ -44,6 +44,7 @@ class Job(PromptSettings):
         blank=True,
         help_text="A column whose values name each row; empty to number the rows instead.",
     )
+
     class EmptyRows(models.TextChoices):
         ALL = "all", "Leave out rows where all the columns the prompt uses are empty"
         ANY = "any", "Leave out rows where any column the prompt uses is empty"

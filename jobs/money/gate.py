@@ -67,6 +67,11 @@ def check_key(credential_id: int, owner) -> ProviderCredential:
         )
     if credential.refused_at:
         raise Refused(f"The provider refused the key “{credential.name}”; an admin has to replace it.")
+    if credential.last_test_ok is False and not owner.is_staff:
+        raise Refused(
+            f"The key “{credential.name}” failed an admin's last test of it; nothing is sent with it "
+            "until a test passes: ask an admin."
+        )
     if not access.usable_credentials(owner).filter(pk=credential.pk).exists():
         raise Refused(
             f"The key “{credential.name}” is no longer open to {owner.get_username()}: ask an admin."

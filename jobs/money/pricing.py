@@ -1,11 +1,21 @@
 """What tokens cost: the admins' price table applied to a model's input and output tokens."""
 
+import datetime
 from dataclasses import dataclass
 from decimal import Decimal
+
+from django.utils import timezone
 
 from jobs.models import ModelPrice
 
 _MILLION = Decimal(1_000_000)
+# Providers change their prices a few times a year: prices checked longer ago are flagged.
+STALE_AFTER_DAYS = 90
+
+
+def is_stale(as_of: datetime.date | None) -> bool:
+    """Whether prices checked on this day are too old to trust without a look."""
+    return as_of is not None and (timezone.localdate() - as_of).days > STALE_AFTER_DAYS
 
 
 @dataclass(frozen=True)

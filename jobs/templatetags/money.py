@@ -1,8 +1,11 @@
-"""Template filters for amounts of money, so that small batch costs do not show as $0.00."""
+"""Template filters for amounts of money, so that small batch costs do not show as $0.00, and for
+prices checked too long ago."""
 
 from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
+
+from jobs.money import pricing
 
 register = template.Library()
 
@@ -24,3 +27,9 @@ def at_most(amount) -> str:
     """An upper bound in words: "at most $0.12", or "less than $0.0001" (never "at most less than")."""
     text = dollars(amount)
     return text if text.startswith(("less", "–")) else f"at most {text}"
+
+
+@register.inclusion_tag("jobs/_stale_prices.html")
+def stale_flag(as_of):
+    """A warning badge when prices were checked more than STALE_AFTER_DAYS ago; nothing otherwise."""
+    return {"as_of": as_of, "stale": pricing.is_stale(as_of), "days": pricing.STALE_AFTER_DAYS}

@@ -103,7 +103,16 @@ def _job_context(job: Job) -> dict:
         ModelPrice.objects.filter(model=job.model).first(), job.reported_input_tokens, job.output_tokens
     )
     batches = list(job.batches.only(*BATCH_DISPLAY_FIELDS))
-    return {"job": job, "batches": batches, "plan": plan, "cost": cost, "version": _version(job.updated_at)}
+    # A job waiting for approval when no admin can be emailed waits until someone looks by chance.
+    unheard = job.status == Job.Status.AWAITING_APPROVAL and not notify.admins_with_email().exists()
+    return {
+        "job": job,
+        "batches": batches,
+        "plan": plan,
+        "cost": cost,
+        "admins_unheard": unheard,
+        "version": _version(job.updated_at),
+    }
 
 
 @login_required

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs import audit, tasks
+from jobs import audit, notify, tasks
 from jobs import keys as credentials
 from jobs.forms import CredentialForm
 from jobs.models import AuditEvent, ProviderCredential
@@ -23,7 +23,8 @@ def _get_key(code) -> ProviderCredential:
 @require_GET
 def keys(request: HttpRequest) -> HttpResponse:
     credentials = ProviderCredential.objects.prefetch_related("teams").annotate(job_count=Count("jobs"))
-    return render(request, "jobs/keys.html", {"credentials": credentials})
+    context = {"credentials": credentials, "admins_unheard": not notify.admins_with_email().exists()}
+    return render(request, "jobs/keys.html", context)
 
 
 @staff_only

@@ -7,8 +7,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from jobs.formats.text import one_line
-from jobs.models import AuditEvent, Job
-from jobs.money import gate, spend
+from jobs.models import AuditEvent, Job, ModelPrice
+from jobs.money import gate, pricing, spend
 from jobs.views.common import staff_only
 
 
@@ -18,7 +18,10 @@ def spend_report(request: HttpRequest) -> HttpResponse:
     """Admins: spend by month, team, user and model over the last year, with the saving."""
     since = gate.month_start(timezone.now() - timezone.timedelta(days=365))
     lines = spend.report(since)
-    return render(request, "jobs/spend.html", {"lines": lines, "totals": spend.totals(lines)})
+    used = ModelPrice.objects.filter(model__in={line.model for line in lines})
+    stale = [price for price in used if pricing.is_stale(price.as_of)]
+    context = {"lines": lines, "totals": spend.totals(lines), "stale_prices": stale}
+    return render(request, "jobs/spend.html", context)
 
 
 @staff_only
