@@ -137,3 +137,12 @@ def test_a_stranger_cannot_resend_someone_elses_rows(job, client, bob):
     url = reverse("jobs:resend", args=[job.code])
     assert client.get(url, {"row": "2"}).status_code == 404
     assert client.post(url, {"row": "2", "step": "send", "user_prompt": EDITED}).status_code == 404
+
+
+def test_a_row_resent_with_an_edited_prompt_is_sent_again_as_last_sent(job, settings):
+    # The edited prompt still sends the text that makes the simulator fail as a server error.
+    assert pipeline.resend_with_prompt(job.pk, [4], system_prompt="", user_prompt="Again: {{ Review Text }}")
+    job = drive(job)
+    assert job.row_failures.get(row=4).attempts == 2
+    assert pipeline.retry_job(job.pk) == 1
+    assert sent_bodies(job, attempt=3)[4]["messages"][-1]["content"].startswith("Again: ")

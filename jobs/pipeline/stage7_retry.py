@@ -1,6 +1,6 @@
 """Stage 7, retry: a finished job's failed rows sent again as a new attempt, job `→ running` (or
-`→ awaiting_approval`) with new `queued` batches whose requests are copied from the first attempt's
-files; parts a cancel kept from ever going out go back `done → queued` as they are. Or chosen failed
+`→ awaiting_approval`) with new `queued` batches whose requests are copied from the latest ones
+sent; parts a cancel kept from ever going out go back `done → queued` as they are. Or chosen failed
 rows sent with an edited prompt, their requests rendered afresh from the dataset. A resend spends
 money, so it passes the same gate as the first send.
 """
@@ -32,8 +32,9 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
     """Send a finished job's retryable failed rows again, as a new attempt, and the parts a cancel kept
     from being sent; returns how many rows.
 
-    `rows` limits the retry to those failed rows (only the retryable among them). The requests
-    are copied from the first attempt's files, so they are the very ones first sent.
+    `rows` limits the retry to those failed rows (only the retryable among them). Each request is
+    copied from the latest attempt that had its row, so it is the very one last sent (with the
+    edited prompt, for a row resent with one).
     The job goes back to `running`, or waits for an admin when the resend costs more than the
     key's approval threshold; its results are rebuilt when the attempt ends, still one line per
     input row. Raises RetryRefused, with the gate's reason when the key or a budget says no.
@@ -41,7 +42,7 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
     job = Job.objects.select_related("credential", "owner").get(pk=job_id)
     if job.status not in Job.FINISHED:
         raise RetryRefused("Wait until the job has finished before retrying rows.")
-    sources = list(job.batches.filter(attempt=1).order_by("index"))
+    sources = list(job.batches.all())
     if any(not b.input_file.name for b in sources):
         raise RetryRefused("This job's request files were removed after the retention period.")
     chosen = None if rows is None else set(rows)
