@@ -50,7 +50,7 @@ def read_page(
     if not filtered:
         lines = itertools.islice(reader, start - position, None)
         position = start
-    needle = query.casefold()
+    needle = " ".join(query.split()).casefold()
     matching = (
         (row, cells)
         for row, cells in enumerate(lines, start=position + 1)
