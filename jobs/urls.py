@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from jobs.views import datasets, health, jobs, keys, people, reports
+from jobs.views import datasets, health, jobs, keys, people, reports, resend, results
 
 app_name = "jobs"
 urlpatterns = [
@@ -19,6 +19,9 @@ urlpatterns = [
     path("jobs/<uuid:code>/discard/", jobs.discard, name="discard"),
     path("jobs/<uuid:code>/retry/", jobs.retry, name="retry"),
     path("jobs/<uuid:code>/failures/", jobs.failures, name="failures"),
+    path("jobs/<uuid:code>/resend/", resend.resend, name="resend"),
+    path("jobs/<uuid:code>/resend/preview/", resend.resend_preview, name="resend_preview"),
+    path("jobs/<uuid:code>/results/", results.results, name="results"),
     path("jobs/<uuid:code>/rows/<int:row>/", jobs.row_detail, name="row_detail"),
     path("jobs/<uuid:code>/download/<str:kind>/", jobs.download, name="download"),
     # Datasets and mapping: upload, reading choices, the new-job form, its preview and pilot; templates.

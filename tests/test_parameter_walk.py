@@ -143,6 +143,20 @@ def reads(w) -> dict[str, dict]:
         # Row 3 cannot be fixed by sending it again: resending it starts nothing.
         "jobs/<uuid:code>/retry/": {"POST": {"scope": "selected", "row": "3"}},
         "jobs/<uuid:code>/failures/": {"GET": {"code": "server_error", "page": "1"}},
+        "jobs/<uuid:code>/resend/": {
+            "GET": {"code": "", "row": "3"},
+            "POST": {
+                "code": "",
+                "row": "3",
+                "step": "send",
+                "system_prompt": "",
+                "user_prompt": "Again: {{ Review Text }}",
+            },
+        },
+        "jobs/<uuid:code>/resend/preview/": {
+            "POST": {"code": "", "row": "3", "system_prompt": "", "user_prompt": "Again: {{ Review Text }}"}
+        },
+        "jobs/<uuid:code>/results/": {"GET": {"q": "fine", "status": "failed", "page": "1"}},
         "jobs/<uuid:code>/rows/<int:row>/": {},
         "jobs/<uuid:code>/download/<str:kind>/": {},
         "upload/": {"POST": {"file": lambda: SimpleUploadedFile("t.csv", b"A\n1\n"), "team": ""}},

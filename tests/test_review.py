@@ -52,8 +52,9 @@ def test_failed_rows_are_listed_with_their_cells_in_plain_words(client, alice, j
     assert "The text is longer than the model accepts." in page
     assert "Shorten the text in this row" in page
     assert "[[simulate:context_length_exceeded]] far too long" in page
-    # Checkboxes only for rows that can pass on a second try.
-    assert 'value="2"' in page and 'value="4"' in page and 'value="3"' not in page
+    # Every failed row can be ticked (for an edited prompt); sent as it is, only rows that can pass go.
+    assert 'value="2"' in page and 'value="4"' in page and 'value="3"' in page
+    assert "Send the ticked rows again as they are" in page
 
     filtered = get(client, "failures", job, code="context_length_exceeded")
     assert "far too long" in filtered and "flaky" not in filtered

@@ -16,14 +16,14 @@ import itertools
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 import orjson
 import xlsxwriter
 
 from jobs.formats import schema
-from jobs.formats.reconcile import SKIPPED_CODES, Outcome
+from jobs.formats.reconcile import SKIPPED_CODES, Outcome, resendable
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 _NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
@@ -58,6 +58,11 @@ def neutralize(value: str) -> str:
     return value
 
 
+# The results file's index: the byte offset of every INDEX_STEP-th row, so that a page far in is read
+# from near where it starts (jobs.formats.resultpages).
+INDEX_STEP = 1000
+
+
 @dataclass
 class Counts:
     rows: int = 0
@@ -65,6 +70,7 @@ class Counts:
     failed: int = 0
     retryable: int = 0
     not_sent: int = 0
+    offsets: list[int] = field(default_factory=list)
 
 
 def latest_outcomes(attempts: Iterable[Iterable[Iterator[Outcome]]]) -> Iterator[tuple[Outcome, int]]:
@@ -112,7 +118,8 @@ def write_results(
     sorted by row. Rows with no outcome were not sent (for example skipped as empty).
     `token_prices` (dollars per input and per output token) fills the cost column;
     `on_failure(row, cells, outcome, attempts)` is called for each failed row. With
-    structured output, each of `fields` gets a column after the answer.
+    structured output, each of `fields` gets a column after the answer. The counts hold the
+    results file's index: where every INDEX_STEP-th row starts (`results.tell()`, bytes in a file).
     """
     results.write("\ufeff")
     failures.write("\ufeff")
@@ -129,11 +136,14 @@ def write_results(
     risky = _RISKY_FIRST
     input_price, output_price = token_prices or (0.0, 0.0)
     rows_seen = succeeded = failed = retryable = 0
+    offsets: list[int] = []
     pending = iter(outcomes)
     outcome, attempts = next(pending, (None, 0))
     for row, cells in rows:
         while outcome is not None and outcome.row < row:
             outcome, attempts = next(pending, (None, 0))
+        if not rows_seen % INDEX_STEP:
+            offsets.append(results.tell())
         rows_seen += 1
         # Most cells start with a letter or a digit: those skip the function call.
         line = [neutralize(c) if c and c[0] in risky else c for c in cells]
@@ -162,9 +172,9 @@ def write_results(
             write_result(line)
         else:
             failed += 1
-            retryable += outcome.retryable
+            retryable += resendable(outcome, attempts)
             message = neutralize(outcome.message)
-            retry = "yes" if outcome.retryable else "no"
+            retry = "yes" if resendable(outcome, attempts) else "no"
             failure = line + [row, outcome.code, message, retry, attempts, "failed"]
             line += no_answer
             line += ("failed", outcome.code, message, attempts, "", "", "")
@@ -178,6 +188,7 @@ def write_results(
         failed=failed,
         retryable=retryable,
         not_sent=rows_seen - succeeded - failed,
+        offsets=offsets,
     )
     return counts
 
@@ -226,7 +237,7 @@ def iter_jsonl(
             record.update(status="not sent", error_code=outcome.code, error=outcome.message)
         else:
             record.update(status="failed", error_code=outcome.code, error=outcome.message, attempts=attempts)
-            record["retryable"] = outcome.retryable
+            record["retryable"] = resendable(outcome, attempts)
         yield orjson.dumps(record) + b"\n"
 
 
@@ -248,7 +259,7 @@ _WIDTH_SAMPLE = 200
 _WIDEST = 60
 
 
-def _unneutralized(value: str) -> str:
+def unneutralized(value: str) -> str:
     """The cell as it was before neutralize() prefixed it for CSV: Excel stores text as text, never as a
     formula, so the apostrophe would only show. (An original value that starts with an apostrophe
     followed by a formula sign loses that apostrophe here; the CSV keeps it.)"""
@@ -282,7 +293,7 @@ def write_xlsx(results_csv: IO[str], out: IO[bytes], *, sheet: str = "Results") 
     reader = csv.reader(results_csv)
     header = next(reader)
     header[0] = header[0].removeprefix("\ufeff")
-    header = [_unneutralized(h) for h in header]
+    header = [unneutralized(h) for h in header]
     detail_at = [i for i, h in enumerate(header) if h in DETAIL_COLUMNS]
     main_at = [i for i in range(len(header)) if i not in detail_at]
     numeric_always = {i for i, h in enumerate(header) if h in _ALWAYS_NUMBERS}
@@ -306,7 +317,7 @@ def write_xlsx(results_csv: IO[str], out: IO[bytes], *, sheet: str = "Results") 
     for index, row in enumerate(itertools.chain(first, reader), start=1):
         cells = []
         for i in range(len(header)):
-            value = _unneutralized(row[i]) if i < len(row) else ""
+            value = unneutralized(row[i]) if i < len(row) else ""
             if len(value) > XLSX_MAX_CELL:
                 cut.append((index + 1, header[i], len(value)))
                 mark = _CUT_MARK.format(f"{len(value):,}")

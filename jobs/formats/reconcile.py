@@ -29,6 +29,13 @@ RETRYABLE_CODES = frozenset(
         "token_limit_exceeded",
     }
 )
+# A row that failed this many times is not offered the same resend again: only an edited prompt.
+MAX_ATTEMPTS = 3
+
+
+def resendable(outcome: "Outcome", attempts: int) -> bool:
+    """Whether sending a failed row again as it is could help: a passing failure, not yet tried too often."""
+    return not outcome.ok and outcome.retryable and attempts < MAX_ATTEMPTS
 
 
 # The job was cancelled before the row was sent.

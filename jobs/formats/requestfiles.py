@@ -7,7 +7,9 @@ order the provider returns them in.
 """
 
 import hashlib
+import heapq
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -328,3 +330,35 @@ def select_requests(
                 target = next(wanted, None)
             if target is None or target > last_row:
                 break
+
+
+def latest_requests(
+    attempts: list[list[tuple[IO[bytes], int, float]]], rows: Iterable[int]
+) -> Iterator[tuple[int, bytes, int]]:
+    """The request lines of the given rows, each as the latest attempt that had it sent it.
+
+    `attempts` holds, oldest first, each attempt's request files as select_requests takes them
+    (an attempt's parts never share a row). Every file is read once, merged by row: heapq.merge is
+    stable, so of a row's lines the latest attempt's comes last. A row resent with an edited prompt
+    is sent again with that prompt.
+    """
+    merged = heapq.merge(*(_request_lines(sources) for sources in attempts), key=operator.itemgetter(0))
+    wanted = iter(rows)
+    target = next(wanted, None)
+    for row, group in itertools.groupby(merged, key=operator.itemgetter(0)):
+        while target is not None and target < row:
+            target = next(wanted, None)
+        if target is None:
+            return
+        if row == target:
+            *_, latest = group
+            yield latest
+            target = next(wanted, None)
+
+
+def _request_lines(sources: Iterable[tuple[IO[bytes], int, float]]) -> Iterator[tuple[int, bytes, int]]:
+    for stream, _, tokens_per_line in sources:
+        for line in stream:
+            row = line_row(line)
+            if row is not None:
+                yield row, line if line.endswith(b"\n") else line + b"\n", round(tokens_per_line)

@@ -69,6 +69,9 @@ class Job(PromptSettings):
     results_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     failures_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     xlsx_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
+    # Where every 1,000th row starts in the results file, so that the results view reads a far page
+    # from near it (jobs.formats.resultpages): about 10 kB for a million rows.
+    results_offsets = models.JSONField(default=list, blank=True)
     # Cells longer than Excel allows, cut in the Excel copy only (the CSV keeps them whole).
     xlsx_cut_cells = models.PositiveIntegerField(default=0)
     # Rows prepare left out (empty, or longer than the model accepts), as outcomes with the reason.

@@ -22,7 +22,7 @@ from jobs.pipeline.stage3_submit import METADATA_KEY, submit_batch
 from jobs.pipeline.stage4_poll import claim_due_batches, poll_batch
 from jobs.pipeline.stage5_finish import finish_batch
 from jobs.pipeline.stage6_results import build_results, results_jsonl, start_results
-from jobs.pipeline.stage7_retry import RetryRefused, retry_job
+from jobs.pipeline.stage7_retry import RetryRefused, resend_with_prompt, retry_job
 from jobs.pipeline.stop import (
     cancel_job,
     cancel_unsent,
@@ -51,6 +51,7 @@ __all__ = [
     "results_jsonl",
     "RetryRefused",
     "retry_job",
+    "resend_with_prompt",
     "refresh_job_counters",
     "cancel_job",
     "cancel_unsent",

@@ -18,6 +18,7 @@ from jobs.formats import reconcile, schema
 from jobs.formats.requestfiles import (
     BatchFile,
     RequestSpec,
+    latest_requests,
     select_requests,
     split_requests,
 )
@@ -146,20 +147,25 @@ def refresh_job_counters(job_id: int) -> None:
 
 
 def copy_requests(sources: list[Batch], rows: Iterable[int], *, max_requests: int, max_bytes: int):
-    """Written request files holding the lines of `rows` (sorted), copied from `sources`."""
+    """Written request files holding the lines of `rows` (sorted), copied from `sources`; when the
+    sources span several attempts, each row's line is the latest attempt's."""
+    sources = sorted(sources, key=operator.attrgetter("attempt", "first_row"))
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        streams = [
-            (
-                stack.enter_context(b.input_file.open("rb")),
-                b.last_row,
-                b.input_tokens / max(b.request_count, 1),
-            )
-            for b in sources
+        attempts = [
+            [
+                (
+                    stack.enter_context(b.input_file.open("rb")),
+                    b.last_row,
+                    b.input_tokens / max(b.request_count, 1),
+                )
+                for b in group
+            ]
+            for _, group in itertools.groupby(sources, key=operator.attrgetter("attempt"))
         ]
+        # One attempt: only the files holding the rows are read.
+        lines = select_requests(attempts[0], rows) if len(attempts) == 1 else latest_requests(attempts, rows)
         # Each part is moved into storage by new_batch before the directory goes away.
-        yield from split_requests(
-            [select_requests(streams, rows)], Path(tmp), max_requests=max_requests, max_bytes=max_bytes
-        )
+        yield from split_requests([lines], Path(tmp), max_requests=max_requests, max_bytes=max_bytes)
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ def build_results(job_id: int) -> None:
                 row=row,
                 code=outcome.code,
                 message=outcome.message,
-                retryable=outcome.retryable,
+                retryable=reconcile.resendable(outcome, attempts),
                 attempts=attempts,
                 cells=cells,
             )
@@ -85,6 +85,7 @@ def build_results(job_id: int) -> None:
         Job.Status.FINISHING,
         final,
         results_file=job.results_file.name,
+        results_offsets=counts.offsets,
         failures_file=job.failures_file.name,
         xlsx_file=job.xlsx_file.name,
         xlsx_cut_cells=job.xlsx_cut_cells,

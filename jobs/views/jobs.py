@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import access, audit, errors, notify, pipeline, tasks
+from jobs.formats.reconcile import MAX_ATTEMPTS, RETRYABLE_CODES
 from jobs.formats.text import one_line
 from jobs.forms import row_numbers
 from jobs.models import AuditEvent, Job, ModelPrice
@@ -233,7 +234,19 @@ def failures(request: HttpRequest, code) -> HttpResponse:
     page = Paginator(rows, FAILURES_PER_PAGE).get_page(request.GET.get("page"))
     for failure in page:
         failure.what, failure.todo = errors.explain(failure.code, failure.message)
-    context = {"job": job, "page": page, "codes": codes, "chosen": chosen}
+        if failure.attempts >= MAX_ATTEMPTS and failure.code in RETRYABLE_CODES:
+            failure.todo = (
+                f"It failed {failure.attempts} times for the same reason, so it is not offered again as it "
+                "is: send it with an edited prompt, or download it and try another day."
+            )
+    context = {
+        "job": job,
+        "page": page,
+        "codes": codes,
+        "chosen": chosen,
+        "chosen_count": next((n for value, n, _ in codes if value == chosen), 0),
+        "max_attempts": MAX_ATTEMPTS,
+    }
     return render(request, "jobs/failures.html", context)
 
 
