@@ -124,6 +124,9 @@ def test_the_analyst_and_the_admin_find_every_page_usable_on_a_desktop_and_a_pho
     page.get_by_role("button", name="Discard").click()
     prompt.wait_for()
     inspector.look("after-discard")
+    page.get_by_role("button", name="Prepare and show the plan").click()
+    page.locator(".invalid-feedback").first.wait_for()
+    inspector.look("mapping-with-errors")
     page.get_by_role("button", name="Use it").click()
     page.get_by_label("Name", exact=True).fill("Shoe reviews")
     page.get_by_role("button", name="Prepare and show the plan").click()
@@ -158,6 +161,7 @@ def test_the_analyst_and_the_admin_find_every_page_usable_on_a_desktop_and_a_pho
     waiting = sent_job(zoe, simulator_credential, name="Big survey")
     assert Job.objects.get(pk=waiting.pk).status == Job.Status.AWAITING_APPROVAL
     log_out(page)
+    inspector.look("login")
     root = django_user_model.objects.create_user("root", "root@example.com", "root-password-1", is_staff=True)
     page.get_by_label("User name").fill(root.username)
     page.get_by_label("Password").fill("root-password-1")
