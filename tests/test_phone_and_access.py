@@ -155,7 +155,7 @@ def test_the_analyst_and_the_admin_find_every_page_usable_on_a_desktop_and_a_pho
     go_to(page, "Templates")
     inspector.look("templates")
 
-    # The admin: a job waiting for approval, the queue, a key's page, spend and the audit log.
+    # The admin: a job waiting for approval, the queue, a key tested and its page, spend, the audit log.
     simulator_credential.approval_above = Decimal("0.000001")
     simulator_credential.save()
     waiting = sent_job(zoe, simulator_credential, name="Big survey")
@@ -178,7 +178,9 @@ def test_the_analyst_and_the_admin_find_every_page_usable_on_a_desktop_and_a_pho
         lambda: Job.objects.get(pk=waiting.pk).status != Job.Status.AWAITING_APPROVAL, message="approval"
     )
     go_to(page, "Keys")
-    inspector.look("keys")
+    page.get_by_role("button", name="Test Simulator").click()
+    page.get_by_role("status").filter(has_text="Simulator:").wait_for()
+    inspector.look("keys-tested")
     page.get_by_role("link", name="Simulator").click()
     inspector.look("key")
     go_to(page, "Spend")
