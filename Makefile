@@ -4,7 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-export PORT
+# The simulator's own server. honcho gives each Procfile line after the first its own PORT (+100
+# each), so what every process must agree on is exported here, from the web server's port.
+SIMULATOR_PORT ?= $(shell expr $(PORT) + 1)
+SITE_URL ?= http://127.0.0.1:$(PORT)
+export PORT SIMULATOR_PORT SITE_URL
 
 NODE_SDK := tests/node/node_modules/.package-lock.json
 
