@@ -103,3 +103,28 @@ def test_the_other_formats_follow_the_latest_results_and_are_written_once(alice,
     pipeline.write_other_formats(job.pk)  # a second delivery of the task: nothing more
     job.refresh_from_db()
     assert (job.xlsx_file.name, job.jsonl_file.name) == written
+
+
+@pytest.mark.browser
+def test_the_page_says_excel_is_being_written_and_shows_its_link_by_itself_once_written(
+    page, live_server, django_user_model, simulator_credential
+):
+    from tests.conftest import screenshot
+    from tests.test_browser import log_in
+
+    owner = log_in(page, live_server, django_user_model)
+    job = drive(new_job(owner, simulator_credential), other_formats=False)
+    page.goto(f"{live_server.url}/jobs/{job.code}/")
+    page.get_by_role("link", name="Download results (CSV)").wait_for()
+    assert page.get_by_test_id("xlsx-pending").inner_text() == "Excel: being written…"
+    assert page.get_by_role("link", name="Excel").count() == 0
+    screenshot(page, "results-first-excel-pending")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "results-first-excel-pending-narrow")
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+    pipeline.write_other_formats(job.pk)
+
+    page.get_by_role("link", name="Excel").wait_for(timeout=10_000)  # the polling brought it
+    assert page.get_by_test_id("xlsx-pending").count() == 0
+    screenshot(page, "results-first-excel-ready")
