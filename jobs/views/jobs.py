@@ -128,7 +128,7 @@ def job_progress(request: HttpRequest, code) -> HttpResponse:
             return HttpResponse(status=204)
     job = get_job(request, code)
     response = render(request, "jobs/job_detail.html#progress", _job_context(job))
-    if not job.is_followed:
+    if job.is_finished and not job.formats_pending:
         response.status_code = HTMX_STOP_POLLING
     return response
 
