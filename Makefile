@@ -4,9 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-export PORT
-# honcho gives each process its own PORT (+100, +200): the web server's is kept for links in emails.
-export WEB_PORT ?= $(PORT)
+# honcho gives each Procfile line after the first its own PORT (+100 each): what every process must
+# agree on is exported here, from the web server's port (links in emails, the simulator's own server).
+WEB_PORT ?= $(PORT)
+SIMULATOR_PORT ?= $(shell expr $(PORT) + 1)
+export PORT WEB_PORT SIMULATOR_PORT
 
 NODE_SDK := tests/node/node_modules/.package-lock.json
 

@@ -16,6 +16,7 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -338,6 +339,22 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
+# Two queues, each with its own worker: short control work (the scheduler's ticks, polls, submits,
+# cancels) and long file work (prepare, finish, results, counting an upload), so that a tick
+# never waits, and expires, behind a prepare of a million rows. Unlisted tasks are control work.
+CELERY_TASK_QUEUES = [Queue(name, Exchange("celery"), routing_key=name) for name in ("control", "files")]
+CELERY_TASK_DEFAULT_QUEUE = "control"
+CELERY_TASK_ROUTES = {
+    f"jobs.tasks.{name}": {"queue": "files"}
+    for name in (
+        "prepare_job",
+        "count_dataset_rows",
+        "finish_batch",
+        "build_results",
+        "write_other_formats",
+        "clean_up_files",
+    )
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -403,10 +420,12 @@ SIMULATOR_SPEED = env_float("SIMULATOR_SPEED", 20.0)
 # Enqueued prompt tokens per model across unfinished batches, as OpenAI limits them.
 SIMULATOR_ENQUEUED_TOKEN_LIMIT = env_int("SIMULATOR_ENQUEUED_TOKEN_LIMIT", 20_000_000)
 PORT = env_int("PORT", 8000)
-# The web server's port. Under `make run`, honcho gives the worker and the scheduler their own PORT
-# (+100, +200); the Makefile keeps the web server's here, so that every process links to it.
+# The web server's port. Under `make run`, honcho gives the other processes their own PORT (+100
+# each); the Makefile keeps the web server's here, so that every process links to it.
 WEB_PORT = env_int("WEB_PORT", PORT)
-SIMULATOR_BASE_URL = env_str("SIMULATOR_BASE_URL", f"http://127.0.0.1:{WEB_PORT}/simulator/v1")
+# The simulator's own server under `make run` (batchdash.simulator_wsgi), next to the web server's.
+SIMULATOR_PORT = env_int("SIMULATOR_PORT", WEB_PORT + 1)
+SIMULATOR_BASE_URL = env_str("SIMULATOR_BASE_URL", f"http://127.0.0.1:{SIMULATOR_PORT}/simulator/v1")
 
 # --- Email -----------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

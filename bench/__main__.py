@@ -12,7 +12,8 @@ CASES = [
     ["bench.prepare", "reference", "reviews"],
     ["bench.prepare", "ours", "multi"],
     ["bench.prepare", "reference", "multi"],
-    ["bench.reconcile"],
+    ["bench.reconcile", "ours"],
+    ["bench.reconcile", "reference"],
     ["bench.pages"],
 ]
 

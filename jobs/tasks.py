@@ -95,7 +95,14 @@ def finish_batch(batch_id: int) -> None:
 
 @shared_task
 def build_results(job_id: int) -> None:
-    pipeline.build_results(job_id)
+    """The results CSV, which ends the job; its Excel copy and JSON Lines file follow on their own."""
+    if pipeline.build_results(job_id):
+        write_other_formats.delay(job_id)
+
+
+@shared_task
+def write_other_formats(job_id: int) -> None:
+    pipeline.write_other_formats(job_id)
 
 
 @provider_task
@@ -141,5 +148,7 @@ def resume_stalled_work() -> None:
             build_results.delay(job_id)
     for job_id in stalled["results"]:
         build_results.delay(job_id)
+    for job_id in stalled["formats"]:
+        write_other_formats.delay(job_id)
     if any(stalled.values()):
         log.info("Resumed stalled work: %s", {k: len(v) for k, v in stalled.items()})

@@ -198,7 +198,8 @@ def subprocess_database_url() -> str:
 
 
 class Worker:
-    """A real Celery worker with its embedded scheduler, in a subprocess, on this test's database.
+    """A real Celery worker with its embedded scheduler, in a subprocess, on this test's database,
+    consuming both queues (control and files) that `make run` gives a worker each.
 
     It reads the same settings as the test process, but with the test database's name, so
     what the test writes the worker sees, and the other way round. `kill()` is a SIGKILL
@@ -227,6 +228,8 @@ class Worker:
                     "batchdash",
                     "worker",
                     "-B",
+                    "-Q",
+                    "control,files",
                     "--loglevel",
                     "INFO",
                     "--concurrency",

@@ -32,8 +32,9 @@ def send(job: Job) -> list[int]:
     return pipeline.release_queued_batches()
 
 
-def step(job: Job) -> None:
-    """One round of what the worker and the scheduler do, in this process."""
+def step(job: Job, other_formats: bool = True) -> None:
+    """One round of what the worker and the scheduler do, in this process; `other_formats=False`
+    stops after the results CSV, before the follow-up that writes the Excel and JSON Lines files."""
     for batch_id in pipeline.release_queued_batches():
         pipeline.submit_batch(batch_id)
     for batch in job.batches.filter(status=Batch.Status.RUNNING):
@@ -41,17 +42,17 @@ def step(job: Job) -> None:
     pipeline.cancel_job(job.pk)
     for batch in job.batches.filter(status=Batch.Status.DOWNLOADING):
         pipeline.finish_batch(batch.pk)
-    if pipeline.start_results(job.pk):
-        pipeline.build_results(job.pk)
+    if pipeline.start_results(job.pk) and pipeline.build_results(job.pk) and other_formats:
+        pipeline.write_other_formats(job.pk)
 
 
-def drive(job: Job, timeout: float = 60) -> Job:
+def drive(job: Job, timeout: float = 60, other_formats: bool = True) -> Job:
     """Run the job's steps until it has finished."""
     pipeline.prepare_job(job.pk)  # each step does nothing when already done
     pipeline.start_job(job.pk)
 
     def finished() -> bool:
-        step(job)
+        step(job, other_formats)
         job.refresh_from_db()
         return job.is_finished
 

@@ -74,6 +74,10 @@ class Job(PromptSettings):
     results_offsets = models.JSONField(default=list, blank=True)
     # Cells longer than Excel allows, cut in the Excel copy only (the CSV keeps them whole).
     xlsx_cut_cells = models.PositiveIntegerField(default=0)
+    # Written once, after the results CSV; jobs from before it have none and stream it instead.
+    jsonl_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
+    # The results CSV is there; its Excel copy and JSON Lines file are being written after it.
+    formats_pending = models.BooleanField(default=False)
     # Rows prepare left out (empty, or longer than the model accepts), as outcomes with the reason.
     skipped_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     rows_skipped = models.PositiveIntegerField(default=0)
@@ -115,6 +119,11 @@ class Job(PromptSettings):
             self.Status.AWAITING_APPROVAL,
             self.Status.NEEDS_ADMIN,
         )
+
+    @property
+    def is_followed(self) -> bool:
+        """The job page polls: the job moves, or its Excel and JSON Lines files are on their way."""
+        return self.is_moving or self.formats_pending
 
     @property
     def can_cancel(self) -> bool:

@@ -21,7 +21,7 @@ from jobs.pipeline.stage2_release import approve_job, decline_job, release_queue
 from jobs.pipeline.stage3_submit import METADATA_KEY, submit_batch
 from jobs.pipeline.stage4_poll import claim_due_batches, poll_batch
 from jobs.pipeline.stage5_finish import finish_batch
-from jobs.pipeline.stage6_results import build_results, results_jsonl, start_results
+from jobs.pipeline.stage6_results import build_results, results_jsonl, start_results, write_other_formats
 from jobs.pipeline.stage7_retry import RetryRefused, resend_with_prompt, retry_job
 from jobs.pipeline.stop import (
     cancel_job,
@@ -49,6 +49,7 @@ __all__ = [
     "start_results",
     "build_results",
     "results_jsonl",
+    "write_other_formats",
     "RetryRefused",
     "retry_job",
     "resend_with_prompt",

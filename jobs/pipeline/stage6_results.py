@@ -1,9 +1,16 @@
 """Stage 6, results: job `running` or `cancelling → finishing → completed`, `failed` or `cancelled`:
 the user's rows joined with every batch's outcomes, as the files people download.
+
+The results CSV (and the failures CSV) come first and complete the job; its Excel copy and its JSON
+Lines file are written right after, by a follow-up task (`write_other_formats`), so that they never
+hold the job's completion or its CSV link back: on a million rows Excel alone takes minutes.
 """
 
+import csv
+import io
 import tempfile
 from collections.abc import Iterator
+from typing import IO
 
 from django.core.files import File
 from django.utils import timezone
@@ -24,12 +31,15 @@ def start_results(job_id: int) -> bool:
     return job.transition([Job.Status.RUNNING, Job.Status.CANCELLING], Job.Status.FINISHING)
 
 
-def build_results(job_id: int) -> None:
-    """Write the results and failures files from the dataset and every batch's outcomes."""
+def build_results(job_id: int) -> bool:
+    """Write the results and failures files from the dataset and every batch's outcomes, and end the
+    job; True if this call ended it, and so the Excel and JSON Lines files are to be written next."""
     job = Job.objects.select_related("dataset").get(pk=job_id)
     if job.status != Job.Status.FINISHING:
-        return
-    replaced = [f.name for f in (job.results_file, job.failures_file, job.xlsx_file) if f.name]
+        return False
+    replaced = [
+        f.name for f in (job.results_file, job.failures_file, job.xlsx_file, job.jsonl_file) if f.name
+    ]
     failed_rows: list[RowFailure] = []
 
     def keep_failure(row: int, cells: list[str], outcome: reconcile.Outcome, attempts: int) -> None:
@@ -70,13 +80,6 @@ def build_results(job_id: int) -> None:
         failures.seek(0)
         job.results_file.save(f"{job.code}-results.csv", File(results.buffer), save=False)
         job.failures_file.save(f"{job.code}-failures.csv", File(failures.buffer), save=False)
-        job.xlsx_file = ""  # Excel holds at most XLSX_MAX_ROWS rows: larger results are CSV only
-        if counts.rows < XLSX_MAX_ROWS:
-            results.seek(0)
-            with tempfile.TemporaryFile() as workbook:
-                job.xlsx_cut_cells = write_xlsx(results, workbook, sheet=job.name)
-                workbook.seek(0)
-                job.xlsx_file.save(f"{job.code}-results.xlsx", File(workbook), save=False)
     if job.cancel_requested_at:
         final = Job.Status.CANCELLED
     else:
@@ -87,8 +90,10 @@ def build_results(job_id: int) -> None:
         results_file=job.results_file.name,
         results_offsets=counts.offsets,
         failures_file=job.failures_file.name,
-        xlsx_file=job.xlsx_file.name,
-        xlsx_cut_cells=job.xlsx_cut_cells,
+        xlsx_file="",
+        xlsx_cut_cells=0,
+        jsonl_file="",
+        formats_pending=True,
         rows_succeeded=counts.succeeded,
         rows_failed=counts.failed,
         rows_retryable=counts.retryable,
@@ -103,6 +108,57 @@ def build_results(job_id: int) -> None:
         job.results_file.storage.delete(name)
     if finished:
         notify.job_finished(job)
+    return finished
+
+
+def write_other_formats(job_id: int) -> None:
+    """After the results CSV: the JSON Lines file, then the Excel copy (up to XLSX_MAX_ROWS rows:
+    larger results have none), each kept as soon as it is written.
+
+    Each is stored only if the job still has the results it was written from: results built again
+    meanwhile (a resend) have their own follow-up, and a second delivery of this task finds nothing
+    pending.
+    """
+    job = Job.objects.select_related("dataset").get(pk=job_id)
+    if not job.formats_pending:
+        return
+    current = Job.objects.filter(pk=job.pk, formats_pending=True, results_file=job.results_file.name)
+    if not job.jsonl_file:  # an earlier delivery may have written it before it stopped
+        with tempfile.TemporaryFile() as jsonl:
+            for chunk in results_jsonl(job):
+                jsonl.write(chunk)
+            jsonl.seek(0)
+            name = job.jsonl_file.storage.save(
+                job.jsonl_file.field.generate_filename(job, f"{job.code}-results.jsonl"), File(jsonl)
+            )
+        if not current.update(jsonl_file=name, updated_at=timezone.now()):
+            job.jsonl_file.storage.delete(name)
+            return
+    xlsx, cut = "", 0
+    with job.results_file.open("rb") as stored, io.TextIOWrapper(stored, "utf-8", newline="") as results:
+        if _fits_excel(results):
+            with tempfile.TemporaryFile() as workbook:
+                cut = write_xlsx(results, workbook, sheet=job.name)
+                workbook.seek(0)
+                xlsx = job.xlsx_file.storage.save(
+                    job.xlsx_file.field.generate_filename(job, f"{job.code}-results.xlsx"), File(workbook)
+                )
+    kept = current.update(
+        xlsx_file=xlsx, xlsx_cut_cells=cut, formats_pending=False, updated_at=timezone.now()
+    )
+    if xlsx and not kept:
+        job.xlsx_file.storage.delete(xlsx)
+
+
+def _fits_excel(results: IO[str]) -> bool:
+    """Whether a results CSV has fewer rows than Excel's sheet holds; leaves the file at its start.
+    Lines are quick to count and at least one a row; rows are parsed only when that is not enough."""
+    fits = sum(1 for _ in results) <= XLSX_MAX_ROWS
+    results.seek(0)
+    if not fits:
+        fits = sum(1 for _ in csv.reader(results)) <= XLSX_MAX_ROWS
+        results.seek(0)
+    return fits
 
 
 def results_jsonl(job: Job) -> Iterator[bytes]:

@@ -81,7 +81,7 @@ def delete_job(job: Job) -> list[str]:
         for file_id in (b.remote_file_id, b.remote_output_file_id, b.remote_error_file_id)
         if file_id
     ]
-    files = [job.results_file, job.failures_file, job.xlsx_file, job.skipped_file]
+    files = [job.results_file, job.failures_file, job.xlsx_file, job.jsonl_file, job.skipped_file]
     files += [f for b in batches for f in (b.input_file, b.output_file, b.error_file, b.outcomes_file)]
     dataset = job.dataset
     with transaction.atomic():

@@ -17,6 +17,8 @@ def stalled_work(older_than: timedelta) -> dict[str, list[int]]:
         "prepare": list(stale_jobs.filter(status=Job.Status.PREPARING).values_list("pk", flat=True)),
         "results": list(stale_jobs.filter(status=Job.Status.FINISHING).values_list("pk", flat=True)),
         "cancel": list(stale_jobs.filter(status=Job.Status.CANCELLING).values_list("pk", flat=True)),
+        # Ended, but its Excel and JSON Lines files were never written.
+        "formats": list(stale_jobs.filter(formats_pending=True).values_list("pk", flat=True)),
         # Every part is done, but the step that starts the results never ran.
         "results_ready": list(
             stale_jobs.filter(status__in=[Job.Status.RUNNING, Job.Status.CANCELLING], batches__isnull=False)

@@ -138,7 +138,7 @@ def job_progress(request: HttpRequest, code) -> HttpResponse:
             return HttpResponse(status=204)
     job = get_job(request, code)
     response = render(request, "jobs/job_detail.html#progress", _job_context(job))
-    if job.is_finished:
+    if job.is_finished and not job.formats_pending:
         response.status_code = HTMX_STOP_POLLING
     return response
 
@@ -341,7 +341,8 @@ def download(request: HttpRequest, code, kind: str) -> HttpResponse:
     table = job.dataset.name.rsplit(".", 1)[0]
     name = " ".join(job.name.split())[:120]
     stem = f"{name} ({table})" if name and name != table else table
-    if kind == "jsonl":
+    if kind == "jsonl" and not job.jsonl_file:
+        # Not written yet (it follows the CSV), or a job from before it was: generated as it is sent.
         response = StreamingHttpResponse(pipeline.results_jsonl(job), content_type="application/jsonl")
         response["Content-Disposition"] = content_disposition_header(True, f"{stem} - results.jsonl")
     else:
@@ -349,6 +350,7 @@ def download(request: HttpRequest, code, kind: str) -> HttpResponse:
             "results": (job.results_file, f"{stem} - results.csv", "text/csv; charset=utf-8"),
             "failures": (job.failures_file, f"{stem} - failures.csv", "text/csv; charset=utf-8"),
             "xlsx": (job.xlsx_file, f"{stem} - results.xlsx", XLSX_TYPE),
+            "jsonl": (job.jsonl_file, f"{stem} - results.jsonl", "application/jsonl"),
         }.get(kind, (None, "", ""))
         if not stored:
             raise Http404("There is no such file for this job.")

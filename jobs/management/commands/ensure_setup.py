@@ -50,6 +50,6 @@ class Command(BaseCommand):
                 # Follow the simulator's key too: an install from before the key was generated
                 # holds the old public one, which the simulator no longer accepts.
                 credential.set_api_key(settings.SIMULATOR_API_KEYS[0])
-            # Follow PORT changes: the simulator is served by this same server.
+            # Follow PORT changes: the simulator has its own server (SIMULATOR_PORT, next to PORT).
             credential.base_url = settings.SIMULATOR_BASE_URL
             credential.save()
