@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Batch, Job, ProviderCredential
+from jobs.pipeline import reuse
 from jobs.pipeline.common import cancel_remote, delete_provider_files, mark_not_sent, settle
 from jobs.providers.client import PermanentError, client_for
 
@@ -81,7 +82,14 @@ def delete_job(job: Job) -> list[str]:
         for file_id in (b.remote_file_id, b.remote_output_file_id, b.remote_error_file_id)
         if file_id
     ]
-    files = [job.results_file, job.failures_file, job.xlsx_file, job.skipped_file]
+    files = [
+        job.results_file,
+        job.failures_file,
+        job.xlsx_file,
+        job.skipped_file,
+        job.reused_file,
+        job.copies_file,
+    ]
     files += [f for b in batches for f in (b.input_file, b.output_file, b.error_file, b.outcomes_file)]
     dataset = job.dataset
     with transaction.atomic():
@@ -104,7 +112,8 @@ def discard_job(job_id: int) -> bool:
         job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.PLANNED).first()
         if job is None:
             return False
-        files = [job.skipped_file] + [batch.input_file for batch in job.batches.all()]
+        files = [job.skipped_file, job.reused_file, job.copies_file]
+        files += [batch.input_file for batch in job.batches.all()]
         job.delete()
     for field in files:
         if field.name:
@@ -144,3 +153,5 @@ def clean_up_files(limit: int = 500) -> None:
                 if field.name:
                     field.storage.delete(field.name)
             Batch.objects.filter(pk=batch.pk).update(input_file="", output_file="", error_file="")
+            # Its answers were indexed from these files: they go with them.
+            reuse.forget([batch.job_id])
