@@ -112,13 +112,45 @@ def discard_job(job_id: int) -> bool:
         job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.PLANNED).first()
         if job is None:
             return False
-        files = [job.skipped_file, job.reused_file, job.copies_file]
-        files += [batch.input_file for batch in job.batches.all()]
+        files = _plan_files(job)
         job.delete()
+    _delete(files)
+    return True
+
+
+def prepare_without_reuse(job_id: int) -> bool:
+    """"Send them again anyway": a plan that took earlier answers is made again taking none, so every
+    row is sent. Only a planned job; its plan's files go. True if this call moved it back to preparing.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.PLANNED).first()
+        if job is None:
+            return False
+        files = _plan_files(job)
+        job.batches.all().delete()
+        job.transition(
+            Job.Status.PLANNED,
+            Job.Status.PREPARING,
+            send_again=True,
+            **{field: "" for field in ("skipped_file", "reused_file", "copies_file")},
+            **{field: 0 for field in ("rows_total", "input_tokens", "rows_skipped", "rows_reused", "rows_copied")},
+            estimated_cost=None,
+            reuse_saving=0,
+            reused_from=[],
+        )
+    _delete(files)
+    return True
+
+
+def _plan_files(job: Job) -> list:
+    """The files a plan wrote: its request files and the rows it set aside."""
+    return [job.skipped_file, job.reused_file, job.copies_file] + [b.input_file for b in job.batches.all()]
+
+
+def _delete(files: list) -> None:
     for field in files:
         if field.name:
             field.storage.delete(field.name)
-    return True
 
 
 def delete_remote_files(credential_id: int, file_ids: list[str]) -> None:
