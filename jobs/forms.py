@@ -187,6 +187,7 @@ class JobForm(forms.ModelForm):
             "temperature",
             "max_output_tokens",
             "resubmit_expired",
+            "reuse_answers",
             "empty_rows",
             "id_column",
             "pilot_output_tokens",
@@ -199,6 +200,7 @@ class JobForm(forms.ModelForm):
             "max_output_tokens": "Longest answer (tokens)",
             "resubmit_expired": "If the provider runs out of time, resend the unfinished rows by themselves",
             "empty_rows": "Empty rows",
+            "reuse_answers": "Reuse earlier answers to identical requests",
         }
         help_texts = {
             "user_prompt": "Write {{ Column name }} where a row's value should go.",
@@ -380,6 +382,7 @@ class CredentialForm(forms.ModelForm):
             "model_token_limits",
             "monthly_budget",
             "approval_above",
+            "reuse_scope",
             "teams",
         ]
         field_classes = {"teams": IdsField}

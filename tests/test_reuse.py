@@ -1,6 +1,7 @@
 """Identical requests are answered once: within a job, and across jobs in the key's scope."""
 
 import re
+from datetime import timedelta
 
 import orjson
 import pytest
@@ -11,14 +12,16 @@ from django.utils import timezone
 from jobs import pipeline
 from jobs.formats.requestfiles import CHAT, RESPONSES, RequestBuilder, RequestSpec, fingerprint
 from jobs.models import Job, ModelPrice, ProviderCredential, ReusableAnswer
+from jobs.money import spend
 from tests.conftest import REVIEWS_CSV
-from tests.test_pipeline import drive, fast_simulator, new_job, read_csv  # noqa: F401 (a fixture)
+from tests.test_pipeline import drive, new_job, read_csv
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def prices(db):
+def prices(db, settings):
+    settings.SIMULATOR_SPEED = 1_000_000
     ModelPrice.objects.update_or_create(
         model="gpt-4o-mini",
         defaults=dict(input_per_million=1000, output_per_million=4000, as_of=timezone.now().date()),
@@ -26,13 +29,13 @@ def prices(db):
 
 
 REPEATED_CSV = (
-    "Review Text,Stars\n"
-    "Too small,2\n"
-    "Would buy again!,5\n"
-    "Too small,1\n"
-    "Too small,3\n"
-    "Fell apart after a week,1\n"
-).encode()
+    b"Review Text,Stars\n"
+    b"Too small,2\n"
+    b"Would buy again!,5\n"
+    b"Too small,1\n"
+    b"Too small,3\n"
+    b"Fell apart after a week,1\n"
+)
 
 
 def results_by_row(job: Job) -> list[dict]:
@@ -66,9 +69,7 @@ def test_a_fingerprint_is_the_canonical_body_whatever_the_key_order_or_the_way_a
         assert builder.fingerprint(*builder.texts(cells)) == fingerprint(endpoint, builder.body(cells))
 
 
-def test_identical_rows_of_one_job_are_sent_once_and_each_gets_the_answer(
-    alice, simulator_credential, fast_simulator
-):
+def test_identical_rows_of_one_job_are_sent_once_and_each_gets_the_answer(alice, simulator_credential):
     job = drive(new_job(alice, simulator_credential, content=REPEATED_CSV, temperature=0))
     assert job.status == Job.Status.COMPLETED
     assert (job.rows_total, job.rows_copied, job.rows_succeeded) == (3, 2, 3)
@@ -85,7 +86,7 @@ def test_identical_rows_of_one_job_are_sent_once_and_each_gets_the_answer(
 
 
 def test_a_second_job_in_scope_takes_the_earlier_answers_sends_nothing_and_is_charged_nothing(
-    alice, simulator_credential, fast_simulator
+    alice, simulator_credential
 ):
     first = drive(new_job(alice, simulator_credential, temperature=0, name="October reviews"))
     assert ReusableAnswer.objects.filter(job=first).count() == 5
@@ -104,14 +105,15 @@ def test_a_second_job_in_scope_takes_the_earlier_answers_sends_nothing_and_is_ch
         assert row["status"] == "reused"
         assert row["answer"] == earlier[row["Review Text"]]
         assert "“October reviews”" in row["error"]
+    # Spend shows the money saved by reuse beside the Batch API's saving.
+    totals = spend.totals(spend.report(timezone.now() - timedelta(days=1)))
+    assert totals["reused"] == second.reuse_saving > 0
     assert {r["reused_from"] for r in jsonl(second)} == {
         f"Answered before in “October reviews” (row {n}); not sent again." for n in range(1, 6)
     }
 
 
-def test_only_the_rows_not_answered_before_are_sent_and_counted_by_the_gate(
-    alice, simulator_credential, fast_simulator
-):
+def test_only_the_rows_not_answered_before_are_sent_and_counted_by_the_gate(alice, simulator_credential):
     drive(new_job(alice, simulator_credential, temperature=0, content=REVIEWS_CSV))
     more = REVIEWS_CSV + b"Brand new review,4,Kim\n"
     everything = new_job(alice, simulator_credential, temperature=0, content=more, send_again=True)
@@ -125,9 +127,7 @@ def test_only_the_rows_not_answered_before_are_sent_and_counted_by_the_gate(
     assert job.input_tokens < everything.input_tokens / 3
 
 
-def test_a_team_b_job_never_reuses_a_team_a_answer_in_team_scope(
-    alice, bob, simulator_credential, fast_simulator
-):
+def test_a_team_b_job_never_reuses_a_team_a_answer_in_team_scope(alice, bob, simulator_credential):
     team_a, team_b = Group.objects.create(name="Team A"), Group.objects.create(name="Team B")
     alice.groups.add(team_a)
     bob.groups.add(team_b)
@@ -149,7 +149,7 @@ def test_a_team_b_job_never_reuses_a_team_a_answer_in_team_scope(
     assert Job.objects.get(pk=again.pk).rows_reused == 5
 
 
-def test_a_key_with_reuse_off_sends_every_row(alice, simulator_credential, fast_simulator):
+def test_a_key_with_reuse_off_sends_every_row(alice, simulator_credential):
     drive(new_job(alice, simulator_credential, temperature=0))
     simulator_credential.reuse_scope = ProviderCredential.ReuseScope.OFF
     simulator_credential.save()
@@ -159,9 +159,7 @@ def test_a_key_with_reuse_off_sends_every_row(alice, simulator_credential, fast_
     assert (job.rows_reused, job.rows_copied, job.rows_total) == (0, 0, 5)
 
 
-def test_answers_above_temperature_0_are_reused_only_when_the_owner_ticks_it(
-    alice, simulator_credential, fast_simulator
-):
+def test_answers_above_temperature_0_are_reused_only_when_the_owner_ticks_it(alice, simulator_credential):
     drive(new_job(alice, simulator_credential, temperature=0.7))
     unticked = new_job(alice, simulator_credential, temperature=0.7, content=REPEATED_CSV)
     pipeline.prepare_job(unticked.pk)
@@ -176,7 +174,7 @@ def test_answers_above_temperature_0_are_reused_only_when_the_owner_ticks_it(
 
 
 def test_the_plan_says_which_rows_were_answered_before_and_send_them_again_anyway_sends_every_row(
-    alice, simulator_credential, fast_simulator, client
+    alice, simulator_credential, client
 ):
     drive(new_job(alice, simulator_credential, temperature=0, name="October reviews"))
     more = REVIEWS_CSV + b"Brand new review,4,Kim\n"
@@ -197,7 +195,7 @@ def test_the_plan_says_which_rows_were_answered_before_and_send_them_again_anywa
 
 
 def test_index_entries_go_with_their_job_and_when_its_raw_files_pass_retention(
-    alice, simulator_credential, fast_simulator, settings
+    alice, simulator_credential, settings
 ):
     kept = drive(new_job(alice, simulator_credential, temperature=0))
     gone = drive(new_job(alice, simulator_credential, temperature=0, send_again=True))

@@ -76,9 +76,7 @@ class Job(PromptSettings):
     rows_skipped = models.PositiveIntegerField(default=0)
     # Reuse of earlier answers to identical requests (jobs.pipeline.reuse). Ticked, it reaches requests
     # with a temperature above 0 too; temperature 0 and embeddings reuse without it.
-    reuse_answers = models.BooleanField(
-        default=False, verbose_name="Reuse earlier answers to identical requests, even above temperature 0"
-    )
+    reuse_answers = models.BooleanField(default=False)
     # "Send them again anyway" on the plan: no earlier answer is taken.
     send_again = models.BooleanField(default=False)
     # Rows answered at prepare from earlier answers (outcomes with the answer), and rows whose request is

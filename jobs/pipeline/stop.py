@@ -119,7 +119,7 @@ def discard_job(job_id: int) -> bool:
 
 
 def prepare_without_reuse(job_id: int) -> bool:
-    """"Send them again anyway": a plan that took earlier answers is made again taking none, so every
+    """ "Send them again anyway": a plan that took earlier answers is made again taking none, so every
     row is sent. Only a planned job; its plan's files go. True if this call moved it back to preparing.
     """
     with transaction.atomic():
@@ -132,8 +132,8 @@ def prepare_without_reuse(job_id: int) -> bool:
             Job.Status.PLANNED,
             Job.Status.PREPARING,
             send_again=True,
-            **{field: "" for field in ("skipped_file", "reused_file", "copies_file")},
-            **{field: 0 for field in ("rows_total", "input_tokens", "rows_skipped", "rows_reused", "rows_copied")},
+            **dict.fromkeys(("skipped_file", "reused_file", "copies_file"), ""),
+            **dict.fromkeys(("rows_total", "input_tokens", "rows_skipped", "rows_reused", "rows_copied"), 0),
             estimated_cost=None,
             reuse_saving=0,
             reused_from=[],
