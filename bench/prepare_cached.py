@@ -1,0 +1,104 @@
+"""The prepare step on a million rows with a warm fingerprint index of 1,000,000 entries.
+
+The same work as bench.prepare's `ours reviews`, once as it is without reuse and once as a job at
+temperature 0 is prepared: every row fingerprinted, looked up in the index in blocks (the query
+the app runs, scope included, on SQLite here) and repeats within the table sent once. The index's
+entries are answers to other requests, so every lookup is made and none saves work: the slowest
+case. Both runs are in this process, one after the other, so that they share the machine's state.
+"""
+
+import contextlib
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+from bench.data import ROOT, reviews_csv
+from bench.measure import report, stopwatch
+from bench.prepare import MODEL, PROMPT
+
+DATABASE = ROOT / "reuse-index.sqlite3"
+ENTRIES = 1_000_000
+
+
+def index_job():
+    """The job the bench prepares, on a database whose index holds ENTRIES answers of its team."""
+    from django.contrib.auth.models import Group, User
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.core.management import call_command
+
+    from jobs import datasets
+    from jobs.models import Job, ProviderCredential, ReusableAnswer
+
+    call_command("migrate", verbosity=0)
+    job = Job.objects.filter(name="Prepared").select_related("credential", "owner").first()
+    if job and ReusableAnswer.objects.count() == ENTRIES:
+        return job
+    user = User.objects.create_user(f"bench-{secrets.token_hex(4)}")
+    team = Group.objects.create(name=f"Bench {user.username}")
+    user.groups.add(team)
+    credential = ProviderCredential(name="Bench", kind=ProviderCredential.Kind.SIMULATOR)
+    credential.set_api_key("sk-bench")
+    credential.save()
+    dataset = datasets.create_from_upload(
+        user, SimpleUploadedFile("reviews.csv", b"Review Text\ngood\n", content_type="text/csv")
+    )
+    common = dict(owner=user, team=team, dataset=dataset, credential=credential, model=MODEL, temperature=0)
+    earlier = Job.objects.create(name="Earlier", status=Job.Status.COMPLETED, **common)
+    ReusableAnswer.objects.all().delete()
+    for start in range(0, ENTRIES, 20_000):
+        ReusableAnswer.objects.bulk_create(
+            ReusableAnswer(fingerprint=secrets.token_hex(16), job=earlier, row=row, answer="positive")
+            for row in range(start + 1, start + 20_001)
+        )
+    return Job.objects.create(name="Prepared", status=Job.Status.PREPARING, user_prompt=PROMPT, **common)
+
+
+def prepare(path: Path, out: Path, job=None) -> int:
+    """bench.prepare's step, with the app's reuse when a job is given; the rows it went through."""
+    from jobs.formats import tables, tokens
+    from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
+    from jobs.pipeline import reuse
+
+    with path.open("rb") as stream, reuse.answered_rows(job) if job else contextlib.nullcontext() as answered:
+        info = tables.inspect(stream, path.name)
+        stream.seek(0)
+        builder = RequestBuilder(RequestSpec(CHAT, MODEL, user_prompt=PROMPT, temperature=0), info.columns)
+        parts = write_batch_files(
+            tables.iter_rows(stream, info),
+            builder,
+            out,
+            max_requests=50_000,
+            max_bytes=200_000_000,
+            count_tokens=tokens.prompt_counter(MODEL),
+            skip=lambda row, code, prompt_tokens: None,
+            skip_empty="all",
+            max_prompt_tokens=128_000,
+            lookup=answered.lookup if answered else None,
+            answered=answered.answered if answered else None,
+            same_as=answered.same_as if answered else None,
+        )
+        sent = sum(part.request_count for part in parts)
+        return sent + (job.rows_reused + job.rows_copied if job else 0)
+
+
+def main() -> None:
+    os.environ["DATABASE_URL"] = f"sqlite:///{DATABASE}"
+    import django
+
+    django.setup()
+    job = index_job()
+    path = reviews_csv()
+    figures = {}
+    for name, with_job in (("plain", None), ("cached", job)):
+        with tempfile.TemporaryDirectory() as tmp, stopwatch() as timing:
+            rows = prepare(path, Path(tmp), with_job)
+        figures[name] = rows / timing["seconds"]
+    report("prepare_uncached_rows_per_s", figures["plain"], "rows/s")
+    report("prepare_cached_rows_per_s", figures["cached"], "rows/s")
+    report("prepare_cached_vs_uncached", 100 * figures["cached"] / figures["plain"], "%")
+    report("prepare_cached_repeats_sent_once", job.rows_copied, "rows")
+
+
+if __name__ == "__main__":
+    main()
