@@ -48,7 +48,13 @@ def index_job():
     ReusableAnswer.objects.all().delete()
     for start in range(0, ENTRIES, 20_000):
         ReusableAnswer.objects.bulk_create(
-            ReusableAnswer(fingerprint=secrets.token_hex(16), job=earlier, row=row, answer="positive")
+            ReusableAnswer(
+                fingerprint=secrets.token_hex(16),
+                spec=secrets.token_hex(16),
+                job=earlier,
+                row=row,
+                answer="p",
+            )
             for row in range(start + 1, start + 20_001)
         )
     return Job.objects.create(name="Prepared", status=Job.Status.PREPARING, user_prompt=PROMPT, **common)
@@ -60,10 +66,11 @@ def prepare(path: Path, out: Path, job=None) -> int:
     from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
     from jobs.pipeline import reuse
 
-    with path.open("rb") as stream, reuse.answered_rows(job) if job else contextlib.nullcontext() as answered:
+    with path.open("rb") as stream, contextlib.ExitStack() as stack:
         info = tables.inspect(stream, path.name)
         stream.seek(0)
         builder = RequestBuilder(RequestSpec(CHAT, MODEL, user_prompt=PROMPT, temperature=0), info.columns)
+        answered = stack.enter_context(reuse.answered_rows(job, builder.spec_fingerprint)) if job else None
         parts = write_batch_files(
             tables.iter_rows(stream, info),
             builder,

@@ -206,3 +206,16 @@ def test_index_entries_go_with_their_job_and_when_its_raw_files_pass_retention(
     Job.objects.filter(pk=kept.pk).update(finished_at=kept.finished_at.replace(year=2000))
     pipeline.clean_up_files()
     assert not ReusableAnswer.objects.exists()
+
+
+def test_a_failed_row_repeating_an_earlier_one_shares_its_failure_and_resending_it_resends_that_row(
+    alice, simulator_credential
+):
+    busy = b"Review Text\n[[simulate:server_error]] busy\nfine\n[[simulate:server_error]] busy\n"
+    job = drive(new_job(alice, simulator_credential, content=busy, temperature=0))
+    rows = results_by_row(job)
+    assert [r["status"] for r in rows] == ["failed", "succeeded", "failed"]
+    assert rows[2]["error_code"] == rows[0]["error_code"] == "server_error"
+    assert job.rows_retryable == 2
+    assert pipeline.retry_job(job.pk, rows=[3]) == 1  # row 1's request, which answers row 3 too
+    assert job.batches.get(attempt=2).first_row == 1

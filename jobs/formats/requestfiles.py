@@ -157,6 +157,11 @@ class RequestBuilder:
         return hashlib.blake2b(text, digest_size=16).hexdigest()
 
     @cached_property
+    def spec_fingerprint(self) -> str:
+        """What the requests of these settings share (endpoint, model, parameters, schema, fixed text)."""
+        return hashlib.blake2b(b"\0".join(self._canonical_parts[0]), digest_size=16).hexdigest()
+
+    @cached_property
     def _canonical_parts(self) -> tuple[list[bytes], bool]:
         """canonical() of a body serialised once around markers, split where the texts go, and whether
         the user's text comes first (sorted keys put `input` before `instructions`).

@@ -62,6 +62,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('fingerprint', models.CharField(db_index=True, max_length=32)),
+                ('spec', models.CharField(db_index=True, max_length=32)),
                 ('row', models.PositiveIntegerField()),
                 ('answer', models.TextField()),
                 ('input_tokens', models.PositiveIntegerField(default=0)),

@@ -366,6 +366,9 @@ class ReusableAnswer(models.Model):
     """
 
     fingerprint = models.CharField(max_length=32, db_index=True)
+    # RequestBuilder.spec_fingerprint: prepare first asks whether any answer of these settings is in
+    # scope, and probes fingerprints one by one only then.
+    spec = models.CharField(max_length=32, db_index=True)
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="reusable_answers")
     row = models.PositiveIntegerField()
     answer = models.TextField()

@@ -20,9 +20,10 @@ from django.db.models import Q
 from jobs.formats import reconcile
 from jobs.formats.exports import latest_outcomes
 from jobs.formats.reconcile import REUSED
-from jobs.formats.requestfiles import EMBEDDINGS, fingerprint, line_row
+from jobs.formats.requestfiles import EMBEDDINGS, RequestBuilder, fingerprint, line_row
 from jobs.models import Job, ProviderCredential, ReusableAnswer
 from jobs.money import pricing
+from jobs.pipeline.common import request_spec
 
 # Index entries written per query.
 CHUNK = 2000
@@ -47,17 +48,16 @@ def allowed(job: Job) -> bool:
     return job.endpoint == EMBEDDINGS or job.temperature == 0 or job.reuse_answers
 
 
-def _in_scope(job: Job):
-    """The index entries this job may take: same provider, and the key's scope (team: the jobs its
-    owner can see, their own and those shared with one of their teams; or the whole organisation).
+def _jobs_in_scope(job: Job):
+    """The jobs whose answers this job may take: on a key of the same provider, and within the key's
+    scope (team: the jobs its owner can see, their own and those shared with one of their teams; or
+    the whole organisation).
     """
     credential = job.credential
-    entries = ReusableAnswer.objects.filter(
-        job__credential__kind=credential.kind, job__credential__base_url=credential.base_url
-    )
+    jobs = Job.objects.filter(credential__kind=credential.kind, credential__base_url=credential.base_url)
     if credential.reuse_scope == ProviderCredential.ReuseScope.TEAM:
-        entries = entries.filter(Q(job__owner_id=job.owner_id) | Q(job__team__in=job.owner.groups.all()))
-    return entries
+        jobs = jobs.filter(Q(owner_id=job.owner_id) | Q(team__in=job.owner.groups.all()))
+    return jobs
 
 
 class Answered:
@@ -66,20 +66,33 @@ class Answered:
     (its copies_file). The callbacks write_batch_files takes.
     """
 
-    def __init__(self, job: Job, reused: IO[bytes], copies: IO[bytes]):
+    def __init__(self, job: Job, spec: str, reused: IO[bytes], copies: IO[bytes]):
         self.job = job
         self._reused, self._copies = reused, copies
         self.sources: Counter = Counter()
         self.input_tokens = self.output_tokens = 0
         job.rows_reused = job.rows_copied = 0
         self.lookup: Callable[[list[str]], dict[str, Earlier]] | None = None
-        if allowed(job) and not job.send_again:
-            self.lookup = self._lookup
+        self.same_as = self._same_as if allowed(job) else None
+        if self.same_as and not job.send_again:
+            # The fingerprints in scope of requests made with these settings, usually few or none:
+            # rows are then looked up in memory, and only those found are read from the database.
+            entries = ReusableAnswer.objects.filter(spec=spec, job__in=_jobs_in_scope(job))
+            self._known = set(entries.values_list("fingerprint", flat=True))
+            if self._known:
+                self.lookup = self._lookup
 
     def _lookup(self, prints: list[str]) -> dict[str, Earlier]:
-        found = _in_scope(self.job).filter(fingerprint__in=prints)
-        fields = ("fingerprint", "job__name", "row", "answer", "input_tokens", "output_tokens")
-        return {mark: Earlier(*rest) for mark, *rest in found.values_list(*fields)}
+        known = [mark for mark in prints if mark in self._known]
+        if not known:
+            return {}
+        fields = ("fingerprint", "job_id", "row", "answer", "input_tokens", "output_tokens")
+        found = list(
+            ReusableAnswer.objects.filter(fingerprint__in=known).order_by("job_id").values_list(*fields)
+        )
+        names = dict(_jobs_in_scope(self.job).filter(pk__in={f[1] for f in found}).values_list("pk", "name"))
+        # The latest job's answer when there are several.
+        return {mark: Earlier(names[job], *rest) for mark, job, *rest in found if job in names}
 
     def answered(self, row: int, earlier: Earlier) -> None:
         message = f"Answered before in “{earlier.job_name}” (row {earlier.row}); not sent again."
@@ -98,7 +111,7 @@ class Answered:
         self.input_tokens += earlier.input_tokens
         self.output_tokens += earlier.output_tokens
 
-    def same_as(self, row: int, first: int) -> None:
+    def _same_as(self, row: int, first: int) -> None:
         self._copies.write(orjson.dumps([row, first]) + b"\n")
         self.job.rows_copied += 1
 
@@ -117,19 +130,29 @@ class Answered:
 
 
 @contextlib.contextmanager
-def answered_rows(job: Job) -> Iterator[Answered]:
+def answered_rows(job: Job, spec: str) -> Iterator[Answered]:
+    """Answered for a job whose requests' settings have this spec_fingerprint."""
     with tempfile.TemporaryFile() as reused, tempfile.TemporaryFile() as copies:
-        yield Answered(job, reused, copies)
+        yield Answered(job, spec, reused, copies)
 
 
 def with_copies(job: Job, outcomes: Iterator[tuple[reconcile.Outcome, int]]):
     """The job's latest outcomes with the rows that repeated an earlier row given that row's outcome."""
+    copies = _copies(job)
+    yield from copied(outcomes, copies) if copies else outcomes
+
+
+def with_first_rows(job: Job, rows: set[int]) -> set[int]:
+    """`rows` and, for those that repeat an earlier row's request, that row."""
+    return rows | {first for row, first in _copies(job) if row in rows}
+
+
+def _copies(job: Job) -> list[tuple[int, int]]:
+    """The job's (row, first row with the same request) pairs, in row order."""
     if not job.copies_file:
-        yield from outcomes
-        return
+        return []
     with job.copies_file.open("rb") as fh:
-        copies = [tuple(orjson.loads(line)) for line in fh]
-    yield from copied(outcomes, copies)
+        return [tuple(orjson.loads(line)) for line in fh]
 
 
 def copied(outcomes, copies: list[tuple[int, int]]):
@@ -177,6 +200,7 @@ def index_answers(job: Job, attempts: list[list[Iterator[reconcile.Outcome]]]) -
     sources = list(job.batches.filter(attempt=1).exclude(input_file="").order_by("index"))
     if not sources:
         return
+    spec = RequestBuilder(request_spec(job), job.dataset.columns).spec_fingerprint
     # Both in row order: the first attempt's request lines, part after part, and the latest outcomes.
     succeeded = (o for o, _ in latest_outcomes(attempts) if o.ok and o.code != REUSED)
     outcome = next(succeeded, None)
@@ -190,16 +214,18 @@ def index_answers(job: Job, attempts: list[list[Iterator[reconcile.Outcome]]]) -
                 if outcome is None or outcome.row != row:
                     continue
                 request = orjson.loads(line)
-                entries.append(_entry(job, outcome, fingerprint(request["url"], request["body"])))
+                mark = fingerprint(request["url"], request["body"])
+                entries.append(_entry(job, outcome, mark, spec))
                 if len(entries) >= CHUNK:
                     ReusableAnswer.objects.bulk_create(entries)
                     entries.clear()
     ReusableAnswer.objects.bulk_create(entries)
 
 
-def _entry(job: Job, outcome: reconcile.Outcome, mark: str) -> ReusableAnswer:
+def _entry(job: Job, outcome: reconcile.Outcome, mark: str, spec: str) -> ReusableAnswer:
     return ReusableAnswer(
         fingerprint=mark,
+        spec=spec,
         job=job,
         row=outcome.row,
         answer=outcome.answer,

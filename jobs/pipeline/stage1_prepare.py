@@ -109,7 +109,7 @@ def _first_batches(job: Job) -> list[Batch]:
         tempfile.TemporaryDirectory() as tmp,
         tempfile.TemporaryFile() as skipped,
         datasets.rows(job.dataset) as rows,
-        reuse.answered_rows(job) as answered,
+        reuse.answered_rows(job, builder.spec_fingerprint) as answered,
     ):
 
         def skip(row: int, code: str, prompt_tokens: int) -> None:
@@ -137,7 +137,7 @@ def _first_batches(job: Job) -> list[Batch]:
             max_prompt_tokens=limit,
             lookup=answered.lookup,
             answered=answered.answered,
-            same_as=answered.same_as if reuse.allowed(job) else None,
+            same_as=answered.same_as,
         )
         batches = [new_batch(job, part, attempt=1, index=index) for index, part in enumerate(parts)]
         answered.save()

@@ -313,7 +313,7 @@ def discard(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_POST
 def send_again(request: HttpRequest, code) -> HttpResponse:
-    """"Send them again anyway": the plan is made again without earlier answers, every row to be sent."""
+    """ "Send them again anyway": the plan is made again without earlier answers, every row to be sent."""
     job = get_job(request, code, change=True)
     if pipeline.prepare_without_reuse(job.pk):
         tasks.prepare_job.delay_on_commit(job.pk)
