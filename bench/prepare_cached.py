@@ -4,7 +4,7 @@ The same work as bench.prepare's `ours reviews`, once as it is without reuse and
 temperature 0 is prepared: every row fingerprinted, looked up in the index in blocks (the query
 the app runs, scope included, on SQLite here) and repeats within the table sent once. The index's
 entries are answers to other requests, so every lookup is made and none saves work: the slowest
-case. Both runs are in this process, one after the other, so that they share the machine's state.
+case. Both are run in this process, alternately, three times each, and the best of each is kept.
 """
 
 import contextlib
@@ -19,6 +19,7 @@ from bench.prepare import MODEL, PROMPT
 
 DATABASE = ROOT / "reuse-index.sqlite3"
 ENTRIES = 1_000_000
+RUNS = 3
 
 
 def index_job():
@@ -96,11 +97,13 @@ def main() -> None:
     django.setup()
     job = index_job()
     path = reviews_csv()
-    figures = {}
-    for name, with_job in (("plain", None), ("cached", job)):
-        with tempfile.TemporaryDirectory() as tmp, stopwatch() as timing:
-            rows = prepare(path, Path(tmp), with_job)
-        figures[name] = rows / timing["seconds"]
+    figures = {"plain": 0.0, "cached": 0.0}
+    # Alternated, best of three each: the machine is shared, and what is compared is the step.
+    for _ in range(RUNS):
+        for name, with_job in (("plain", None), ("cached", job)):
+            with tempfile.TemporaryDirectory() as tmp, stopwatch() as timing:
+                rows = prepare(path, Path(tmp), with_job)
+            figures[name] = max(figures[name], rows / timing["seconds"])
     report("prepare_uncached_rows_per_s", figures["plain"], "rows/s")
     report("prepare_cached_rows_per_s", figures["cached"], "rows/s")
     report("prepare_cached_vs_uncached", 100 * figures["cached"] / figures["plain"], "%")

@@ -77,8 +77,13 @@ class Answered:
         if self.same_as and not job.send_again:
             # The fingerprints in scope of requests made with these settings, usually few or none:
             # rows are then looked up in memory, and only those found are read from the database.
-            entries = ReusableAnswer.objects.filter(spec=spec, job__in=_jobs_in_scope(job))
-            self._known = set(entries.values_list("fingerprint", flat=True))
+            # By spec alone first, so that the database reads its index (a join would read the
+            # entries of every job in scope), then the jobs, usually a handful, checked for scope.
+            entries = list(ReusableAnswer.objects.filter(spec=spec).values_list("fingerprint", "job_id"))
+            in_scope = set(
+                _jobs_in_scope(job).filter(pk__in={j for _, j in entries}).values_list("pk", flat=True)
+            )
+            self._known = {mark for mark, job_id in entries if job_id in in_scope}
             if self._known:
                 self.lookup = self._lookup
 
