@@ -34,7 +34,7 @@ def test_a_person_sees_the_rows_answered_before_on_the_plan_and_sends_them_again
     line.get_by_text("5 rows were answered before").wait_for()
     assert "(in ‘October reviews’): not sent, $" in line.inner_text()
     assert "1 row repeats the request of an earlier row: sent once" in line.inner_text()
-    assert page.get_by_role("button", name="Send 1 rows").is_visible()
+    assert page.get_by_role("button", name="Send 1 row", exact=True).is_visible()
     page.set_viewport_size({"width": 1440, "height": 900})
     screenshot(page, "30-plan-with-reused-rows")
     page.set_viewport_size({"width": 390, "height": 844})
@@ -48,3 +48,10 @@ def test_a_person_sees_the_rows_answered_before_on_the_plan_and_sends_them_again
     page.get_by_role("button", name="Send 6 rows").wait_for()
     assert "answered before" not in page.get_by_test_id("plan").inner_text()
     assert Job.objects.get(pk=job.pk).send_again
+
+    # The form asks about reuse under "Advanced".
+    page.goto(f"{live_server.url}/datasets/{job.dataset.code}/new-job/")
+    page.get_by_text("Advanced: endpoint, temperature").click()
+    box = page.get_by_label("Reuse earlier answers to identical requests")
+    assert box.is_visible() and not box.is_checked()
+    screenshot(page, "32-new-job-advanced-reuse")
