@@ -402,7 +402,12 @@ class CredentialForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Not sent (a script, a form drawn before the field existed): the key keeps what it has.
+        self.fields["reuse_scope"].required = False
         _bootstrap(self)
+
+    def clean_reuse_scope(self) -> str:
+        return self.cleaned_data.get("reuse_scope") or self.instance.reuse_scope
 
     def clean_model_token_limits(self):
         limits = self.cleaned_data.get("model_token_limits") or {}
