@@ -232,7 +232,10 @@ class JobForm(forms.ModelForm):
         default = credentials.filter(is_default=True).first() or credentials.first()
         if default and not self.is_bound:
             self.initial.setdefault("credential", default.pk)
-        chosen = credentials.filter(pk=self.data.get("credential") or self.initial.get("credential")).first()
+        # A posted id that is no number a key can have is the field's invalid choice, not a 500 here.
+        posted = str(self.data.get("credential") or self.initial.get("credential") or "")
+        number = posted.isascii() and posted.isdigit() and len(posted) < 19
+        chosen = credentials.filter(pk=int(posted)).first() if number else None
         self.models = offered_models(chosen or default)
         self.fields["model"] = forms.ChoiceField(
             label="Model",
