@@ -264,8 +264,13 @@ def write_batch_files(
     only = used[0] if skip_empty and len(used) == 1 else None
     is_empty = _emptiness_test(used, skip_empty) if skip_empty and only is None else None
 
+    # Rows already seen, by a key standing for their texts: within one job every request has the same
+    # settings, so its texts alone tell it apart. A keyed 64-bit hash of them beside their CRC-32
+    # (96 bits, a false match beyond any table's reach) is five times cheaper than a fingerprint.
+    first_row: dict[int, int] | None = {} if same_as else None
+
     def requests() -> Iterator[list[tuple[int, bytes, int]]]:
-        block: list[tuple[int, str, str, int]] = []
+        block: list = []
         add = block.append
         for row, cells in rows:
             if only is not None:
@@ -278,55 +283,36 @@ def write_batch_files(
                 continue
             user = render_user(cells)
             system = render_system(cells) if render_system else fixed_system
+            if first_row is not None:
+                first = first_row.setdefault(hash((system, user)) << 32 | crc32(user.encode()), row)
+                if first != row:
+                    same_as(row, first)
+                    continue
             tokens = count_tokens(system, user) if count_tokens else 0
             if max_prompt_tokens and tokens > max_prompt_tokens:
                 skip(row, "too_long", tokens)
                 continue
-            add((row, system, user, tokens))
+            # With lookups, the texts wait for their block's lookup before becoming lines.
+            add((row, system, user, tokens) if lookup else (row, line_of(row, system, user) + b"\n", tokens))
             if len(block) >= BLOCK:
-                yield emit(block)
+                yield not_answered(block) if lookup else block
                 block = []
                 add = block.append
-        yield emit(block)
+        yield not_answered(block) if lookup else block
 
-    def lines(block: list[tuple[int, str, str, int]]) -> list[tuple[int, bytes, int]]:
-        return [(row, line_of(row, system, user) + b"\n", tokens) for row, system, user, tokens in block]
-
-    emit = (
-        _answered_once(lines, builder.fingerprint, lookup, answered, same_as) if lookup or same_as else lines
-    )
-    return split_requests(requests(), directory, max_requests=max_requests, max_bytes=max_bytes)
-
-
-def _answered_once(lines, fingerprint_of, lookup, answered, same_as):
-    """`lines` leaving out, and reporting, the rows answered before and those repeating an earlier row."""
-    first_row: dict[str | int, int] = {}
-
-    def sent_lines(block: list[tuple[int, str, str, int]]) -> list[tuple[int, bytes, int]]:
-        if lookup:
-            marks = [fingerprint_of(system, user) for _, system, user, _ in block]
-            earlier = lookup(marks)
-        else:
-            # Within one job every request has the same settings, so its texts alone tell it apart:
-            # a keyed 64-bit hash of them beside their CRC-32 (96 bits, a false match beyond any
-            # table's reach) stands for them, five times cheaper than a fingerprint.
-            marks = [hash((system, user)) << 32 | crc32(user.encode()) for _, system, user, _ in block]
-            earlier = {}
-        kept = []
-        for entry, mark in zip(block, marks, strict=True):
-            row = entry[0]
+    def not_answered(block: list[tuple[int, str, str, int]]) -> list[tuple[int, bytes, int]]:
+        """The lines of the block's rows that have no earlier answer; those that have are reported."""
+        marks = [builder.fingerprint(system, user) for _, system, user, _ in block]
+        earlier = lookup(marks)
+        lines = []
+        for (row, system, user, tokens), mark in zip(block, marks, strict=True):
             if mark in earlier:
                 answered(row, earlier[mark])
-                continue
-            if same_as:
-                first = first_row.setdefault(mark, row)
-                if first != row:
-                    same_as(row, first)
-                    continue
-            kept.append(entry)
-        return lines(kept)
+            else:
+                lines.append((row, line_of(row, system, user) + b"\n", tokens))
+        return lines
 
-    return sent_lines
+    return split_requests(requests(), directory, max_requests=max_requests, max_bytes=max_bytes)
 
 
 def _emptiness_test(used: list[int], which: str) -> Callable[[list[str]], bool]:

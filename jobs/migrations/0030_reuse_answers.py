@@ -19,6 +19,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='job',
+            name='request_settings',
+            field=models.CharField(blank=True, db_index=True, max_length=32),
+        ),
+        migrations.AddField(
+            model_name='job',
             name='reuse_answers',
             field=models.BooleanField(default=False),
         ),
@@ -62,7 +67,6 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('fingerprint', models.CharField(db_index=True, max_length=32)),
-                ('spec', models.CharField(db_index=True, max_length=32)),
                 ('row', models.PositiveIntegerField()),
                 ('answer', models.TextField()),
                 ('input_tokens', models.PositiveIntegerField(default=0)),

@@ -88,6 +88,9 @@ class Job(PromptSettings):
     # What the reused rows would have cost through the Batch API, and the jobs they came from by name.
     reuse_saving = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     reused_from = models.JSONField(default=list, blank=True)
+    # RequestBuilder.spec_fingerprint of its requests' settings, once its answers are in the index:
+    # prepare asks for jobs in scope with the same, and reads only their fingerprints.
+    request_settings = models.CharField(max_length=32, blank=True, db_index=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -366,9 +369,6 @@ class ReusableAnswer(models.Model):
     """
 
     fingerprint = models.CharField(max_length=32, db_index=True)
-    # RequestBuilder.spec_fingerprint: prepare first asks whether any answer of these settings is in
-    # scope, and probes fingerprints one by one only then.
-    spec = models.CharField(max_length=32, db_index=True)
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="reusable_answers")
     row = models.PositiveIntegerField()
     answer = models.TextField()

@@ -77,13 +77,10 @@ class Answered:
         if self.same_as and not job.send_again:
             # The fingerprints in scope of requests made with these settings, usually few or none:
             # rows are then looked up in memory, and only those found are read from the database.
-            # By spec alone first, so that the database reads its index (a join would read the
-            # entries of every job in scope), then the jobs, usually a handful, checked for scope.
-            entries = list(ReusableAnswer.objects.filter(spec=spec).values_list("fingerprint", "job_id"))
-            in_scope = set(
-                _jobs_in_scope(job).filter(pk__in={j for _, j in entries}).values_list("pk", flat=True)
+            jobs = _jobs_in_scope(job).filter(request_settings=spec).values("pk")
+            self._known = set(
+                ReusableAnswer.objects.filter(job__in=jobs).values_list("fingerprint", flat=True)
             )
-            self._known = {mark for mark, job_id in entries if job_id in in_scope}
             if self._known:
                 self.lookup = self._lookup
 
@@ -205,7 +202,6 @@ def index_answers(job: Job, attempts: list[list[Iterator[reconcile.Outcome]]]) -
     sources = list(job.batches.filter(attempt=1).exclude(input_file="").order_by("index"))
     if not sources:
         return
-    spec = RequestBuilder(request_spec(job), job.dataset.columns).spec_fingerprint
     # Both in row order: the first attempt's request lines, part after part, and the latest outcomes.
     succeeded = (o for o, _ in latest_outcomes(attempts) if o.ok and o.code != REUSED)
     outcome = next(succeeded, None)
@@ -220,17 +216,18 @@ def index_answers(job: Job, attempts: list[list[Iterator[reconcile.Outcome]]]) -
                     continue
                 request = orjson.loads(line)
                 mark = fingerprint(request["url"], request["body"])
-                entries.append(_entry(job, outcome, mark, spec))
+                entries.append(_entry(job, outcome, mark))
                 if len(entries) >= CHUNK:
                     ReusableAnswer.objects.bulk_create(entries)
                     entries.clear()
     ReusableAnswer.objects.bulk_create(entries)
+    settings = RequestBuilder(request_spec(job), job.dataset.columns).spec_fingerprint
+    Job.objects.filter(pk=job.pk).update(request_settings=settings)
 
 
-def _entry(job: Job, outcome: reconcile.Outcome, mark: str, spec: str) -> ReusableAnswer:
+def _entry(job: Job, outcome: reconcile.Outcome, mark: str) -> ReusableAnswer:
     return ReusableAnswer(
         fingerprint=mark,
-        spec=spec,
         job=job,
         row=outcome.row,
         answer=outcome.answer,
