@@ -12,6 +12,7 @@ CASES = [
     ["bench.prepare", "reference", "reviews"],
     ["bench.prepare", "ours", "multi"],
     ["bench.prepare", "reference", "multi"],
+    ["bench.prepare_cached"],
     ["bench.reconcile", "ours"],
     ["bench.reconcile", "reference"],
     ["bench.pages"],

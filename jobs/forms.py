@@ -199,6 +199,7 @@ class JobForm(forms.ModelForm):
             "temperature",
             "max_output_tokens",
             "resubmit_expired",
+            "reuse_answers",
             "empty_rows",
             "id_column",
             "pilot_output_tokens",
@@ -211,6 +212,7 @@ class JobForm(forms.ModelForm):
             "max_output_tokens": "Longest answer (tokens)",
             "resubmit_expired": "If the provider runs out of time, resend the unfinished rows by themselves",
             "empty_rows": "Empty rows",
+            "reuse_answers": "Reuse earlier answers to identical requests",
         }
         help_texts = {
             "user_prompt": "Write {{ Column name }} where a row's value should go.",
@@ -242,8 +244,10 @@ class JobForm(forms.ModelForm):
         default = credentials.filter(is_default=True).first() or credentials.first()
         if default and not self.is_bound:
             self.initial.setdefault("credential", default.pk)
-        wanted = str(self.data.get("credential") or self.initial.get("credential") or "")
-        chosen = credentials.filter(pk=int(wanted)).first() if wanted.isascii() and wanted.isdigit() else None
+        # A posted id that is no number a key can have is the field's invalid choice, not a 500 here.
+        posted = str(self.data.get("credential") or self.initial.get("credential") or "")
+        number = posted.isascii() and posted.isdigit() and len(posted) < 19
+        chosen = credentials.filter(pk=int(posted)).first() if number else None
         self.models = offered_models(chosen or default)
         self.fields["model"] = forms.ChoiceField(
             label="Model",
@@ -396,6 +400,7 @@ class CredentialForm(forms.ModelForm):
             "model_token_limits",
             "monthly_budget",
             "approval_above",
+            "reuse_scope",
             "teams",
         ]
         field_classes = {"teams": IdsField}
@@ -474,7 +479,12 @@ class CredentialForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Not sent (a script, a form drawn before the field existed): the key keeps what it has.
+        self.fields["reuse_scope"].required = False
         _bootstrap(self)
+
+    def clean_reuse_scope(self) -> str:
+        return self.cleaned_data.get("reuse_scope") or self.instance.reuse_scope
 
     def clean_model_token_limits(self):
         limits = self.cleaned_data.get("model_token_limits") or {}

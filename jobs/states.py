@@ -77,6 +77,7 @@ JOB = Machine(
     moves=(
         Move(J.PREPARING, J.PLANNED, "pipeline.stage1_prepare", "requests built, plan shown"),
         Move(J.PREPARING, J.FAILED, "pipeline.stage1_prepare", "nothing can be sent"),
+        Move(J.PLANNED, J.PREPARING, "pipeline.stop (Send them again anyway)", "made again, reusing nothing"),
         Move(J.PLANNED, J.RUNNING, "pipeline.stage2_release (the owner's Send)", "sent through the gate"),
         Move(
             J.PLANNED,

@@ -17,6 +17,7 @@ urlpatterns = [
     path("jobs/<uuid:code>/cancel/", jobs.cancel, name="cancel"),
     path("jobs/<uuid:code>/delete/", jobs.delete, name="delete"),
     path("jobs/<uuid:code>/discard/", jobs.discard, name="discard"),
+    path("jobs/<uuid:code>/send-again/", jobs.send_again, name="send_again"),
     path("jobs/<uuid:code>/retry/", jobs.retry, name="retry"),
     path("jobs/<uuid:code>/failures/", jobs.failures, name="failures"),
     path("jobs/<uuid:code>/resend/", resend.resend, name="resend"),

@@ -118,7 +118,7 @@ def test_the_job_page_shows_parts_waiting_for_the_token_budget(client, alice, si
     assert len(send(job)) == 1
     client.force_login(alice)
     page = client.get(reverse("jobs:job_progress", args=[job.code])).content.decode()
-    assert page.count("<td>Queued") == 2
+    assert page.count(">Queued</td>") == 2
 
 
 def test_a_prepared_job_waits_for_its_owner_and_shows_the_plan(client, alice, simulator_credential, sdk):

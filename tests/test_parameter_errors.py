@@ -139,3 +139,17 @@ def test_the_pilot_names_the_field_of_each_problem(client, alice, credential):
     page = client.post(reverse("jobs:pilot", args=[dataset.code]), data).content.decode()
     assert "Temperature: Enter a number." in page
     assert "Endpoint: Select a valid choice." in page
+
+
+@pytest.mark.parametrize("value", ["not-a-uuid", "²", "9" * 30])
+def test_a_provider_that_is_not_a_key_id_is_an_invalid_choice_on_the_new_job_form(
+    client, alice, credential, value
+):
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    response = client.post(
+        reverse("jobs:new_job", args=[dataset.code]), post_data(credential) | {"credential": value}
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not Job.objects.exists()

@@ -58,6 +58,7 @@ def job_fields(w) -> dict:
         "temperature": "0.3",
         "max_output_tokens": "5",
         "resubmit_expired": "on",
+        "reuse_answers": "on",
         "skip_empty_rows": "on",
         "id_column": "",
         "pilot_output_tokens": "",
@@ -88,6 +89,7 @@ def key_fields(w) -> dict:
         "model_token_limits": "{}",
         "monthly_budget": "",
         "approval_above": "",
+        "reuse_scope": "team",
         "teams": "",
     }
 
@@ -138,6 +140,7 @@ def reads(w) -> dict[str, dict]:
         "jobs/<uuid:code>/approve/": {},
         "jobs/<uuid:code>/decline/": {"POST": {"note": "Try fewer rows."}},
         "jobs/<uuid:code>/discard/": {},
+        "jobs/<uuid:code>/send-again/": {},
         "jobs/<uuid:code>/cancel/": {},
         "jobs/<uuid:code>/delete/": {},
         # Row 3 cannot be fixed by sending it again: resending it starts nothing.

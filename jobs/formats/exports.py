@@ -23,7 +23,7 @@ import orjson
 import xlsxwriter
 
 from jobs.formats import schema
-from jobs.formats.reconcile import SKIPPED_CODES, Outcome, resendable
+from jobs.formats.reconcile import REUSED, SKIPPED_CODES, Outcome, resendable
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 _NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
@@ -71,6 +71,8 @@ class Counts:
     retryable: int = 0
     not_sent: int = 0
     offsets: list[int] = field(default_factory=list)
+    # Answered without being sent (reconcile.REUSED): neither succeeded here nor failed.
+    reused: int = 0
 
 
 def latest_outcomes(attempts: Iterable[Iterable[Iterator[Outcome]]]) -> Iterator[tuple[Outcome, int]]:
@@ -135,7 +137,7 @@ def write_results(
     write_result, write_failure = result_writer.writerow, failure_writer.writerow
     risky = _RISKY_FIRST
     input_price, output_price = token_prices or (0.0, 0.0)
-    rows_seen = succeeded = failed = retryable = 0
+    rows_seen = succeeded = failed = retryable = reused = 0
     offsets: list[int] = []
     pending = iter(outcomes)
     outcome, attempts = next(pending, (None, 0))
@@ -153,16 +155,22 @@ def write_results(
             line += ("not sent", "not_sent", NOT_SENT_MESSAGE, 0, "", "", "")
             write_result(line)
         elif outcome.ok:
-            succeeded += 1
             answer = outcome.answer
             if answer and answer[0] in risky:
                 answer = neutralize(answer)
             tokens_in, tokens_out = outcome.input_tokens, outcome.output_tokens
-            cost = f"{tokens_in * input_price + tokens_out * output_price:.6f}" if token_prices else ""
             line.append(answer)
             if fields:
                 line += [neutralize(v) for v in schema.values(outcome.answer, fields)]
-            line += ("succeeded", "", "", attempts, tokens_in, tokens_out, cost)
+            if outcome.code == REUSED:
+                # Paid for once, where the answer came from: nothing here.
+                reused += 1
+                cost = "0.000000" if token_prices else ""
+                line += (REUSED, REUSED, neutralize(outcome.message), 0, tokens_in, tokens_out, cost)
+            else:
+                succeeded += 1
+                cost = f"{tokens_in * input_price + tokens_out * output_price:.6f}" if token_prices else ""
+                line += ("succeeded", "", "", attempts, tokens_in, tokens_out, cost)
             write_result(line)
         elif outcome.code in SKIPPED_CODES:
             message = neutralize(outcome.message)
@@ -187,8 +195,9 @@ def write_results(
         succeeded=succeeded,
         failed=failed,
         retryable=retryable,
-        not_sent=rows_seen - succeeded - failed,
+        not_sent=rows_seen - succeeded - failed - reused,
         offsets=offsets,
+        reused=reused,
     )
     return counts
 
@@ -222,6 +231,8 @@ def iter_jsonl(
             record["status"] = "not sent"
         elif outcome.ok:
             record["status"] = "succeeded"
+            if outcome.code == REUSED:
+                record.update(status=REUSED, reused_from=outcome.message)
             answer = outcome.answer
             if (embeddings or structured) and answer:
                 # An answer that is not JSON after all is kept as the text the model wrote.
@@ -231,7 +242,8 @@ def iter_jsonl(
             record["attempts"] = attempts
             record["input_tokens"], record["output_tokens"] = outcome.input_tokens, outcome.output_tokens
             if token_prices:
-                cost = outcome.input_tokens * input_price + outcome.output_tokens * output_price
+                paid = outcome.code != REUSED
+                cost = paid * (outcome.input_tokens * input_price + outcome.output_tokens * output_price)
                 record["cost_usd"] = round(cost, 6)
         elif outcome.code in SKIPPED_CODES:
             record.update(status="not sent", error_code=outcome.code, error=outcome.message)

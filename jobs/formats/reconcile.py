@@ -43,6 +43,9 @@ CANCELLED_BEFORE_SENDING = "cancelled"
 # Rows never sent, so neither answered nor failed (nor offered for resending): those prepare left
 # out, and those of a job cancelled first. The results say "not sent" with the code as the reason.
 SKIPPED_CODES = frozenset({"skipped_empty", "too_long", CANCELLED_BEFORE_SENDING})
+# A row answered without being sent: by an earlier answer to the identical request, or by the answer
+# to an earlier row of the same job whose request is identical. A success; the message says where from.
+REUSED = "reused"
 
 
 @dataclass(slots=True)

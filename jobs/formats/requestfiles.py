@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
+from zlib import crc32
 
 import orjson
 
@@ -35,6 +36,26 @@ def row_of(custom_id_value: str) -> int | None:
     if prefix != "row" or not number.isdigit():
         return None
     return int(number)
+
+
+def canonical(url: str, body: dict[str, Any]) -> bytes:
+    """A request as the fingerprint sees it: endpoint and body, keys sorted, 1.0 written as 1."""
+    return orjson.dumps({"url": url, "body": _normal(body)}, option=orjson.OPT_SORT_KEYS)
+
+
+def fingerprint(url: str, body: dict[str, Any]) -> str:
+    """The fingerprint of a request: identical requests, and only they, share it."""
+    return hashlib.blake2b(canonical(url, body), digest_size=16).hexdigest()
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _normal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_normal(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -128,6 +149,38 @@ class RequestBuilder:
             )
         )
 
+    def fingerprint(self, system: str, user: str) -> str:
+        """fingerprint(url, body) of a row's request, from the texts it rendered to, without building it."""
+        parts, user_first = self._canonical_parts
+        if len(parts) == 2:
+            text = b"".join((parts[0], orjson.dumps(user), parts[1]))
+        else:
+            first, second = (user, system) if user_first else (system, user)
+            text = b"".join((parts[0], orjson.dumps(first), parts[1], orjson.dumps(second), parts[2]))
+        return hashlib.blake2b(text, digest_size=16).hexdigest()
+
+    @cached_property
+    def spec_fingerprint(self) -> str:
+        """What the requests of these settings share (endpoint, model, parameters, schema, fixed text)."""
+        return hashlib.blake2b(b"\0".join(self._canonical_parts[0]), digest_size=16).hexdigest()
+
+    @cached_property
+    def _canonical_parts(self) -> tuple[list[bytes], bool]:
+        """canonical() of a body serialised once around markers, split where the texts go, and whether
+        the user's text comes first (sorted keys put `input` before `instructions`).
+        """
+        system = self.fixed_system or (_MARK + "system" if self._system else "")
+        text = canonical(self.url, self.body_from_texts(system, _MARK + "user"))
+        # Embeddings take no system text: then only the user's is in the body.
+        markers = [m for m in (orjson.dumps(_MARK + "user"), orjson.dumps(_MARK + "system")) if m in text]
+        markers.sort(key=text.index)
+        parts = []
+        for marker in markers:
+            before, _, text = text.partition(marker)
+            parts.append(before)
+        parts.append(text)
+        return parts, markers[0] == orjson.dumps(_MARK + "user")
+
     @cached_property
     def _line_parts(self) -> list[bytes]:
         """The line serialised once around markers, split where the row's own values go.
@@ -186,6 +239,9 @@ def write_batch_files(
     skip: Callable[[int, str, int], None] | None = None,
     skip_empty: str | None = None,
     max_prompt_tokens: int | None = None,
+    lookup: Callable[[list[str]], dict[str, Any]] | None = None,
+    answered: Callable[[int, Any], None] | None = None,
+    same_as: Callable[[int, int], None] | None = None,
 ) -> Iterator[BatchFile]:
     """Write rows as JSONL request files of at most `max_requests` lines and `max_bytes` bytes.
 
@@ -195,6 +251,10 @@ def write_batch_files(
     empty (`skip_empty="all"`) or any of them empty (`skip_empty="any"`), and rows whose
     prompt is over `max_prompt_tokens`, are left out and reported as
     `skip(row, "skipped_empty" or "too_long", tokens)`.
+    With `lookup(fingerprints)`, called once per block of rows, a row whose fingerprint it
+    returns an earlier answer for is not written but reported as `answered(row, that answer)`;
+    with `same_as`, a row whose request is identical to an earlier row's is not written but
+    reported as `same_as(row, that row)`.
     Raises ValueError if a single request is larger than `max_bytes`.
     """
     line_of = builder.line
@@ -206,8 +266,13 @@ def write_batch_files(
     only = used[0] if skip_empty and len(used) == 1 else None
     is_empty = _emptiness_test(used, skip_empty) if skip_empty and only is None else None
 
+    # Rows already seen, by a key standing for their texts: within one job every request has the same
+    # settings, so its texts alone tell it apart. A keyed 64-bit hash of them beside their CRC-32
+    # (96 bits, a false match beyond any table's reach) is five times cheaper than a fingerprint.
+    first_row: dict[int, int] | None = {} if same_as else None
+
     def requests() -> Iterator[list[tuple[int, bytes, int]]]:
-        block: list[tuple[int, bytes, int]] = []
+        block: list = []
         add = block.append
         for row, cells in rows:
             if only is not None:
@@ -220,16 +285,34 @@ def write_batch_files(
                 continue
             user = render_user(cells)
             system = render_system(cells) if render_system else fixed_system
+            if first_row is not None:
+                first = first_row.setdefault(hash((system, user)) << 32 | crc32(user.encode()), row)
+                if first != row:
+                    same_as(row, first)
+                    continue
             tokens = count_tokens(system, user) if count_tokens else 0
             if max_prompt_tokens and tokens > max_prompt_tokens:
                 skip(row, "too_long", tokens)
                 continue
-            add((row, line_of(row, system, user) + b"\n", tokens))
+            # With lookups, the texts wait for their block's lookup before becoming lines.
+            add((row, system, user, tokens) if lookup else (row, line_of(row, system, user) + b"\n", tokens))
             if len(block) >= BLOCK:
-                yield block
+                yield not_answered(block) if lookup else block
                 block = []
                 add = block.append
-        yield block
+        yield not_answered(block) if lookup else block
+
+    def not_answered(block: list[tuple[int, str, str, int]]) -> list[tuple[int, bytes, int]]:
+        """The lines of the block's rows that have no earlier answer; those that have are reported."""
+        marks = [builder.fingerprint(system, user) for _, system, user, _ in block]
+        earlier = lookup(marks)
+        lines = []
+        for (row, system, user, tokens), mark in zip(block, marks, strict=True):
+            if mark in earlier:
+                answered(row, earlier[mark])
+            else:
+                lines.append((row, line_of(row, system, user) + b"\n", tokens))
+        return lines
 
     return split_requests(requests(), directory, max_requests=max_requests, max_bytes=max_bytes)
 

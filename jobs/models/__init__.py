@@ -6,7 +6,7 @@ from jobs.models.audit import AuditEvent
 from jobs.models.inputs import Dataset, PromptSettings, PromptTemplate
 from jobs.models.keys import ModelPrice, ProviderCredential, TeamBudget
 from jobs.models.paths import _PrivatePath
-from jobs.models.work import Batch, Job, PilotRun, RowFailure
+from jobs.models.work import Batch, Job, PilotRun, ReusableAnswer, RowFailure
 
 __all__ = [
     "AuditEvent",
@@ -18,6 +18,7 @@ __all__ = [
     "PromptSettings",
     "PromptTemplate",
     "ProviderCredential",
+    "ReusableAnswer",
     "RowFailure",
     "TeamBudget",
     "_PrivatePath",

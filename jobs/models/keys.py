@@ -61,6 +61,21 @@ class ProviderCredential(models.Model):
         blank=True,
         help_text="Jobs estimated above this many dollars wait for an admin's approval. Empty: none wait.",
     )
+
+    class ReuseScope(models.TextChoices):
+        TEAM = "team", "Within the team: answers from jobs the owner can see"
+        ORGANISATION = "organisation", "Organisation-wide: answers from any job"
+        OFF = "off", "Off: every request is sent"
+
+    # Which earlier answers to identical requests a job on this key may take instead of sending.
+    reuse_scope = models.CharField(
+        "Reuse of earlier answers",
+        max_length=12,
+        choices=ReuseScope.choices,
+        default=ReuseScope.TEAM,
+        help_text="A request identical to one already answered takes that answer instead of being sent "
+        "(at temperature 0, for embeddings, and when the job's owner asks for it).",
+    )
     max_requests_per_batch = models.PositiveIntegerField(default=50_000)
     max_bytes_per_batch = models.PositiveBigIntegerField(default=200 * 1000 * 1000)
     poll_min_seconds = models.FloatField(default=30.0)

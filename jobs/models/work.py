@@ -81,6 +81,23 @@ class Job(PromptSettings):
     # Rows prepare left out (empty, or longer than the model accepts), as outcomes with the reason.
     skipped_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
     rows_skipped = models.PositiveIntegerField(default=0)
+    # Reuse of earlier answers to identical requests (jobs.pipeline.reuse). Ticked, it reaches requests
+    # with a temperature above 0 too; temperature 0 and embeddings reuse without it.
+    reuse_answers = models.BooleanField(default=False)
+    # "Send them again anyway" on the plan: no earlier answer is taken.
+    send_again = models.BooleanField(default=False)
+    # Rows answered at prepare from earlier answers (outcomes with the answer), and rows whose request is
+    # the same as an earlier row of this job ([row, that row] lines), neither of them sent.
+    reused_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
+    copies_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)
+    rows_reused = models.PositiveIntegerField(default=0)
+    rows_copied = models.PositiveIntegerField(default=0)
+    # What the reused rows would have cost through the Batch API, and the jobs they came from by name.
+    reuse_saving = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    reused_from = models.JSONField(default=list, blank=True)
+    # RequestBuilder.spec_fingerprint of its requests' settings, once its answers are in the index:
+    # prepare asks for jobs in scope with the same, and reads only their fingerprints.
+    request_settings = models.CharField(max_length=32, blank=True, db_index=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -355,3 +372,20 @@ class PilotRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner} pilot of {self.model} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ReusableAnswer(models.Model):
+    """The fingerprint index: a succeeded answer of a sent request, for identical requests to take.
+
+    Entries go with their job, and when its raw files pass their retention.
+    """
+
+    fingerprint = models.CharField(max_length=32, db_index=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="reusable_answers")
+    row = models.PositiveIntegerField()
+    answer = models.TextField()
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.fingerprint} (job {self.job_id}, row {self.row})"

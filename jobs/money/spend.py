@@ -32,6 +32,8 @@ class SpendLine:
     output_tokens: int
     batch: Decimal
     synchronous: Decimal
+    # What the rows answered from earlier answers would have cost through the Batch API.
+    reused: Decimal = ZERO
 
     @property
     def saving(self) -> Decimal:
@@ -56,7 +58,10 @@ def report(since: datetime) -> list[SpendLine]:
         .annotate(month=TruncMonth("started_at"))
         .values("month", "credential__name", "owner_id", "owner__username", "model")
         .annotate(
-            input_tokens=Sum("reported_input_tokens"), output_tokens=Sum("output_tokens"), jobs=Count("pk")
+            input_tokens=Sum("reported_input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            jobs=Count("pk"),
+            reused=Sum("reuse_saving"),
         )
     )
     pilots = (
@@ -80,6 +85,7 @@ def report(since: datetime) -> list[SpendLine]:
             output_tokens=row["output_tokens"],
             batch=batch,
             synchronous=synchronous,
+            reused=row.get("reused") or ZERO,
         )
 
     lines = []
@@ -97,5 +103,6 @@ def totals(lines: list[SpendLine]) -> dict[str, Decimal]:
     for line in lines:
         summed["batch"] += line.batch
         summed["synchronous"] += line.synchronous
+        summed["reused"] += line.reused
     summed["saving"] = summed["synchronous"] - summed["batch"]
     return dict(summed)

@@ -30,6 +30,7 @@ from jobs.pipeline.stop import (
     delete_job,
     delete_remote_files,
     discard_job,
+    prepare_without_reuse,
 )
 from jobs.pipeline.sweep import stalled_work
 
@@ -58,6 +59,7 @@ __all__ = [
     "cancel_unsent",
     "delete_job",
     "discard_job",
+    "prepare_without_reuse",
     "delete_remote_files",
     "clean_up_files",
     "key_refused",

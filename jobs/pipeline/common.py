@@ -177,9 +177,10 @@ def outcome_streams(job: Job):
             [reconcile.read_outcomes(stack.enter_context(b.outcomes_file.open("rb"))) for b in group]
             for _, group in itertools.groupby(batches, key=operator.attrgetter("attempt"))
         ]
-        if job.skipped_file:
-            # Rows never sent: the oldest "attempt", which no later one overrides.
-            attempts.insert(0, [reconcile.read_outcomes(stack.enter_context(job.skipped_file.open("rb")))])
+        for unsent in (job.skipped_file, job.reused_file):
+            if unsent:
+                # Rows never sent: the oldest "attempt", which no later one overrides.
+                attempts.insert(0, [reconcile.read_outcomes(stack.enter_context(unsent.open("rb")))])
         yield attempts
 
 

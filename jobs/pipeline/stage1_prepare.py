@@ -19,6 +19,7 @@ from jobs.formats.requestfiles import (
 )
 from jobs.models import Batch, Job, ModelPrice
 from jobs.money import plans
+from jobs.pipeline import reuse
 from jobs.pipeline.common import new_batch, request_spec
 
 
@@ -47,7 +48,7 @@ def prepare_job(job_id: int) -> list[int]:
             finished_at=timezone.now(),
         )
         return []
-    if not batches:
+    if not batches and not (job.rows_reused or job.rows_copied):
         job.transition(
             Job.Status.PREPARING,
             Job.Status.FAILED,
@@ -69,6 +70,12 @@ def prepare_job(job_id: int) -> list[int]:
             estimated_cost=estimate.batch if estimate else None,
             rows_skipped=job.rows_skipped,
             skipped_file=job.skipped_file.name,
+            rows_reused=job.rows_reused,
+            rows_copied=job.rows_copied,
+            reused_file=job.reused_file.name,
+            copies_file=job.copies_file.name,
+            reuse_saving=job.reuse_saving,
+            reused_from=job.reused_from,
         )
         if not won:
             return []
@@ -91,7 +98,8 @@ def _first_batches(job: Job) -> list[Batch]:
     """Render every row into request files within the key's limits; unsaved batches for them.
 
     Rows left out (empty, or longer than the model accepts) go into the job's skipped file
-    as outcomes with the reason, so that the results say why they were not sent.
+    as outcomes with the reason, so that the results say why they were not sent; rows answered
+    before, or repeating an earlier row, are recorded by reuse.Answered and not sent either.
     """
     credential = job.credential
     builder = RequestBuilder(request_spec(job), job.dataset.columns)
@@ -101,6 +109,7 @@ def _first_batches(job: Job) -> list[Batch]:
         tempfile.TemporaryDirectory() as tmp,
         tempfile.TemporaryFile() as skipped,
         datasets.rows(job.dataset) as rows,
+        reuse.answered_rows(job, builder.spec_fingerprint) as answered,
     ):
 
         def skip(row: int, code: str, prompt_tokens: int) -> None:
@@ -126,8 +135,12 @@ def _first_batches(job: Job) -> list[Batch]:
             skip=skip,
             skip_empty=None if job.empty_rows == Job.EmptyRows.SEND else job.empty_rows,
             max_prompt_tokens=limit,
+            lookup=answered.lookup,
+            answered=answered.answered,
+            same_as=answered.same_as,
         )
         batches = [new_batch(job, part, attempt=1, index=index) for index, part in enumerate(parts)]
+        answered.save()
         if job.rows_skipped:
             skipped.seek(0)
             job.skipped_file.save(f"{job.code}-skipped.jsonl", File(skipped), save=False)

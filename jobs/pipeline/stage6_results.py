@@ -20,6 +20,7 @@ from jobs.formats import reconcile
 from jobs.formats.exports import XLSX_MAX_ROWS, iter_jsonl, latest_outcomes, write_results, write_xlsx
 from jobs.models import Batch, Job, RowFailure
 from jobs.money import pricing
+from jobs.pipeline import reuse
 from jobs.pipeline.common import outcome_streams
 
 
@@ -68,7 +69,7 @@ def build_results(job_id: int) -> bool:
         counts = write_results(
             job.dataset.columns,
             rows,
-            latest_outcomes(attempts),
+            reuse.with_copies(job, latest_outcomes(attempts)),
             results,
             failures,
             token_prices=pricing.per_token(pricing.prices().get(job.model)),
@@ -80,10 +81,13 @@ def build_results(job_id: int) -> bool:
         failures.seek(0)
         job.results_file.save(f"{job.code}-results.csv", File(results.buffer), save=False)
         job.failures_file.save(f"{job.code}-failures.csv", File(failures.buffer), save=False)
+    with outcome_streams(job) as attempts:
+        reuse.index_answers(job, attempts)
+    answered = counts.succeeded + counts.reused
     if job.cancel_requested_at:
         final = Job.Status.CANCELLED
     else:
-        final = Job.Status.COMPLETED if counts.succeeded else Job.Status.FAILED
+        final = Job.Status.COMPLETED if answered else Job.Status.FAILED
     finished = job.transition(
         Job.Status.FINISHING,
         final,
@@ -98,9 +102,7 @@ def build_results(job_id: int) -> bool:
         rows_failed=counts.failed,
         rows_retryable=counts.retryable,
         rows_processed=counts.succeeded + counts.failed,
-        error=""
-        if counts.succeeded or job.cancel_requested_at
-        else "No row got an answer; see the failures file.",
+        error="" if answered or job.cancel_requested_at else "No row got an answer; see the failures file.",
         finished_at=timezone.now(),
     )
     # The files of an earlier attempt's results, now superseded.
@@ -167,7 +169,7 @@ def results_jsonl(job: Job) -> Iterator[bytes]:
         yield from iter_jsonl(
             job.dataset.columns,
             rows,
-            latest_outcomes(attempts),
+            reuse.with_copies(job, latest_outcomes(attempts)),
             embeddings=job.endpoint == Job.Endpoint.EMBEDDINGS,
             token_prices=pricing.per_token(pricing.prices().get(job.model)),
             id_column=job.dataset.columns.index(job.id_column) if job.id_column else None,

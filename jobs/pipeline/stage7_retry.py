@@ -21,6 +21,7 @@ from jobs.formats.reconcile import SKIPPED_CODES, resendable
 from jobs.formats.requestfiles import RequestBuilder, write_batch_files
 from jobs.models import Batch, Job
 from jobs.money import gate, plans, pricing
+from jobs.pipeline import reuse
 from jobs.pipeline.common import copy_requests, new_batch, outcome_streams, refresh_job_counters, request_spec
 
 
@@ -45,7 +46,8 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
     sources = list(job.batches.all())
     if any(not b.input_file.name for b in sources):
         raise RetryRefused("This job's request files were removed after the retention period.")
-    chosen = None if rows is None else set(rows)
+    # A row repeating an earlier row's request was never sent itself: sending that row answers it.
+    chosen = None if rows is None else reuse.with_first_rows(job, set(rows))
     attempt = (job.batches.aggregate(last=Max("attempt"))["last"] or 0) + 1
     credential = job.credential
     with outcome_streams(job) as attempts:

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Batch, Job, ProviderCredential
+from jobs.pipeline import reuse
 from jobs.pipeline.common import cancel_remote, delete_provider_files, mark_not_sent, settle
 from jobs.providers.client import PermanentError, client_for
 
@@ -81,7 +82,15 @@ def delete_job(job: Job) -> list[str]:
         for file_id in (b.remote_file_id, b.remote_output_file_id, b.remote_error_file_id)
         if file_id
     ]
-    files = [job.results_file, job.failures_file, job.xlsx_file, job.jsonl_file, job.skipped_file]
+    files = [
+        job.results_file,
+        job.failures_file,
+        job.xlsx_file,
+        job.jsonl_file,
+        job.skipped_file,
+        job.reused_file,
+        job.copies_file,
+    ]
     files += [f for b in batches for f in (b.input_file, b.output_file, b.error_file, b.outcomes_file)]
     dataset = job.dataset
     with transaction.atomic():
@@ -104,12 +113,45 @@ def discard_job(job_id: int) -> bool:
         job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.PLANNED).first()
         if job is None:
             return False
-        files = [job.skipped_file] + [batch.input_file for batch in job.batches.all()]
+        files = _plan_files(job)
         job.delete()
+    _delete(files)
+    return True
+
+
+def prepare_without_reuse(job_id: int) -> bool:
+    """ "Send them again anyway": a plan that took earlier answers is made again taking none, so every
+    row is sent. Only a planned job; its plan's files go. True if this call moved it back to preparing.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.PLANNED).first()
+        if job is None:
+            return False
+        files = _plan_files(job)
+        job.batches.all().delete()
+        job.transition(
+            Job.Status.PLANNED,
+            Job.Status.PREPARING,
+            send_again=True,
+            **dict.fromkeys(("skipped_file", "reused_file", "copies_file"), ""),
+            **dict.fromkeys(("rows_total", "input_tokens", "rows_skipped", "rows_reused", "rows_copied"), 0),
+            estimated_cost=None,
+            reuse_saving=0,
+            reused_from=[],
+        )
+    _delete(files)
+    return True
+
+
+def _plan_files(job: Job) -> list:
+    """The files a plan wrote: its request files and the rows it set aside."""
+    return [job.skipped_file, job.reused_file, job.copies_file] + [b.input_file for b in job.batches.all()]
+
+
+def _delete(files: list) -> None:
     for field in files:
         if field.name:
             field.storage.delete(field.name)
-    return True
 
 
 def delete_remote_files(credential_id: int, file_ids: list[str]) -> None:
@@ -144,3 +186,5 @@ def clean_up_files(limit: int = 500) -> None:
                 if field.name:
                     field.storage.delete(field.name)
             Batch.objects.filter(pk=batch.pk).update(input_file="", output_file="", error_file="")
+            # Its answers were indexed from these files: they go with them.
+            reuse.forget([batch.job_id])

@@ -143,6 +143,7 @@ EDITABLE = (
     "id_column",
     "empty_rows",
     "resubmit_expired",
+    "reuse_answers",
     "pilot_output_tokens",
 )
 

@@ -158,6 +158,8 @@ def start(request: HttpRequest, code) -> HttpResponse:
     if started:
         audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
         tasks.schedule_batches.delay_on_commit()
+        if pipeline.start_results(job.pk):  # every row was answered before: nothing to send
+            tasks.build_results.delay_on_commit(job.pk)
         messages.success(request, "Sent. This page follows the job; you can close it and come back.")
     elif job.status == Job.Status.AWAITING_APPROVAL:
         audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
@@ -328,6 +330,19 @@ def discard(request: HttpRequest, code) -> HttpResponse:
     )
     messages.info(request, f"Discarded “{name}”: nothing was sent. Your table is still here for another job.")
     return redirect("jobs:new_job", dataset_code)
+
+
+@login_required
+@require_POST
+def send_again(request: HttpRequest, code) -> HttpResponse:
+    """ "Send them again anyway": the plan is made again without earlier answers, every row to be sent."""
+    job = get_job(request, code, change=True)
+    if pipeline.prepare_without_reuse(job.pk):
+        tasks.prepare_job.delay_on_commit(job.pk)
+        messages.info(request, "The plan is being made again; this time every row will be sent.")
+    else:
+        messages.error(request, "Only a plan that was not sent can be made again.")
+    return redirect("jobs:job_detail", job.code)
 
 
 @login_required
