@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from jobs import tasks
-from jobs.forms import CredentialForm
+from jobs.forms.keys import CredentialForm
 from jobs.models import AuditEvent, Batch, Dataset, Job, ModelPrice, ProviderCredential, TeamBudget
 
 

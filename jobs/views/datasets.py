@@ -18,7 +18,8 @@ from jobs import access, audit, datasets, pilot, pipeline, tasks
 from jobs.formats import prompts, schema, tokens
 from jobs.formats.requestfiles import RequestBuilder
 from jobs.formats.text import one_line
-from jobs.forms import JobForm, ReadingForm, UploadForm, output_fields
+from jobs.forms.jobs import JobForm, output_fields
+from jobs.forms.uploads import ReadingForm, UploadForm
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate
 from jobs.money import gate, plans, pricing
 from jobs.views.common import get_dataset, parse_code, rate_limit

@@ -21,7 +21,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 from jobs import access, audit, errors, notify, pipeline, tasks
 from jobs.formats.reconcile import MAX_ATTEMPTS, RETRYABLE_CODES
 from jobs.formats.text import one_line
-from jobs.forms import row_numbers
+from jobs.forms.jobs import row_numbers
 from jobs.models import AuditEvent, Job, ModelPrice
 from jobs.money import gate, plans, pricing
 from jobs.views.common import XLSX_TYPE, get_job, rate_limit, staff_only

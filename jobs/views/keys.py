@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from jobs import audit, notify, tasks
 from jobs import keys as credentials
-from jobs.forms import CredentialForm
+from jobs.forms.keys import CredentialForm
 from jobs.models import AuditEvent, ProviderCredential
 from jobs.views.common import rate_limit, staff_only
 

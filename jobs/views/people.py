@@ -12,8 +12,8 @@ from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_http_methods
 
 from jobs import audit
+from jobs.forms.people import PersonForm, PriceForm, TeamForm
 from jobs.models import AuditEvent, ModelPrice, TeamBudget
-from jobs.people_forms import PersonForm, PriceForm, TeamForm
 from jobs.views.common import staff_only
 
 User = get_user_model()

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from jobs import audit, pipeline, tasks
 from jobs.formats.requestfiles import RequestBuilder
 from jobs.formats.text import one_line
-from jobs.forms import row_numbers
+from jobs.forms.jobs import row_numbers
 from jobs.models import AuditEvent, Job, RowFailure
 from jobs.views.common import get_job, rate_limit
 

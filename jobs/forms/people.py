@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
 from django.core.validators import MaxValueValidator, MinValueValidator
 
-from jobs.forms import IdsField, _bootstrap
+from jobs.forms.common import IdsField, bootstrap
 from jobs.models import ModelPrice, TeamBudget
 
 User = get_user_model()
@@ -66,7 +66,7 @@ class PersonForm(forms.ModelForm):
             }
         else:
             del self.fields["is_active"]  # a new person can log in
-        _bootstrap(self)
+        bootstrap(self)
         for name in ("role", "teams"):
             self.fields[name].widget.attrs["class"] = "form-check-input"
 
@@ -128,7 +128,7 @@ class TeamForm(forms.Form):
                 "members": list(team.user_set.all()),
             }
         super().__init__(*args, **kwargs)
-        _bootstrap(self)
+        bootstrap(self)
         self.fields["members"].widget.attrs["class"] = "form-check-input"
 
     def clean_name(self) -> str:
@@ -189,4 +189,4 @@ class PriceForm(forms.ModelForm):
         for name in ("input_per_million", "output_per_million", "batch_discount"):
             self.fields[name].validators.append(MinValueValidator(0))
         self.fields["batch_discount"].validators.append(MaxValueValidator(1))
-        _bootstrap(self)
+        bootstrap(self)
