@@ -6,14 +6,12 @@ an address-space limit, so that a regression fails the test instead of the machi
 """
 
 import io
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from jobs.formats import tables, textfiles
+from tests.memory import reading_peak_mb
 from tests.test_line_ends import prepared_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,40 +24,10 @@ def read_all(data: bytes) -> tables.RowCount:
     return tables.count_rows(io.BytesIO(data), info)
 
 
-def peak_rss_mb(path: Path, limit_mb: int = 1024) -> tuple[int, str]:
-    """Inspect and count the file in a child process; its peak RSS growth in MB, and the outcome."""
-    code = textwrap.dedent(
-        f"""
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, ({limit_mb} * 1024**2, {limit_mb} * 1024**2))
-        from jobs.formats import tables
-        def peak():
-            # VmHWM is this process's own high-water mark; getrusage's ru_maxrss would include
-            # the test runner's, which the child was forked from.
-            with open("/proc/self/status") as status:
-                line = next(line for line in status if line.startswith("VmHWM:"))
-            return int(line.split()[1]) // 1024
-        baseline = peak()
-        try:
-            with open({str(path)!r}, "rb") as f:
-                info = tables.inspect(f, "t.csv")
-                outcome = f"rows {{tables.count_rows(f, info).rows}}"
-        except tables.TableError as exc:
-            outcome = f"refused {{exc}}"
-        print(peak() - baseline)
-        print(outcome)
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"the reader died ({done.returncode}): {done.stderr[-2000:]}"
-    rss, outcome = done.stdout.strip().split("\n", 1)
-    return int(rss), outcome
-
-
 def test_it_refuses_a_line_of_sixty_million_commas_in_the_full_pass_naming_the_line(tmp_path):
     path = tmp_path / "commas.csv"
     path.write_bytes(PAST_THE_HEAD + b"," * 60_000_000 + b"\n1,2\n")
-    rss, outcome = peak_rss_mb(path)
+    rss, outcome = reading_peak_mb(path, "t.csv")
     assert outcome.startswith("refused Line 300002 has more than 1,000 cells")
     assert rss < 100, f"peak RSS grew by {rss} MB"
 
@@ -72,7 +40,7 @@ def test_it_refuses_a_line_of_commas_in_the_head_naming_the_line():
 def test_a_header_of_sixty_million_commas_is_refused_from_the_head(tmp_path):
     path = tmp_path / "header.csv"
     path.write_bytes(b"," * 60_000_000 + b"\n1,2\n")
-    rss, outcome = peak_rss_mb(path)
+    rss, outcome = reading_peak_mb(path, "t.csv")
     assert outcome.startswith("refused Line 1 has more than 1,000 cells")
     assert rss < 100, f"peak RSS grew by {rss} MB"
 

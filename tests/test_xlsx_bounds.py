@@ -10,15 +10,13 @@ import datetime
 import html
 import io
 import itertools
-import subprocess
-import sys
-import textwrap
 import zipfile
 
 import pytest
 
 from jobs.formats import tables, xlsx
 from jobs.models import Dataset
+from tests.memory import reading_peak_mb
 from tests.test_tables import xlsx_bytes
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -93,38 +91,10 @@ def corner_bomb(dimension: str | None) -> bytes:
 
 
 def peak_rss_mb(data: bytes, tmp_path, limit_mb: int = 1024) -> tuple[int, str]:
-    """Inspect and count `data` in a child process held to `limit_mb` of address space.
-
-    Returns how much the peak RSS grew over the child's after its imports, and the outcome.
-    """
+    """Inspect and count `data` as an uploaded workbook, in a child process held to `limit_mb`."""
     path = tmp_path / "upload.xlsx"
     path.write_bytes(data)
-    code = textwrap.dedent(
-        f"""
-        import resource, sys
-        resource.setrlimit(resource.RLIMIT_AS, ({limit_mb} * 1024**2, {limit_mb} * 1024**2))
-        from jobs.formats import tables
-        def peak():
-            # VmHWM is this process's own high-water mark; getrusage's ru_maxrss would include
-            # the test runner's, which the child was forked from.
-            with open("/proc/self/status") as status:
-                line = next(line for line in status if line.startswith("VmHWM:"))
-            return int(line.split()[1]) // 1024
-        baseline = peak()
-        try:
-            with open({str(path)!r}, "rb") as f:
-                info = tables.inspect(f, "upload.xlsx")
-                outcome = f"rows {{tables.count_rows(f, info).rows}}"
-        except tables.TableError as exc:
-            outcome = f"refused {{exc}}"
-        print(peak() - baseline)
-        print(outcome)
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"the reader died ({done.returncode}): {done.stderr[-2000:]}"
-    rss, outcome = done.stdout.strip().split("\n", 1)
-    return int(rss), outcome
+    return reading_peak_mb(path, "upload.xlsx", limit_mb)
 
 
 def test_it_refuses_a_sheet_that_declares_columns_up_to_xfd_before_reading_it():

@@ -25,16 +25,8 @@ from jobs.money import gate, plans, pricing
 from jobs.views.common import get_dataset, parse_code, rate_limit
 
 PREVIEW_ROWS = 3
-# The form fields a saved template keeps, in the order the form shows them.
-TEMPLATE_FIELDS = (
-    "endpoint",
-    "model",
-    "system_prompt",
-    "user_prompt",
-    "temperature",
-    "max_output_tokens",
-    "team",
-)
+# The form fields a saved template keeps (its structured fields come from the field builder), and its team.
+TEMPLATE_FIELDS = (*(f for f in PromptTemplate.SETTINGS if f != "output_fields"), "team")
 
 
 @login_required
