@@ -14,12 +14,18 @@ jobs.formats.xlsxparts.
 """
 
 import datetime
-import xml.etree.ElementTree as ET
+
+# Only types and errors come from the standard library's ElementTree: every byte is parsed by
+# defusedxml, which refuses DTDs and entities (billion laughs, external entities).
+import xml.etree.ElementTree as ET  # nosec B405
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+
+import defusedxml.ElementTree as defused
+from defusedxml import DefusedXmlException
 
 from jobs.formats.textfiles import MAX_COLUMNS
 from jobs.formats.xlsxparts import (
@@ -92,7 +98,7 @@ class Workbook:
             self.parts = {info.filename: info for info in self.zip.infolist()}
             self.sheets = self._sheets()
             self.date1904, self.date_styles, self.time_styles = self._styles()
-        except (*_DAMAGED, ET.ParseError, KeyError) as exc:
+        except (*_DAMAGED, ET.ParseError, DefusedXmlException, KeyError) as exc:
             raise WorkbookError(
                 "This Excel file cannot be opened; it may be damaged or password-protected."
             ) from exc
@@ -109,7 +115,7 @@ class Workbook:
     def _xml(self, name: str, cap: int = MAX_LIST_PART_BYTES) -> ET.Element:
         """A small part (the list of sheets, their relationships) as a tree."""
         self._check_size(name, cap)
-        return ET.fromstring(self._checked(self.zip.read(name), name))
+        return defused.fromstring(self._checked(self.zip.read(name), name), forbid_dtd=True)
 
     @staticmethod
     def _checked(head: bytes, name: str) -> bytes:
@@ -241,7 +247,7 @@ class Workbook:
             self._check_head(path)
             with self.zip.open(path) as part:
                 yield from self._stream(sheet, part, width, header, self.strings)
-        except ET.ParseError as exc:
+        except (ET.ParseError, DefusedXmlException) as exc:
             raise WorkbookError(f"The sheet “{sheet}” cannot be read: its XML is damaged ({exc}).") from exc
         except _DAMAGED as exc:
             raise WorkbookError(f"The sheet “{sheet}” cannot be read: the file is damaged.") from exc

@@ -6,9 +6,14 @@ cell's value as the user sees it.
 """
 
 import re
-import xml.etree.ElementTree as ET
+
+# Only the element type and the pull parser's shell come from the standard library: every byte is
+# parsed by defusedxml's parser, which refuses DTDs and entities (billion laughs, external entities).
+import xml.etree.ElementTree as ET  # nosec B405
 from array import array
 from collections.abc import Iterator
+
+from defusedxml.ElementTree import DefusedXMLParser
 
 # A text of Excel's longest, 32,767 characters, is under 400 KB of XML even written as &#...;.
 MAX_QUIET_BYTES = 1024**2
@@ -114,7 +119,8 @@ def start_events(part, what: str) -> Iterator[ET.Element]:
     (a few KB compressed) would be held whole. Excel's texts are at most 32,767 characters, so a
     stretch of XML without a new element longer than MAX_QUIET_BYTES is refused as it is read.
     """
-    parser = ET.XMLPullParser(events=("start",))
+    safe = DefusedXMLParser(target=ET.TreeBuilder(), forbid_dtd=True, forbid_entities=True)
+    parser = ET.XMLPullParser(events=("start",), _parser=safe)
     quiet = 0
     while chunk := part.read(1 << 16):
         parser.feed(chunk)

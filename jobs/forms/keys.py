@@ -60,15 +60,16 @@ class CredentialForm(forms.ModelForm):
             "max_bytes_per_batch": "Largest batch file (bytes)",
             "poll_min_seconds": "Shortest wait between progress checks (seconds)",
             "poll_max_seconds": "Longest wait between progress checks (seconds)",
-            "enqueued_token_limit": "Prompt tokens waiting at the provider at once, per model",
-            "model_token_limits": "Other limits for particular models",
+            # Labels of fields named after tokens of text, not secrets (bandit reads "token" as one).
+            "enqueued_token_limit": "Prompt tokens waiting at the provider at once, per model",  # nosec B105
+            "model_token_limits": "Other limits for particular models",  # nosec B105
             "monthly_budget": "Monthly budget (US dollars)",
             "approval_above": "Approval needed above (US dollars per job)",
             "teams": "Teams that may use it",
         }
         help_texts = {
-            "enqueued_token_limit": "The provider refuses batches beyond it; the rest wait their turn here.",
-            "model_token_limits": 'Write them as {"gpt-4o": 5000000}; they replace the one above.',
+            "enqueued_token_limit": "The provider refuses batches beyond it; the rest wait their turn here.",  # nosec B105
+            "model_token_limits": 'Write them as {"gpt-4o": 5000000}; they replace the one above.',  # nosec B105
         }
         widgets = {"model_token_limits": forms.Textarea(attrs={"rows": 2})}
 
