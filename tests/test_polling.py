@@ -42,6 +42,23 @@ def test_a_poll_that_finds_nothing_changed_answers_204_and_a_change_redraws(
     assert changed.status_code == 200 and 'id="job-progress"' in changed.content.decode()
 
 
+def test_a_part_that_moved_at_the_provider_redraws_the_fragment(client, alice, simulator_credential):
+    from jobs.models import Batch
+
+    job = running_job(alice, simulator_credential)
+    client.force_login(alice)
+    page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
+    url = re.search(r'hx-get="([^"]*/progress/\?v=[^"]+)"', page).group(1)
+    assert client.get(url).status_code == 204
+
+    [batch_id] = pipeline.release_queued_batches()
+    pipeline.submit_batch(batch_id)  # the part is now at the provider; the job row itself is unchanged
+    assert Batch.objects.get(pk=batch_id).status == Batch.Status.RUNNING
+
+    redrawn = client.get(url)
+    assert redrawn.status_code == 200 and "Validating" in redrawn.content.decode()
+
+
 def test_the_fragment_runs_no_query_from_its_template_or_context_processors(
     client, alice, simulator_credential, monkeypatch
 ):

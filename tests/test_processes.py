@@ -103,7 +103,8 @@ def _settings_of(**env) -> str:
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'batchdash.settings'; django.setup(); "
         "from django.conf import settings; print(settings.SIMULATOR_BASE_URL)"
     )
-    unset = ("PORT", "SIMULATOR_PORT", "SIMULATOR_BASE_URL")
+    # `make test` exports the web server's ports (as `make run` does): the child must not inherit them.
+    unset = ("PORT", "WEB_PORT", "SIMULATOR_PORT", "SIMULATOR_BASE_URL", "SITE_URL")
     environment = {k: v for k, v in os.environ.items() if k not in unset}
     result = subprocess.run(
         [sys.executable, "-c", script], env=environment | env, capture_output=True, text=True, cwd=ROOT

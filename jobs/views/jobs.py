@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
@@ -34,6 +34,7 @@ JOBS_PER_PAGE = 25
 
 # What the job page shows of each part: polling loads no more than this.
 BATCH_DISPLAY_FIELDS = [
+    "updated_at",
     "job_id",
     "index",
     "attempt",
@@ -92,9 +93,11 @@ def job_row(request: HttpRequest, code) -> HttpResponse:
     return response
 
 
-def _version(updated_at) -> str:
-    """What a polling fragment was drawn from: the job's last change, and the minute (for time left)."""
-    return f"{updated_at.timestamp():.6f}-{int(time.time() // 60)}"
+def _version(job_changed, parts_changed) -> str:
+    """What a polling fragment was drawn from: the last change of the job and of its parts (a part
+    moves at the provider without the job changing), and the minute (for the time left)."""
+    parts = parts_changed.timestamp() if parts_changed else 0
+    return f"{job_changed.timestamp():.6f}-{parts:.6f}-{int(time.time() // 60)}"
 
 
 def _job_context(job: Job) -> dict:
@@ -112,7 +115,7 @@ def _job_context(job: Job) -> dict:
         "plan": plan,
         "cost": cost,
         "admins_unheard": unheard,
-        "version": _version(job.updated_at),
+        "version": _version(job.updated_at, max((b.updated_at for b in batches), default=None)),
     }
 
 
@@ -130,11 +133,9 @@ def job_progress(request: HttpRequest, code) -> HttpResponse:
     the fragment it holds was drawn answers 204 at the cost of one small query, and htmx keeps it."""
     seen = request.GET.get("v")
     if seen:
-        current = access.visible(request.user, Job.objects.filter(code=code)).values_list(
-            "updated_at", flat=True
-        )
-        updated_at = current.first()
-        if updated_at is not None and _version(updated_at) == seen:
+        jobs = access.visible(request.user, Job.objects.filter(code=code))
+        current = jobs.annotate(parts=Max("batches__updated_at")).values_list("updated_at", "parts").first()
+        if current is not None and _version(*current) == seen:
             return HttpResponse(status=204)
     job = get_job(request, code)
     response = render(request, "jobs/job_detail.html#progress", _job_context(job))
