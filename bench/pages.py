@@ -98,11 +98,14 @@ def main() -> None:
     user, job = populate()
     client = Client()
     client.force_login(user)
+    # The page's polls come from htmx, which says so: fragments are drawn without the page's frame.
+    poller = Client(headers={"HX-Request": "true"})
+    poller.force_login(user)
 
     progress = reverse("jobs:job_progress", args=[job.code])
-    report("poll_ms", median_ms(client, progress, 200), "ms", digits=1)
+    report("poll_ms", median_ms(poller, progress, 200), "ms", digits=1)
     with CaptureQueriesContext(connection) as queries:
-        client.get(progress)
+        poller.get(progress)
     report("poll_queries", len(queries), "")
     report("job_list_ms", median_ms(client, reverse("jobs:home"), 30), "ms", digits=1)
 
