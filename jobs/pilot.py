@@ -69,6 +69,8 @@ def run(job: Job, dataset: Dataset, builder: RequestBuilder, user) -> Pilot:
         )
     client = client_for(job.credential)
     trials = []
+    # Should anything unforeseen stop the calls, the reservation stays at its most: the budgets then
+    # count more than was spent, never less.
     for row, (system, user_text) in first:
         trial = Trial(row=row, prompt=user_text)
         try:
