@@ -11,14 +11,26 @@ import io
 import re
 from decimal import Decimal
 
+import openpyxl
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from jobs.models import Job, PromptTemplate
 from tests.conftest import screenshot, wait_for
-from tests.test_browser import MIXED, log_in, sent_job
+from tests.test_browser import log_in, sent_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.browser]
+
+# Reviews with their stars (a number an Excel user sorts by), one the provider refuses (fixable by
+# editing the prompt) and one it fails on (fixable by sending again).
+REVIEWS = (
+    "Review Text,Reviewer,Stars\n"
+    "Great shoes,Zoë,5\n"
+    "[[simulate:content_policy_violation]] Rude words,Bob,1\n"
+    "[[simulate:server_error]] The box was damaged,Chloé,2\n"
+    "Arrived on time,Ana,4\n"
+    "Would buy again,Tom,5\n"
+).encode()
 
 VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 
@@ -95,7 +107,7 @@ def test_the_analyst_and_the_admin_find_every_page_usable_on_a_desktop_and_a_pho
 
     # Upload, then the mapping filled from the saved template, and the pilot.
     table = tmp_path / "shoe reviews.csv"
-    table.write_bytes(MIXED)
+    table.write_bytes(REVIEWS)
     page.get_by_role("link", name="Start a new job").click()
     inspector.look("upload")
     page.get_by_label("Your table").set_input_files(str(table))
@@ -138,20 +150,62 @@ def test_the_analyst_and_the_admin_find_every_page_usable_on_a_desktop_and_a_pho
     page.get_by_role("link", name="Shoe reviews").wait_for()
     inspector.look("jobs")
 
-    # The failed rows, with the exchange of one opened, and the downloads.
+    # The answers on screen: searched, one row's request and answer opened.
+    job = Job.objects.get(owner=zoe, name="Shoe reviews", status=Job.Status.COMPLETED)
     page.get_by_role("link", name="Shoe reviews").click()
-    page.get_by_role("link", name="Review the 3 failed rows").click()
+    page.get_by_role("link", name="See the results").click()
+    page.locator("#results-table").get_by_text("Great shoes").wait_for()
+    page.get_by_label("Text in any cell").fill("on time")
+    wait_for(lambda: page.locator("#results-table").get_by_text("Great shoes").count() == 0, timeout=10)
+    page.get_by_text("Request and answer").first.click()
+    page.get_by_text("What was sent for row 4").wait_for()
+    inspector.look("results")
+
+    # The failed rows, with the exchange of one opened, and the refused one sent with an edited prompt.
+    page.goto(f"{live_server.url}/jobs/{job.code}/")
+    page.get_by_role("link", name="Review the 2 failed rows").click()
     page.get_by_text("The provider's words, the request and the response").first.click()
     page.get_by_text("What was sent for row 2").wait_for()
     inspector.look("failures")
-    page.go_back()
+    page.get_by_label("Select row 2").check()
+    page.get_by_role("button", name="Edit the prompt and send the ticked rows").click()
+    page.get_by_label("Prompt", exact=True).fill("Thank {{ Reviewer }} for the review")
+    page.locator("#prompt-preview").get_by_text("Thank Bob for the review").wait_for()
+    inspector.look("resend-with-edited-prompt")
+    page.get_by_role("button", name="Send 1 row with this prompt").click()
+    page.get_by_text("Sending 1 row again with the edited prompt").wait_for()
+    wait_for(
+        lambda: Job.objects.get(pk=job.pk).is_finished and Job.objects.get(pk=job.pk).rows_succeeded == 4,
+        timeout=120,
+        message="the resent row to be answered",
+    )
+    page.reload()
+    page.get_by_role("link", name="Excel").wait_for(timeout=60_000)
+    inspector.look("job-after-resend")
+
+    # The downloads, read back: the CSV in row order, the failures, and the Excel copy as Excel shows it.
     with page.expect_download() as download:
         page.get_by_role("link", name="Download results (CSV)").click()
     rows = list(csv.reader(io.StringIO(download.value.path().read_text("utf-8-sig"))))
     assert [row[1] for row in rows[1:]] == ["Zoë", "Bob", "Chloé", "Ana", "Tom"]
     with page.expect_download() as download:
         page.get_by_role("link", name="Failed and unsent rows (CSV)").click()
-    assert len(list(csv.reader(io.StringIO(download.value.path().read_text("utf-8-sig"))))) == 4
+    failed = list(csv.DictReader(io.StringIO(download.value.path().read_text("utf-8-sig"))))
+    assert [row["Reviewer"] for row in failed] == ["Chloé"]
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Excel").click()
+    assert download.value.suggested_filename.startswith("Shoe reviews")
+    book = openpyxl.load_workbook(io.BytesIO(download.value.path().read_bytes()))
+    sheet = book.worksheets[0]
+    header = [cell.value for cell in sheet[1]]
+    stars = header.index("Stars") + 1
+    assert [sheet.cell(row, stars).value for row in range(2, 7)] == [5, 1, 2, 4, 5]  # numbers, not text
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref.startswith("A1:")
+    assert all(sheet.column_dimensions[letter].width for letter in "ABC")
+    cells = [cell.value for row in sheet.iter_rows(min_row=2) for cell in row if cell.value]
+    assert not any(str(value).startswith("'") for value in cells)
+    assert "Details" in book.sheetnames
     go_to(page, "Templates")
     inspector.look("templates")
 
@@ -177,6 +231,21 @@ def test_the_analyst_and_the_admin_find_every_page_usable_on_a_desktop_and_a_pho
     wait_for(
         lambda: Job.objects.get(pk=waiting.pk).status != Job.Status.AWAITING_APPROVAL, message="approval"
     )
+    go_to(page, "People")
+    page.get_by_role("link", name="Teams and budgets").click()
+    page.get_by_label("Name").fill("Marketing")
+    page.get_by_label("Monthly budget (US dollars)").fill("300")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("link", name="Marketing").wait_for()
+    inspector.look("teams")
+    go_to(page, "People")
+    page.get_by_label("First name").fill("Maria")
+    page.get_by_label("Username (to log in)").fill("maria")
+    page.get_by_label("Email address").fill("maria@example.com")
+    page.get_by_label("Marketing").check()
+    page.get_by_role("button", name="Add").click()
+    page.get_by_test_id("new-password").wait_for()
+    inspector.look("people-added")
     go_to(page, "Keys")
     page.get_by_role("button", name="Test Simulator").click()
     page.get_by_role("status").filter(has_text="Simulator:").wait_for()
