@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Count, Prefetch
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_http_methods
@@ -50,9 +50,6 @@ def people(request: HttpRequest) -> HttpResponse:
 @staff_only
 @require_http_methods(["GET", "POST"])
 def person(request: HttpRequest, username: str) -> HttpResponse:
-    # A name no account can have (PostgreSQL refuses a NUL in any text) is no such person.
-    if "\x00" in username:
-        raise Http404("There is no such person.")
     found = get_object_or_404(User, username=username)
     form = PersonForm(request.POST or None, instance=found, editor=request.user)
     if request.method == "POST" and form.is_valid():
