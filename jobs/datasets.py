@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from django.core.files.uploadedfile import UploadedFile
 
 from jobs.formats import tables
-from jobs.models import Dataset
+from jobs.models import Dataset, PromptTemplate
 
 HEAD_ONLY = {"renamed_header", "separator"}
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069/\\]")
@@ -145,3 +145,13 @@ def count_rows(dataset_id: int) -> None:
         problem_total=result.problem_total,
         error=result.empty_reason,
     )
+
+
+def template_misfit(template: PromptTemplate, dataset: Dataset) -> str:
+    """What of a template this table cannot take, said plainly; empty when it all fits."""
+    if template.id_column and template.id_column not in dataset.columns:
+        return (
+            f"The template “{template.name}” names the row ID column “{template.id_column}”, which this "
+            "table does not have: the rows will be numbered unless you choose another column under Advanced."
+        )
+    return ""

@@ -226,6 +226,15 @@ class JobForm(forms.ModelForm):
             self.add_error(None, str(exc))
         return data
 
+    def shown_values(self) -> dict:
+        """What the page shows in each field, as the page would post it (the builder's rows too)."""
+        values = {name: self[name].value() for name in self.fields}
+        for row in self.field_rows:
+            values |= {
+                f"field-{row['index']}-{key}": row[key] for key in ("name", "type", "description", "labels")
+            }
+        return {name: value for name, value in values.items() if value is not None}
+
     @property
     def field_rows(self) -> list[dict]:
         """The structured-output builder's rows, as typed (or from the template), padded with empty ones."""

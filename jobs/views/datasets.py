@@ -85,9 +85,12 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
     initial = {"name": dataset.name.rsplit(".", 1)[0], "team": dataset.team_id}
     templates = access.visible(request.user, PromptTemplate.objects.all())
     chosen = request.GET.get("template")
+    template_note = ""
     if chosen:
         template = get_object_or_404(templates, code=parse_code(chosen, "template"))
         initial |= {field: getattr(template, field) for field in PromptTemplate.SETTINGS}
+        initial["team"] = template.team_id
+        template_note = datasets.template_misfit(template, dataset)
     # "Edit" on a plan: the form as it was filled in; the plan is replaced when this one is prepared.
     editing = _plan_to_edit(request, dataset, request.POST.get("replaces") or request.GET.get("edit"))
     if editing:
@@ -119,6 +122,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         "field_types": schema.TYPES.items(),
         "templates": templates,
         "chosen_template": chosen,
+        "template_note": template_note,
         "editing": editing,
         "reading_form": reading_form,
         "form": form,
@@ -130,15 +134,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
 
 # What "Edit" carries back from a plan into the form: everything the owner filled in (with the key and
 # the team, by id).
-EDITABLE = (
-    *PromptTemplate.SETTINGS,
-    "name",
-    "id_column",
-    "empty_rows",
-    "resubmit_expired",
-    "reuse_answers",
-    "pilot_output_tokens",
-)
+EDITABLE = (*PromptTemplate.SETTINGS, "name", "pilot_output_tokens")
 
 
 def _plan_to_edit(request: HttpRequest, dataset: Dataset, code: str | None) -> Job | None:
@@ -150,8 +146,11 @@ def _plan_to_edit(request: HttpRequest, dataset: Dataset, code: str | None) -> J
 
 
 def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]:
-    """The exact requests the first rows will produce, with their tokens and cost, or why not yet."""
-    data = form.data
+    """The exact requests the first rows will produce, with their tokens and cost, or why not yet.
+
+    A form not yet posted (a template just applied, a plan being edited) previews what it shows.
+    """
+    data = form.data if form.is_bound else form.shown_values()
     job = Job(
         endpoint=data.get("endpoint") or Job.Endpoint.CHAT,
         model=one_line(data.get("model") or "") or "(choose a model)",
@@ -276,9 +275,12 @@ def templates(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def template_delete(request: HttpRequest, code) -> HttpResponse:
-    template = access.get_changeable(request.user, PromptTemplate.objects.all(), code=code)
+    """Asks first (a page of its own, so that it works without JavaScript), then deletes on POST."""
+    template = access.get_changeable(request.user, PromptTemplate.objects.select_related("team"), code=code)
+    if request.method == "GET":
+        return render(request, "jobs/template_delete.html", {"template": template})
     template.delete()
     messages.info(request, f"Deleted the template “{template.name}”. Jobs that used it keep their copy.")
     return redirect("jobs:templates")
