@@ -8,6 +8,7 @@ encoding or delimiter and try again. Reading goes through jobs.formats.tables.
 import contextlib
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterator
 
 from django.core.files.uploadedfile import UploadedFile
@@ -39,10 +40,7 @@ def create_from_upload(owner, uploaded: UploadedFile, team=None) -> Dataset:
 def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | None = None) -> Dataset:
     """Read the head of the file and record columns, preview and problems; saves the dataset."""
     try:
-        with dataset.file.open("rb") as stream:
-            info = tables.inspect(
-                stream, dataset.name, encoding=encoding, delimiter=delimiter, **_policies(dataset)
-            )
+        info = _inspect(dataset, encoding=encoding, delimiter=delimiter)
     except tables.TableError as exc:
         dataset.status = Dataset.Status.INVALID
         dataset.error = str(exc)
@@ -51,10 +49,35 @@ def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | N
         dataset.delimiter = delimiter or dataset.delimiter
         dataset.save()
         return dataset
+    return _record(dataset, info)
+
+
+def read_sheet(dataset: Dataset, sheet: str) -> str:
+    """Read another sheet of a workbook (to be counted again); saves the dataset.
+
+    Returns why that sheet cannot be read (empty, not in the workbook), in which case the sheet
+    read so far stays as it was: picking a wrong sheet never loses a good one.
+    """
+    try:
+        info = _inspect(dataset, sheet=sheet)
+    except tables.TableError as exc:
+        return str(exc)
+    _record(dataset, info)
+    return ""
+
+
+def _inspect(dataset: Dataset, **choices) -> tables.TableInfo:
+    with dataset.file.open("rb") as stream:
+        return tables.inspect(stream, dataset.name, **choices, **_policies(dataset))
+
+
+def _record(dataset: Dataset, info: tables.TableInfo) -> Dataset:
+    """What the head showed, on the dataset, which is now to be counted."""
     dataset.format = info.format
     dataset.encoding = info.encoding or ""
     dataset.delimiter = info.delimiter or ""
     dataset.sheet = info.sheet or ""
+    dataset.sheets = info.sheets
     dataset.columns = info.columns
     dataset.preview = info.preview
     dataset.problems = _problems(info.problems)
@@ -64,8 +87,28 @@ def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | N
     dataset.status = Dataset.Status.COUNTING
     dataset.error = ""
     dataset.row_count = None
+    dataset.id_checks = {}
     dataset.save()
     return dataset
+
+
+def for_rereading(dataset: Dataset) -> Dataset:
+    """The dataset to read again with other choices: itself, or, when jobs already read it as it is,
+    a new dataset on the same stored file, so that those jobs (their resends, their results) keep
+    the rows they were made from.
+    """
+    if not dataset.jobs.exists():
+        return dataset
+    copy = Dataset.objects.get(pk=dataset.pk)
+    copy.pk = None
+    copy.code = uuid.uuid4()
+    copy.save()
+    return copy
+
+
+def file_shared(dataset: Dataset) -> bool:
+    """Whether another dataset reads the same stored file (a table read again while jobs used it)."""
+    return Dataset.objects.filter(file=dataset.file.name).exclude(pk=dataset.pk).exists()
 
 
 def table_info(dataset: Dataset) -> tables.TableInfo:

@@ -70,6 +70,16 @@ class Dataset(models.Model):
         return self.name
 
     @property
+    def sheet_position(self) -> int | None:
+        """Where the sheet read stands among the workbook's sheets, from 1."""
+        names = [sheet["name"] for sheet in self.sheets]
+        return names.index(self.sheet) + 1 if self.sheet in names else None
+
+    @property
+    def sheet_hidden(self) -> bool:
+        return any(sheet["name"] == self.sheet and sheet["hidden"] for sheet in self.sheets)
+
+    @property
     def delimiter_name(self) -> str:
         names = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
         return names.get(self.delimiter, f"“{self.delimiter}”")

@@ -51,10 +51,14 @@ def upload(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def reading(request: HttpRequest, code) -> HttpResponse:
-    """Read the upload again with the encoding, separator and bad-row choices the user picked."""
+    """Read the upload again with the encoding, separator and bad-row choices the user picked, or,
+    for a workbook, another of its sheets. A table jobs already read is read again as a new one."""
     dataset = access.get_changeable(request.user, Dataset.objects.all(), code=code)
     form = ReadingForm(request.POST)
+    if dataset.format == "xlsx" and "sheet" in request.POST:
+        return _read_sheet(request, dataset, request.POST["sheet"])
     if dataset.format == "csv" and form.is_valid():
+        dataset = datasets.for_rereading(dataset)
         dataset.long_rows = form.cleaned_data["long_rows"]
         dataset.short_rows = form.cleaned_data["short_rows"]
         datasets.analyse(
@@ -64,6 +68,21 @@ def reading(request: HttpRequest, code) -> HttpResponse:
             tasks.count_dataset_rows.delay_on_commit(dataset.pk)
         messages.info(request, "The file was read again with your settings.")
     return redirect("jobs:new_job", dataset.code)
+
+
+def _read_sheet(request: HttpRequest, dataset: Dataset, sheet: str) -> HttpResponse:
+    if sheet == dataset.sheet:
+        return redirect("jobs:new_job", dataset.code)
+    reading = datasets.for_rereading(dataset)
+    refused = datasets.read_sheet(reading, sheet)
+    if refused:
+        if reading.pk != dataset.pk:
+            reading.delete()  # the copy made for the new reading; the file stays with the original
+        messages.error(request, f"{refused} Still reading “{dataset.sheet}”.")
+        return redirect("jobs:new_job", dataset.code)
+    tasks.count_dataset_rows.delay_on_commit(reading.pk)
+    messages.info(request, f"Read the sheet “{reading.sheet}”; its rows are being counted.")
+    return redirect("jobs:new_job", reading.code)
 
 
 @login_required
