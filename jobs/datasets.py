@@ -13,10 +13,13 @@ from collections.abc import Iterator
 
 from django.core.files.uploadedfile import UploadedFile
 
+from jobs import access
 from jobs.formats import tables
 from jobs.models import Dataset, PromptTemplate
 
 HEAD_ONLY = {"renamed_header", "separator"}
+# The earlier tables the upload page offers to use again, newest first.
+EARLIER_SHOWN = 20
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069/\\]")
 
 
@@ -198,3 +201,11 @@ def template_misfit(template: PromptTemplate, dataset: Dataset) -> str:
             "table does not have: the rows will be numbered unless you choose another column under Advanced."
         )
     return ""
+
+
+def earlier(user) -> list[Dataset]:
+    """The tables this person may use again without uploading them: their own and their teams',
+    newest first, leaving out those that could not be read."""
+    readable = Dataset.objects.exclude(status=Dataset.Status.INVALID).select_related("owner", "team")
+    readable = readable.defer("preview", "problems", "column_stats", "id_checks")
+    return list(access.visible(user, readable)[:EARLIER_SHOWN])

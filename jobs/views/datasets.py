@@ -45,7 +45,12 @@ def upload(request: HttpRequest) -> HttpResponse:
         if dataset.status == Dataset.Status.COUNTING:
             tasks.count_dataset_rows.delay_on_commit(dataset.pk)
         return redirect("jobs:new_job", dataset.code)
-    return render(request, "jobs/upload.html", {"form": form, "max_bytes": settings.UPLOAD_MAX_BYTES})
+    context = {
+        "form": form,
+        "max_bytes": settings.UPLOAD_MAX_BYTES,
+        "earlier": datasets.earlier(request.user),
+    }
+    return render(request, "jobs/upload.html", context)
 
 
 @login_required
