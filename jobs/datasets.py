@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from django.core.files.uploadedfile import UploadedFile
 
 from jobs import access
-from jobs.formats import tables
+from jobs.formats import tables, uniques
 from jobs.models import Dataset, PromptTemplate
 
 HEAD_ONLY = {"renamed_header", "separator"}
@@ -166,7 +166,8 @@ def duplicate_ids(
 
 
 def count_rows(dataset_id: int) -> None:
-    """Count every row in one pass, with its progress on the dataset, and every problem on the way."""
+    """Count every row in one pass, with its progress on the dataset, every problem on the way, and
+    which columns could be the row ID (the form refuses one with a repeated value)."""
     dataset = Dataset.objects.get(pk=dataset_id)
     if dataset.status != Dataset.Status.COUNTING:
         return
@@ -175,9 +176,12 @@ def count_rows(dataset_id: int) -> None:
     def progress(done: int, total: int) -> None:
         pending.update(count_progress=min(99, int(100 * done / max(total, 1))))
 
+    row_ids = uniques.RowIds(dataset.columns)
     try:
         with dataset.file.open("rb") as stream:
-            result = tables.count_rows(stream, table_info(dataset), progress=progress, **_policies(dataset))
+            result = tables.count_rows(
+                stream, table_info(dataset), progress=progress, row_ids=row_ids, **_policies(dataset)
+            )
     except tables.TableError as exc:
         pending.update(status=Dataset.Status.INVALID, error=str(exc))
         return
@@ -190,6 +194,7 @@ def count_rows(dataset_id: int) -> None:
         problems=[p for p in dataset.problems if p["kind"] in HEAD_ONLY] + _problems(result.problems),
         problem_total=result.problem_total,
         error=result.empty_reason,
+        id_checks=row_ids.results(),
     )
 
 

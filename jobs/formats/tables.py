@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from jobs.formats import textfiles, xlsx
+from jobs.formats import textfiles, uniques, xlsx
 from jobs.formats.text import one_line
 from jobs.formats.textfiles import (
     DELIMITER_NAMES,
@@ -349,14 +349,18 @@ def count_rows(
     long_rows: str = "skip",
     short_rows: str = "pad",
     progress: Callable[[int, int], None] | None = None,
+    row_ids: uniques.RowIds | None = None,
 ) -> RowCount:
-    """One full pass: the number of data rows and the problems met on the way."""
+    """One full pass: the number of data rows and the problems met on the way; `row_ids`, when
+    given, is fed every row to learn which columns could name the rows."""
     stream.seek(0, io.SEEK_END)
     total = stream.tell()
     stream.seek(0)
     log = ProblemLog()
     rows = 0
-    for rows, _ in iter_rows(stream, info, long_rows=long_rows, short_rows=short_rows, problems=log):
+    for rows, cells in iter_rows(stream, info, long_rows=long_rows, short_rows=short_rows, problems=log):
+        if row_ids is not None:
+            row_ids.add(rows, cells)
         if progress and rows % 100_000 == 0:
             progress(stream.tell(), total)
     if progress:

@@ -6,7 +6,7 @@ import re
 from django import forms
 
 from jobs import access, keys
-from jobs.formats import prompts, schema
+from jobs.formats import prompts, schema, uniques
 from jobs.formats.text import one_line
 from jobs.forms.common import bootstrap, team_field
 from jobs.models import Job, ModelPrice, ProviderCredential
@@ -130,9 +130,10 @@ class JobForm(forms.ModelForm):
             "user_prompt": forms.Textarea(attrs={"rows": 5, "data-prompt": "user"}),
         }
 
-    def __init__(self, *args, columns: list[str], user, **kwargs):
+    def __init__(self, *args, columns: list[str], user, id_checks: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.columns = columns
+        self.id_checks = id_checks or {}  # what the row count learned of each column (jobs.formats.uniques)
         self.fields["id_column"] = forms.ChoiceField(
             label="Row ID",
             required=False,
@@ -192,6 +193,13 @@ class JobForm(forms.ModelForm):
                 "Add a column with {{ Column name }}."
             )
         return text
+
+    def clean_id_column(self) -> str:
+        column = self.cleaned_data.get("id_column") or ""
+        refused = uniques.refusal(column, self.id_checks.get(column))
+        if refused:
+            raise forms.ValidationError(refused)
+        return column
 
     def clean_empty_rows(self) -> str:
         return self.cleaned_data.get("empty_rows") or Job.EmptyRows.ALL

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import access, audit, datasets, pilot, pipeline, tasks
-from jobs.formats import prompts, schema, tokens
+from jobs.formats import prompts, schema, tokens, uniques
 from jobs.formats.requestfiles import RequestBuilder
 from jobs.formats.text import one_line
 from jobs.forms.jobs import JobForm, output_fields
@@ -120,7 +120,13 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
     if editing:
         initial |= {field: getattr(editing, field) for field in EDITABLE}
         initial |= {"credential": editing.credential_id, "team": editing.team_id}
-    form = JobForm(request.POST or None, columns=dataset.columns, user=request.user, initial=initial)
+    form = JobForm(
+        request.POST or None,
+        columns=dataset.columns,
+        user=request.user,
+        initial=initial,
+        id_checks=dataset.id_checks,
+    )
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
         job = form.save(commit=False)
         job.owner = request.user
@@ -132,7 +138,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         if editing:
             pipeline.discard_job(editing.pk)
         return redirect("jobs:job_detail", job.code)
-    previews, preview_message = _preview_requests(dataset, form)
+    previews, preview_message, id_problem = _preview_requests(dataset, form)
     reading_form = ReadingForm(
         initial={
             "encoding": dataset.encoding,
@@ -152,6 +158,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         "form": form,
         "previews": previews,
         "preview_message": preview_message,
+        "id_problem": id_problem,
     }
     return render(request, "jobs/new_job.html", context)
 
@@ -169,12 +176,20 @@ def _plan_to_edit(request: HttpRequest, dataset: Dataset, code: str | None) -> J
     return jobs.filter(code=parse_code(code, "plan")).first()
 
 
-def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]:
-    """The exact requests the first rows will produce, with their tokens and cost, or why not yet.
+def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str, str]:
+    """The exact requests the first rows will produce, with their tokens and cost, or why not yet;
+    and why the chosen row ID column cannot name the rows, if the row count found a repeat.
 
     A form not yet posted (a template just applied, a plan being edited) previews what it shows.
     """
     data = form.data if form.is_bound else form.shown_values()
+    column = data.get("id_column") or ""
+    id_problem = uniques.refusal(column, dataset.id_checks.get(column))
+    previews, message = _requests(dataset, data)
+    return previews, message, id_problem
+
+
+def _requests(dataset: Dataset, data) -> tuple[list[dict], str]:
     job = Job(
         endpoint=data.get("endpoint") or Job.Endpoint.CHAT,
         model=one_line(data.get("model") or "") or "(choose a model)",
@@ -225,10 +240,9 @@ def _number(value, kind):
 def preview(request: HttpRequest, code) -> HttpResponse:
     dataset = get_dataset(request, code)
     form = JobForm(request.POST, columns=dataset.columns, user=request.user)
-    previews, preview_message = _preview_requests(dataset, form)
-    return render(
-        request, "jobs/new_job.html#preview", {"previews": previews, "preview_message": preview_message}
-    )
+    previews, preview_message, id_problem = _preview_requests(dataset, form)
+    context = {"previews": previews, "preview_message": preview_message, "id_problem": id_problem}
+    return render(request, "jobs/new_job.html#preview", context)
 
 
 @login_required
