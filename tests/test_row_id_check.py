@@ -38,6 +38,12 @@ def test_past_its_memory_bound_the_count_says_how_far_a_column_was_checked():
     assert found == {"Id": {"unique_until": 51}, "Group": {"value": "1", "rows": [1, 4]}}
 
 
+def test_past_its_memory_bound_the_column_of_longest_values_is_let_go_first():
+    rows = b"".join(b"%d,some longer text %d\n" % (n, n) for n in range(1, 101))
+    found = count(b"Id,Text\n" + rows, limit=150)
+    assert found == {"Id": {"unique": True}, "Text": {"unique_until": 76}}
+
+
 def test_a_column_of_long_texts_is_not_followed():
     text = "x" * 200
     found = count(f"Id,Text\n1,{text}1\n2,{text}2\n".encode(), longest=100)

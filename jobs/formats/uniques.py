@@ -6,16 +6,18 @@ settles that column (it cannot name the rows) and frees its memory. Most columns
 within a few rows; what stays is the columns still unique, the candidate IDs.
 
 Memory is bounded by TRACKED_VALUES remembered values in all (a value costs about 110 bytes: its
-64-bit hash and its row, in a dict), so some 66 MB at most. A column whose values are longer
+64-bit hash and its row, in a dict), so some 110 MB at most. A column whose values are longer
 than LONGEST_ID characters (free text, not an identifier) is not followed. When the bound is
-reached, the columns still unique are said to be unique up to that row only; the check after
-Prepare, which reads the chosen column alone, stays the backstop for them.
+reached, the column with the longest values is let go first (identifiers are short), so that
+one ID column alone is followed through a million rows; a column let go is said to be unique up
+to that row only, and the check after Prepare, which reads the chosen column alone, stays the
+backstop for it.
 
 Values are compared by their hash: two different values with the same 64-bit hash would be
 taken for a repeat, a chance of about one in 10^7 for a million distinct values.
 """
 
-TRACKED_VALUES = 600_000
+TRACKED_VALUES = 1_000_000
 LONGEST_ID = 100
 
 
@@ -27,22 +29,24 @@ class RowIds:
         self.limit = limit
         self.longest = longest
         self.first_rows: dict[int, dict[int, int]] = {i: {} for i in range(len(columns))}
+        self.lengths = [0] * len(columns)  # each column's longest value so far
         self.repeats: dict[int, dict] = {}
         self.unchecked_after: dict[int, int] = {}
         self.tracked = 0
-        self.last_row = 0
 
     def add(self, row: int, cells: list[str]) -> None:
         if not self.first_rows:
             return
-        self.last_row = row
         settled = []
         for position, seen in self.first_rows.items():
             value = cells[position]
-            if len(value) > self.longest:
-                self.unchecked_after[position] = row - 1
-                settled.append(position)
-                continue
+            length = len(value)
+            if length > self.lengths[position]:
+                if length > self.longest:
+                    self.unchecked_after[position] = row - 1
+                    settled.append(position)
+                    continue
+                self.lengths[position] = length
             first = seen.setdefault(hash(value), row)
             if first != row:
                 self.repeats[position] = {"value": value, "rows": [first, row]}
@@ -50,9 +54,10 @@ class RowIds:
         for position in settled:
             self.tracked -= len(self.first_rows.pop(position))
         self.tracked += len(self.first_rows)
-        if self.tracked > self.limit:
-            self.unchecked_after |= dict.fromkeys(self.first_rows, row)
-            self.first_rows.clear()
+        while self.tracked > self.limit:
+            position = max(self.first_rows, key=self.lengths.__getitem__)
+            self.unchecked_after[position] = row
+            self.tracked -= len(self.first_rows.pop(position))
 
     def results(self) -> dict[str, dict]:
         """{column: {"unique": true} | {"value", "rows"} of its first repeat | {"unique_until": row}}."""
