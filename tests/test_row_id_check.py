@@ -44,6 +44,11 @@ def test_past_its_memory_bound_the_column_of_longest_values_is_let_go_first():
     assert found == {"Id": {"unique": True}, "Text": {"unique_until": 76}}
 
 
+def test_a_repeated_value_with_control_characters_is_kept_as_one_line_of_text():
+    found = count(b'Id,Code\n1,"a\nb"\n2,"a\nb"\n')
+    assert found["Code"] == {"value": "a b", "rows": [1, 2]}
+
+
 def test_a_column_of_long_texts_is_not_followed():
     text = "x" * 200
     found = count(f"Id,Text\n1,{text}1\n2,{text}2\n".encode(), longest=100)

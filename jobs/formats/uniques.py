@@ -17,6 +17,8 @@ Values are compared by their hash: two different values with the same 64-bit has
 taken for a repeat, a chance of about one in 10^7 for a million distinct values.
 """
 
+from jobs.formats.text import one_line
+
 TRACKED_VALUES = 1_000_000
 LONGEST_ID = 100
 
@@ -49,7 +51,8 @@ class RowIds:
                 self.lengths[position] = length
             first = seen.setdefault(hash(value), row)
             if first != row:
-                self.repeats[position] = {"value": value, "rows": [first, row]}
+                # Shown on the form, and kept as JSON (PostgreSQL refuses NUL): one line of text.
+                self.repeats[position] = {"value": one_line(value), "rows": [first, row]}
                 settled.append(position)
         for position in settled:
             self.tracked -= len(self.first_rows.pop(position))
