@@ -15,6 +15,8 @@ CASES = [
     ["bench.prepare_cached"],
     ["bench.reconcile", "ours"],
     ["bench.reconcile", "reference"],
+    ["bench.count", "ids"],
+    ["bench.count", "plain"],
     ["bench.pages"],
 ]
 

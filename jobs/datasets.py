@@ -8,14 +8,18 @@ encoding or delimiter and try again. Reading goes through jobs.formats.tables.
 import contextlib
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterator
 
 from django.core.files.uploadedfile import UploadedFile
 
-from jobs.formats import tables
-from jobs.models import Dataset
+from jobs import access
+from jobs.formats import tables, uniques
+from jobs.models import Dataset, PromptTemplate
 
 HEAD_ONLY = {"renamed_header", "separator"}
+# The earlier tables the upload page offers to use again, newest first.
+EARLIER_SHOWN = 20
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069/\\]")
 
 
@@ -39,10 +43,7 @@ def create_from_upload(owner, uploaded: UploadedFile, team=None) -> Dataset:
 def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | None = None) -> Dataset:
     """Read the head of the file and record columns, preview and problems; saves the dataset."""
     try:
-        with dataset.file.open("rb") as stream:
-            info = tables.inspect(
-                stream, dataset.name, encoding=encoding, delimiter=delimiter, **_policies(dataset)
-            )
+        info = _inspect(dataset, encoding=encoding, delimiter=delimiter)
     except tables.TableError as exc:
         dataset.status = Dataset.Status.INVALID
         dataset.error = str(exc)
@@ -51,10 +52,35 @@ def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | N
         dataset.delimiter = delimiter or dataset.delimiter
         dataset.save()
         return dataset
+    return _record(dataset, info)
+
+
+def read_sheet(dataset: Dataset, sheet: str) -> str:
+    """Read another sheet of a workbook (to be counted again); saves the dataset.
+
+    Returns why that sheet cannot be read (empty, not in the workbook), in which case the sheet
+    read so far stays as it was: picking a wrong sheet never loses a good one.
+    """
+    try:
+        info = _inspect(dataset, sheet=sheet)
+    except tables.TableError as exc:
+        return str(exc)
+    _record(dataset, info)
+    return ""
+
+
+def _inspect(dataset: Dataset, **choices) -> tables.TableInfo:
+    with dataset.file.open("rb") as stream:
+        return tables.inspect(stream, dataset.name, **choices, **_policies(dataset))
+
+
+def _record(dataset: Dataset, info: tables.TableInfo) -> Dataset:
+    """What the head showed, on the dataset, which is now to be counted."""
     dataset.format = info.format
     dataset.encoding = info.encoding or ""
     dataset.delimiter = info.delimiter or ""
     dataset.sheet = info.sheet or ""
+    dataset.sheets = info.sheets
     dataset.columns = info.columns
     dataset.preview = info.preview
     dataset.problems = _problems(info.problems)
@@ -64,8 +90,28 @@ def analyse(dataset: Dataset, *, encoding: str | None = None, delimiter: str | N
     dataset.status = Dataset.Status.COUNTING
     dataset.error = ""
     dataset.row_count = None
+    dataset.id_checks = {}
     dataset.save()
     return dataset
+
+
+def for_rereading(dataset: Dataset) -> Dataset:
+    """The dataset to read again with other choices: itself, or, when jobs already read it as it is,
+    a new dataset on the same stored file, so that those jobs (their resends, their results) keep
+    the rows they were made from.
+    """
+    if not dataset.jobs.exists():
+        return dataset
+    copy = Dataset.objects.get(pk=dataset.pk)
+    copy.pk = None
+    copy.code = uuid.uuid4()
+    copy.save()
+    return copy
+
+
+def file_shared(dataset: Dataset) -> bool:
+    """Whether another dataset reads the same stored file (a table read again while jobs used it)."""
+    return Dataset.objects.filter(file=dataset.file.name).exclude(pk=dataset.pk).exists()
 
 
 def table_info(dataset: Dataset) -> tables.TableInfo:
@@ -120,7 +166,8 @@ def duplicate_ids(
 
 
 def count_rows(dataset_id: int) -> None:
-    """Count every row in one pass, with its progress on the dataset, and every problem on the way."""
+    """Count every row in one pass, with its progress on the dataset, every problem on the way, and
+    which columns could be the row ID (the form refuses one with a repeated value)."""
     dataset = Dataset.objects.get(pk=dataset_id)
     if dataset.status != Dataset.Status.COUNTING:
         return
@@ -129,9 +176,12 @@ def count_rows(dataset_id: int) -> None:
     def progress(done: int, total: int) -> None:
         pending.update(count_progress=min(99, int(100 * done / max(total, 1))))
 
+    row_ids = uniques.RowIds(dataset.columns)
     try:
         with dataset.file.open("rb") as stream:
-            result = tables.count_rows(stream, table_info(dataset), progress=progress, **_policies(dataset))
+            result = tables.count_rows(
+                stream, table_info(dataset), progress=progress, row_ids=row_ids, **_policies(dataset)
+            )
     except tables.TableError as exc:
         pending.update(status=Dataset.Status.INVALID, error=str(exc))
         return
@@ -144,4 +194,23 @@ def count_rows(dataset_id: int) -> None:
         problems=[p for p in dataset.problems if p["kind"] in HEAD_ONLY] + _problems(result.problems),
         problem_total=result.problem_total,
         error=result.empty_reason,
+        id_checks=row_ids.results(),
     )
+
+
+def template_misfit(template: PromptTemplate, dataset: Dataset) -> str:
+    """What of a template this table cannot take, said plainly; empty when it all fits."""
+    if template.id_column and template.id_column not in dataset.columns:
+        return (
+            f"The template “{template.name}” names the row ID column “{template.id_column}”, which this "
+            "table does not have: the rows will be numbered unless you choose another column under Advanced."
+        )
+    return ""
+
+
+def earlier(user) -> list[Dataset]:
+    """The tables this person may use again without uploading them: their own and their teams',
+    newest first, leaving out those that could not be read."""
+    readable = Dataset.objects.exclude(status=Dataset.Status.INVALID).select_related("owner", "team")
+    readable = readable.defer("preview", "problems", "column_stats", "id_checks")
+    return list(access.visible(user, readable)[:EARLIER_SHOWN])

@@ -72,3 +72,33 @@ def test_the_owner_deleting_her_last_job_removes_her_upload(
     client.post(reverse("jobs:delete", args=[job.code]))
     assert not Dataset.objects.filter(pk=shared_upload.pk).exists()
     assert not os.path.exists(path)
+
+
+def test_the_owner_deleting_her_job_keeps_an_upload_a_teammate_reused(
+    client, alice, bob, simulator_credential, shared_upload
+):
+    hers = job_on(shared_upload, alice, simulator_credential)
+    job_on(shared_upload, bob, simulator_credential)  # Bob picked her earlier upload for his job
+    client.force_login(alice)
+    client.post(reverse("jobs:delete", args=[hers.code]))
+    assert not Job.objects.filter(pk=hers.pk).exists()
+    assert Dataset.objects.filter(pk=shared_upload.pk).exists()
+    assert os.path.exists(shared_upload.file.path)
+
+
+def test_a_table_read_again_after_a_job_used_it_is_a_new_table_on_the_same_kept_file(
+    client, alice, simulator_credential, shared_upload
+):
+    job = job_on(shared_upload, alice, simulator_credential)
+    client.force_login(alice)
+    choices = {"encoding": "utf-8", "delimiter": ";", "long_rows": "skip", "short_rows": "pad"}
+    client.post(reverse("jobs:reading", args=[shared_upload.code]), choices)
+
+    shared_upload.refresh_from_db()
+    assert shared_upload.delimiter == ","  # the job's table is read as it was
+    again = Dataset.objects.exclude(pk=shared_upload.pk).get()
+    assert (again.delimiter, again.file.name) == (";", shared_upload.file.name)
+
+    client.post(reverse("jobs:delete", args=[job.code]))
+    assert not Dataset.objects.filter(pk=shared_upload.pk).exists()
+    assert os.path.exists(again.file.path)

@@ -169,6 +169,7 @@ def reads(w) -> dict[str, dict]:
                 "delimiter": ",",
                 "long_rows": w.dataset.long_rows,
                 "short_rows": w.dataset.short_rows,
+                "sheet": "Sheet1",
             }
         },
         "datasets/<uuid:code>/count/": {},

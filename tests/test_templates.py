@@ -142,3 +142,80 @@ def test_a_column_named_with_braces_gets_a_button_whose_placeholder_works(
         post_data(simulator_credential, user_prompt='Say {{ "{{x}}" }} and {{ plain }}'),
     ).content.decode()
     assert "Say hello and world" in preview
+
+
+def test_applying_a_template_restores_every_setting_it_holds_and_previews_its_requests(
+    client, alice, simulator_credential
+):
+    team = Group.objects.create(name="Research")
+    alice.groups.add(team)
+    first = make_dataset(alice)
+    client.force_login(alice)
+    settings = {
+        "template_name": "Everything",
+        "model": "gpt-4o",
+        "id_column": "Reviewer",
+        "empty_rows": "any",
+        "team": str(team.pk),
+        "reuse_answers": "on",
+        "field-0-name": "mood",
+        "field-0-type": "label",
+        "field-0-labels": "up, down",
+    }
+    client.post(reverse("jobs:save_template", args=[first.code]), post_data(simulator_credential, **settings))
+    template = PromptTemplate.objects.get()
+    assert (template.id_column, template.empty_rows, template.team, template.reuse_answers) == (
+        "Reviewer",
+        "any",
+        team,
+        True,
+    )
+    assert template.resubmit_expired is False  # not ticked when it was saved
+
+    second = make_dataset(alice, name="more reviews.csv")
+    page = client.get(reverse("jobs:new_job", args=[second.code]), {"template": template.code})
+    form = page.context["form"]
+    chosen = {name: form[name].value() for name in ("model", "id_column", "empty_rows", "team")}
+    assert chosen == {"model": "gpt-4o", "id_column": "Reviewer", "empty_rows": "any", "team": team.pk}
+    assert (form["reuse_answers"].value(), form["resubmit_expired"].value()) == (True, False)
+    assert 'value="up, down"' in page.content.decode()
+    # The preview shows the template's requests at once, not an empty form's.
+    assert [p["user"] for p in page.context["previews"]][:1] == ["Sentiment of: Great shoes, very comfy"]
+
+
+def test_a_template_whose_row_id_column_this_table_lacks_says_so(client, alice, simulator_credential):
+    template = PromptTemplate.objects.create(
+        owner=alice, name="Other", model="gpt-4o-mini", user_prompt="{{ Review Text }}", id_column="Order"
+    )
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    page = client.get(reverse("jobs:new_job", args=[dataset.code]), {"template": template.code})
+    assert "row ID column “Order”, which this table does not have" in page.content.decode()
+
+
+def test_deleting_a_template_asks_first_and_names_the_team_it_is_shared_with(client, alice):
+    team = Group.objects.create(name="Research")
+    alice.groups.add(team)
+    template = PromptTemplate.objects.create(
+        owner=alice, name="Ours", model="m", user_prompt="{{ a }}", team=team
+    )
+    client.force_login(alice)
+    url = reverse("jobs:template_delete", args=[template.code])
+    listing = client.get(reverse("jobs:templates")).content.decode()
+    assert f'href="{url}"' in listing  # a link to the question, not a button that deletes at once
+
+    question = client.get(url).content.decode()
+    assert "Delete the template “Ours”?" in question
+    assert "It is shared with the team Research" in question
+    assert PromptTemplate.objects.filter(pk=template.pk).exists()
+
+    client.post(url)
+    assert not PromptTemplate.objects.exists()
+
+
+def test_deleting_a_private_template_asks_without_naming_a_team(client, alice):
+    template = PromptTemplate.objects.create(owner=alice, name="Mine", model="m", user_prompt="{{ a }}")
+    client.force_login(alice)
+    question = client.get(reverse("jobs:template_delete", args=[template.code])).content.decode()
+    assert "Delete the template “Mine”?" in question
+    assert "shared" not in question

@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from jobs.formats import textfiles, xlsx
+from jobs.formats import textfiles, uniques, xlsx
+from jobs.formats.text import one_line
 from jobs.formats.textfiles import (
     DELIMITER_NAMES,
     MAX_COLUMNS,
@@ -68,6 +69,8 @@ class TableInfo:
     problems: list[Problem] = field(default_factory=list)
     column_stats: list[dict] = field(default_factory=list)
     sheet: str | None = None
+    # A workbook's sheets, [{name, hidden}], in order.
+    sheets: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -146,19 +149,21 @@ def inspect(
     preview_rows: int = 20,
     long_rows: str = "skip",
     short_rows: str = "pad",
+    sheet: str | None = None,
 ) -> TableInfo:
     """Learn a table's shape from the head of the file only.
 
     `encoding` and `delimiter`, when given, override detection; the preview follows `long_rows`
-    and `short_rows` as the full pass will. Raises TableError for a file that cannot be read as
-    a table (empty, binary, no rows, too many columns).
+    and `short_rows` as the full pass will; `sheet` picks a workbook's sheet (else the first
+    visible one with cells). Raises TableError for a file that cannot be read as a table
+    (empty, binary, no rows, too many columns, an empty or missing sheet).
     """
     head = stream.read(HEAD_BYTES)
     stream.seek(0)
     if not head.strip(b" \t\r\n\xef\xbb\xbf\xff\xfe\x00"):
         raise TableError("The file is empty.")
     if is_xlsx(head):
-        return _inspect_xlsx(stream, preview_rows)
+        return _inspect_xlsx(stream, preview_rows, sheet)
     sniff_binary(head, encoding)
     encoding = _byte_order(encoding, head) or detect_encoding(head)
     try:
@@ -344,14 +349,18 @@ def count_rows(
     long_rows: str = "skip",
     short_rows: str = "pad",
     progress: Callable[[int, int], None] | None = None,
+    row_ids: uniques.RowIds | None = None,
 ) -> RowCount:
-    """One full pass: the number of data rows and the problems met on the way."""
+    """One full pass: the number of data rows and the problems met on the way; `row_ids`, when
+    given, is fed every row to learn which columns could name the rows."""
     stream.seek(0, io.SEEK_END)
     total = stream.tell()
     stream.seek(0)
     log = ProblemLog()
     rows = 0
-    for rows, _ in iter_rows(stream, info, long_rows=long_rows, short_rows=short_rows, problems=log):
+    for rows, cells in iter_rows(stream, info, long_rows=long_rows, short_rows=short_rows, problems=log):
+        if row_ids is not None:
+            row_ids.add(rows, cells)
         if progress and rows % 100_000 == 0:
             progress(stream.tell(), total)
     if progress:
@@ -370,16 +379,16 @@ def _workbook(stream: BinaryIO) -> xlsx.Workbook:
         raise TableError(str(exc)) from exc
 
 
-def _inspect_xlsx(stream: BinaryIO, preview_rows: int) -> TableInfo:
+def _inspect_xlsx(stream: BinaryIO, preview_rows: int, sheet: str | None) -> TableInfo:
     try:
         book = _workbook(stream)
-        name = book.first_sheet_with_cells()
+        name = _chosen_sheet(book, sheet) if sheet is not None else book.first_sheet_with_cells()
         header = next(book.rows(name, MAX_COLUMNS, header=True))
     except xlsx.WorkbookError as exc:
         raise TableError(str(exc)) from exc
     problems: list[Problem] = []
     columns = _header(header.cells, problems)
-    info = TableInfo("xlsx", None, None, columns, [], problems, sheet=name)
+    info = TableInfo("xlsx", None, None, columns, [], problems, sheet=name, sheets=book.listing())
     log = ProblemLog()
     for _, cells in _xlsx_rows(stream, info, log, book):
         info.preview.append(cells)
@@ -395,6 +404,15 @@ def _inspect_xlsx(stream: BinaryIO, preview_rows: int) -> TableInfo:
         raise TableError("The file has a header but no rows.")
     info.column_stats = _stats(columns, info.preview)
     return info
+
+
+def _chosen_sheet(book: xlsx.Workbook, sheet: str) -> str:
+    """The sheet the user picked, if the workbook has it and it has cells."""
+    if sheet not in dict(book.sheets):
+        raise TableError(f"The workbook has no sheet called “{one_line(sheet)[:100]}”.")
+    if not book.has_cells(sheet):
+        raise TableError(f"The sheet “{sheet}” is empty: it has no cells. Choose another sheet.")
+    return sheet
 
 
 def _xlsx_rows(

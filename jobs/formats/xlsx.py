@@ -140,12 +140,16 @@ class Workbook:
                 target = rel.get("Target", "")
                 self.strings_part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
         sheets = []
+        # Hidden ("hidden" or "veryHidden") sheets are offered last resort and marked as such.
+        self.hidden: set[str] = set()
         for element in book.iter():
             if local_name(element.tag) == "sheet" and element.get(_RELATIONSHIP) in targets:
                 target = targets[element.get(_RELATIONSHIP)]
                 path = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
                 if path in self.parts:
                     sheets.append((element.get("name", ""), path))
+                    if element.get("state", "visible") != "visible":
+                        self.hidden.add(element.get("name", ""))
         self._date1904_flag = any(
             local_name(e.tag) == "workbookPr" and e.get("date1904") in ("1", "true") for e in book.iter()
         )
@@ -226,10 +230,19 @@ class Workbook:
                 yield text_of(previous)
 
     def first_sheet_with_cells(self) -> str:
-        for name, _ in self.sheets:
-            if next(self.rows(name, MAX_COLUMNS, header=True), None) is not None:
+        """The sheet read unless the user picks another: the first visible one with cells, else hidden."""
+        ordered = sorted(self.sheets, key=lambda sheet: sheet[0] in self.hidden)
+        for name, _ in ordered:
+            if self.has_cells(name):
                 return name
         raise WorkbookError("The Excel file is empty: none of its sheets has any cells.")
+
+    def has_cells(self, sheet: str) -> bool:
+        return next(self.rows(sheet, MAX_COLUMNS, header=True), None) is not None
+
+    def listing(self) -> list[dict]:
+        """Every sheet in the workbook's order, and whether Excel hides it."""
+        return [{"name": name, "hidden": name in self.hidden} for name, _ in self.sheets]
 
     def rows(self, sheet: str, width: int, *, header: bool = False) -> Iterator[Row]:
         """The rows of `sheet` that have a non-empty cell, in order, each cut at `width` columns.

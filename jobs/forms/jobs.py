@@ -6,7 +6,7 @@ import re
 from django import forms
 
 from jobs import access, keys
-from jobs.formats import prompts, schema
+from jobs.formats import prompts, schema, uniques
 from jobs.formats.text import one_line
 from jobs.forms.common import bootstrap, team_field
 from jobs.models import Job, ModelPrice, ProviderCredential
@@ -130,9 +130,10 @@ class JobForm(forms.ModelForm):
             "user_prompt": forms.Textarea(attrs={"rows": 5, "data-prompt": "user"}),
         }
 
-    def __init__(self, *args, columns: list[str], user, **kwargs):
+    def __init__(self, *args, columns: list[str], user, id_checks: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.columns = columns
+        self.id_checks = id_checks or {}  # what the row count learned of each column (jobs.formats.uniques)
         self.fields["id_column"] = forms.ChoiceField(
             label="Row ID",
             required=False,
@@ -193,6 +194,13 @@ class JobForm(forms.ModelForm):
             )
         return text
 
+    def clean_id_column(self) -> str:
+        column = self.cleaned_data.get("id_column") or ""
+        refused = uniques.refusal(column, self.id_checks.get(column))
+        if refused:
+            raise forms.ValidationError(refused)
+        return column
+
     def clean_empty_rows(self) -> str:
         return self.cleaned_data.get("empty_rows") or Job.EmptyRows.ALL
 
@@ -225,6 +233,15 @@ class JobForm(forms.ModelForm):
         except schema.FieldError as exc:
             self.add_error(None, str(exc))
         return data
+
+    def shown_values(self) -> dict:
+        """What the page shows in each field, as the page would post it (the builder's rows too)."""
+        values = {name: self[name].value() for name in self.fields}
+        for row in self.field_rows:
+            values |= {
+                f"field-{row['index']}-{key}": row[key] for key in ("name", "type", "description", "labels")
+            }
+        return {name: value for name, value in values.items() if value is not None}
 
     @property
     def field_rows(self) -> list[dict]:

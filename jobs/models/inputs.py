@@ -27,6 +27,8 @@ class Dataset(models.Model):
     encoding = models.CharField(max_length=40, blank=True)
     delimiter = models.CharField(max_length=4, blank=True)
     sheet = models.CharField(max_length=255, blank=True)
+    # A workbook's sheets in order, [{name, hidden}], to offer the others than the one read.
+    sheets = models.JSONField(default=list, blank=True)
     columns = models.JSONField(default=list)
     preview = models.JSONField(default=list)
     problems = models.JSONField(default=list)
@@ -56,6 +58,9 @@ class Dataset(models.Model):
     count_progress = models.PositiveSmallIntegerField(default=0)
     row_count = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # What the row count learned of each column's values as a row ID (jobs.formats.uniques):
+    # {column: {"unique": true} | {"value", "rows"} of a repeat | {"unique_until": row}}.
+    id_checks = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -63,6 +68,16 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def sheet_position(self) -> int | None:
+        """Where the sheet read stands among the workbook's sheets, from 1."""
+        names = [sheet["name"] for sheet in self.sheets]
+        return names.index(self.sheet) + 1 if self.sheet in names else None
+
+    @property
+    def sheet_hidden(self) -> bool:
+        return any(sheet["name"] == self.sheet and sheet["hidden"] for sheet in self.sheets)
 
     @property
     def delimiter_name(self) -> str:
@@ -81,6 +96,11 @@ class PromptSettings(models.Model):
         CHAT = "/v1/chat/completions", "Chat completions"
         RESPONSES = "/v1/responses", "Responses"
         EMBEDDINGS = "/v1/embeddings", "Embeddings"
+
+    class EmptyRows(models.TextChoices):
+        ALL = "all", "Leave out rows where all the columns the prompt uses are empty"
+        ANY = "any", "Leave out rows where any column the prompt uses is empty"
+        SEND = "send", "Send every row, empty or not"
 
     endpoint = models.CharField(max_length=40, choices=Endpoint.choices, default=Endpoint.CHAT)
     model = models.CharField(max_length=100)
@@ -114,7 +134,17 @@ class PromptTemplate(PromptSettings):
         Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="templates"
     )
     name = models.CharField(max_length=200)
+    # How the table is read into requests, kept with the prompt (a job has its own copy of each).
+    id_column = models.CharField(max_length=255, blank=True)
+    empty_rows = models.CharField(
+        max_length=4, choices=PromptSettings.EmptyRows.choices, default=PromptSettings.EmptyRows.ALL
+    )
+    resubmit_expired = models.BooleanField(default=True)
+    reuse_answers = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Everything a template holds and applying it restores (its team too, by id).
+    SETTINGS = (*PromptSettings.SETTINGS, "id_column", "empty_rows", "resubmit_expired", "reuse_answers")
 
     class Meta:
         ordering = ["name"]

@@ -45,12 +45,9 @@ class Job(PromptSettings):
         help_text="A column whose values name each row; empty to number the rows instead.",
     )
 
-    class EmptyRows(models.TextChoices):
-        ALL = "all", "Leave out rows where all the columns the prompt uses are empty"
-        ANY = "any", "Leave out rows where any column the prompt uses is empty"
-        SEND = "send", "Send every row, empty or not"
-
-    empty_rows = models.CharField(max_length=4, choices=EmptyRows.choices, default=EmptyRows.ALL)
+    empty_rows = models.CharField(
+        max_length=4, choices=PromptSettings.EmptyRows.choices, default=PromptSettings.EmptyRows.ALL
+    )
 
     rows_total = models.PositiveIntegerField(default=0)
     rows_processed = models.PositiveIntegerField(default=0)

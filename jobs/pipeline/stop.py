@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import datasets
 from jobs.models import Batch, Job, ProviderCredential
 from jobs.pipeline import reuse
 from jobs.pipeline.common import cancel_remote, delete_provider_files, mark_not_sent, settle
@@ -72,7 +73,8 @@ def delete_job(job: Job) -> list[str]:
     provider, for the caller to delete.
 
     A teammate's job on a shared upload (or an admin deleting that job) never removes the
-    upload: it is its owner's, who may want it for the next job.
+    upload: it is its owner's, who may want it for the next job. Nor does a job whose table
+    is still used by another job, or whose file another dataset still reads.
     """
     batches = list(job.batches.all())
     at_provider = [
@@ -96,7 +98,9 @@ def delete_job(job: Job) -> list[str]:
     with transaction.atomic():
         job.delete()
         if dataset.owner_id == job.owner_id and not dataset.jobs.exists():
-            files.append(dataset.file)
+            # A table read again while jobs used it has a second dataset on the same file.
+            if not datasets.file_shared(dataset):
+                files.append(dataset.file)
             dataset.delete()
     for field in files:
         if field.name:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import access, audit, datasets, pilot, pipeline, tasks
-from jobs.formats import prompts, schema, tokens
+from jobs.formats import prompts, schema, tokens, uniques
 from jobs.formats.requestfiles import RequestBuilder
 from jobs.formats.text import one_line
 from jobs.forms.jobs import JobForm, output_fields
@@ -45,16 +45,25 @@ def upload(request: HttpRequest) -> HttpResponse:
         if dataset.status == Dataset.Status.COUNTING:
             tasks.count_dataset_rows.delay_on_commit(dataset.pk)
         return redirect("jobs:new_job", dataset.code)
-    return render(request, "jobs/upload.html", {"form": form, "max_bytes": settings.UPLOAD_MAX_BYTES})
+    context = {
+        "form": form,
+        "max_bytes": settings.UPLOAD_MAX_BYTES,
+        "earlier": datasets.earlier(request.user),
+    }
+    return render(request, "jobs/upload.html", context)
 
 
 @login_required
 @require_POST
 def reading(request: HttpRequest, code) -> HttpResponse:
-    """Read the upload again with the encoding, separator and bad-row choices the user picked."""
+    """Read the upload again with the encoding, separator and bad-row choices the user picked, or,
+    for a workbook, another of its sheets. A table jobs already read is read again as a new one."""
     dataset = access.get_changeable(request.user, Dataset.objects.all(), code=code)
     form = ReadingForm(request.POST)
+    if dataset.format == "xlsx" and "sheet" in request.POST:
+        return _read_sheet(request, dataset, request.POST["sheet"])
     if dataset.format == "csv" and form.is_valid():
+        dataset = datasets.for_rereading(dataset)
         dataset.long_rows = form.cleaned_data["long_rows"]
         dataset.short_rows = form.cleaned_data["short_rows"]
         datasets.analyse(
@@ -64,6 +73,21 @@ def reading(request: HttpRequest, code) -> HttpResponse:
             tasks.count_dataset_rows.delay_on_commit(dataset.pk)
         messages.info(request, "The file was read again with your settings.")
     return redirect("jobs:new_job", dataset.code)
+
+
+def _read_sheet(request: HttpRequest, dataset: Dataset, sheet: str) -> HttpResponse:
+    if sheet == dataset.sheet:
+        return redirect("jobs:new_job", dataset.code)
+    reading = datasets.for_rereading(dataset)
+    refused = datasets.read_sheet(reading, sheet)
+    if refused:
+        if reading.pk != dataset.pk:
+            reading.delete()  # the copy made for the new reading; the file stays with the original
+        messages.error(request, f"{refused} Still reading “{dataset.sheet}”.")
+        return redirect("jobs:new_job", dataset.code)
+    tasks.count_dataset_rows.delay_on_commit(reading.pk)
+    messages.info(request, f"Read the sheet “{reading.sheet}”; its rows are being counted.")
+    return redirect("jobs:new_job", reading.code)
 
 
 @login_required
@@ -85,15 +109,24 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
     initial = {"name": dataset.name.rsplit(".", 1)[0], "team": dataset.team_id}
     templates = access.visible(request.user, PromptTemplate.objects.all())
     chosen = request.GET.get("template")
+    template_note = ""
     if chosen:
         template = get_object_or_404(templates, code=parse_code(chosen, "template"))
         initial |= {field: getattr(template, field) for field in PromptTemplate.SETTINGS}
+        initial["team"] = template.team_id
+        template_note = datasets.template_misfit(template, dataset)
     # "Edit" on a plan: the form as it was filled in; the plan is replaced when this one is prepared.
     editing = _plan_to_edit(request, dataset, request.POST.get("replaces") or request.GET.get("edit"))
     if editing:
         initial |= {field: getattr(editing, field) for field in EDITABLE}
         initial |= {"credential": editing.credential_id, "team": editing.team_id}
-    form = JobForm(request.POST or None, columns=dataset.columns, user=request.user, initial=initial)
+    form = JobForm(
+        request.POST or None,
+        columns=dataset.columns,
+        user=request.user,
+        initial=initial,
+        id_checks=dataset.id_checks,
+    )
     if request.method == "POST" and dataset.status != Dataset.Status.INVALID and form.is_valid():
         job = form.save(commit=False)
         job.owner = request.user
@@ -105,7 +138,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         if editing:
             pipeline.discard_job(editing.pk)
         return redirect("jobs:job_detail", job.code)
-    previews, preview_message = _preview_requests(dataset, form)
+    previews, preview_message, id_problem = _preview_requests(dataset, form)
     reading_form = ReadingForm(
         initial={
             "encoding": dataset.encoding,
@@ -119,26 +152,20 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         "field_types": schema.TYPES.items(),
         "templates": templates,
         "chosen_template": chosen,
+        "template_note": template_note,
         "editing": editing,
         "reading_form": reading_form,
         "form": form,
         "previews": previews,
         "preview_message": preview_message,
+        "id_problem": id_problem,
     }
     return render(request, "jobs/new_job.html", context)
 
 
 # What "Edit" carries back from a plan into the form: everything the owner filled in (with the key and
 # the team, by id).
-EDITABLE = (
-    *PromptTemplate.SETTINGS,
-    "name",
-    "id_column",
-    "empty_rows",
-    "resubmit_expired",
-    "reuse_answers",
-    "pilot_output_tokens",
-)
+EDITABLE = (*PromptTemplate.SETTINGS, "name", "pilot_output_tokens")
 
 
 def _plan_to_edit(request: HttpRequest, dataset: Dataset, code: str | None) -> Job | None:
@@ -149,9 +176,20 @@ def _plan_to_edit(request: HttpRequest, dataset: Dataset, code: str | None) -> J
     return jobs.filter(code=parse_code(code, "plan")).first()
 
 
-def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str]:
-    """The exact requests the first rows will produce, with their tokens and cost, or why not yet."""
-    data = form.data
+def _preview_requests(dataset: Dataset, form: JobForm) -> tuple[list[dict], str, str]:
+    """The exact requests the first rows will produce, with their tokens and cost, or why not yet;
+    and why the chosen row ID column cannot name the rows, if the row count found a repeat.
+
+    A form not yet posted (a template just applied, a plan being edited) previews what it shows.
+    """
+    data = form.data if form.is_bound else form.shown_values()
+    column = data.get("id_column") or ""
+    id_problem = uniques.refusal(column, dataset.id_checks.get(column))
+    previews, message = _requests(dataset, data)
+    return previews, message, id_problem
+
+
+def _requests(dataset: Dataset, data) -> tuple[list[dict], str]:
     job = Job(
         endpoint=data.get("endpoint") or Job.Endpoint.CHAT,
         model=one_line(data.get("model") or "") or "(choose a model)",
@@ -202,10 +240,9 @@ def _number(value, kind):
 def preview(request: HttpRequest, code) -> HttpResponse:
     dataset = get_dataset(request, code)
     form = JobForm(request.POST, columns=dataset.columns, user=request.user)
-    previews, preview_message = _preview_requests(dataset, form)
-    return render(
-        request, "jobs/new_job.html#preview", {"previews": previews, "preview_message": preview_message}
-    )
+    previews, preview_message, id_problem = _preview_requests(dataset, form)
+    context = {"previews": previews, "preview_message": preview_message, "id_problem": id_problem}
+    return render(request, "jobs/new_job.html#preview", context)
 
 
 @login_required
@@ -276,9 +313,12 @@ def templates(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def template_delete(request: HttpRequest, code) -> HttpResponse:
-    template = access.get_changeable(request.user, PromptTemplate.objects.all(), code=code)
+    """Asks first (a page of its own, so that it works without JavaScript), then deletes on POST."""
+    template = access.get_changeable(request.user, PromptTemplate.objects.select_related("team"), code=code)
+    if request.method == "GET":
+        return render(request, "jobs/template_delete.html", {"template": template})
     template.delete()
     messages.info(request, f"Deleted the template “{template.name}”. Jobs that used it keep their copy.")
     return redirect("jobs:templates")
