@@ -58,6 +58,9 @@ class Job(PromptSettings):
     rows_failed = models.PositiveIntegerField(default=0)
     # Failed rows worth sending again as they are, counted when the results are built.
     rows_retryable = models.PositiveIntegerField(default=0)
+    # Rows sent again after they had failed: more work, so that the bar never goes back. A follow-up of
+    # an expired part is not counted: it finishes the same rows (Batch.rows_superseded).
+    rows_resent = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     # Prompt tokens as the provider reported them in its answers (what is billed).
@@ -154,19 +157,24 @@ class Job(PromptSettings):
         return max(0, self.rows_total - self.rows_succeeded - self.rows_failed)
 
     @property
+    def rows_work(self) -> int:
+        """Requests to process: every row once, and each row sent again once more."""
+        return self.rows_total + self.rows_resent
+
+    @property
     def percent_done(self) -> int:
         if self.status == self.Status.COMPLETED:
             return 100
-        if not self.rows_total:
+        if not self.rows_work:
             return 0
-        return min(100, int(100 * self.rows_processed / self.rows_total))
+        return min(100, int(100 * self.rows_processed / self.rows_work))
 
     @property
     def time_left(self) -> timedelta | None:
         """From the rate observed since the job was sent; None until there is a rate to go by."""
         if self.status != self.Status.RUNNING or not self.started_at or not self.rows_processed:
             return None
-        remaining = self.rows_total - self.rows_processed
+        remaining = self.rows_work - self.rows_processed
         if remaining <= 0:
             return None
         elapsed = (timezone.now() - self.started_at).total_seconds()
@@ -253,6 +261,9 @@ class Batch(models.Model):
     outcomes_file = models.FileField(upload_to=_PrivatePath("batches"), blank=True)
     rows_succeeded = models.PositiveIntegerField(default=0)
     rows_failed = models.PositiveIntegerField(default=0)
+    # Of rows_failed, those that expired unfinished and went into a follow-up part (the same index, the
+    # next attempt): that part answers them, so they are neither failures nor work done here.
+    rows_superseded = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     reported_input_tokens = models.PositiveBigIntegerField(default=0)
     failure_codes = models.JSONField(default=dict, blank=True)
@@ -299,6 +310,11 @@ class Batch(models.Model):
         if self.status == self.Status.DONE and self.error:
             return "failed"
         return self.get_status_display().lower()
+
+    @property
+    def rows_failed_here(self) -> int:
+        """Rows that failed in this part for good: those a follow-up took over are not its failures."""
+        return self.rows_failed - self.rows_superseded
 
     @property
     def looks_stuck(self) -> bool:

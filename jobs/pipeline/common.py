@@ -95,7 +95,10 @@ def mark_not_sent(batch: Batch) -> reconcile.Summary:
     return store_outcomes(batch, outcomes)
 
 
-def settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: str = "") -> bool:
+def settle(
+    batch: Batch, from_status: str, summary: reconcile.Summary, error: str = "", superseded: int = 0
+) -> bool:
+    """The batch is done with these outcomes; `superseded` of its failed rows went into a follow-up."""
     won = batch.transition(
         from_status,
         Batch.Status.DONE,
@@ -105,6 +108,7 @@ def settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: st
         output_tokens=summary.output_tokens,
         reported_input_tokens=summary.input_tokens,
         failure_codes=dict(summary.codes),
+        rows_superseded=superseded,
         error=error,
         finished_at=timezone.now(),
         next_poll_at=None,
@@ -122,6 +126,10 @@ def refresh_job_counters(job_id: int) -> None:
     nor never sent. A done batch answers or fails every row it sent, so what it counts as
     neither was not sent (its job was cancelled first); in a later attempt such a row keeps
     the failure of the attempt before, so only the first attempt's are left out.
+
+    The work is every row once plus each row sent again, and what is done of it only grows: a
+    resend adds to the work; rows of an expired part that a follow-up took over (superseded)
+    are neither work done nor failures, as the follow-up's rows are the same rows.
     """
     done = Q(status=Batch.Status.DONE)
     totals = Batch.objects.filter(job_id=job_id).aggregate(
@@ -130,7 +138,10 @@ def refresh_job_counters(job_id: int) -> None:
         not_sent=Sum(
             F("request_count") - F("rows_succeeded") - F("rows_failed"), filter=done & Q(attempt=1), default=0
         ),
+        ended=Sum(F("rows_succeeded") + F("rows_failed") - F("rows_superseded"), filter=done, default=0),
         moving=Sum(F("requests_completed") + F("requests_failed"), filter=~done, default=0),
+        resent=Sum("request_count", filter=Q(attempt__gt=1), default=0),
+        superseded=Sum("rows_superseded", default=0),
         input_tokens=Sum("input_tokens", default=0),
         reported_input_tokens=Sum("reported_input_tokens", default=0),
         output_tokens=Sum("output_tokens", default=0),
@@ -138,7 +149,9 @@ def refresh_job_counters(job_id: int) -> None:
     Job.objects.filter(pk=job_id).update(
         rows_succeeded=totals["succeeded"],
         rows_failed=F("rows_total") - totals["succeeded"] - totals["waiting"] - totals["not_sent"],
-        rows_processed=F("rows_total") - totals["waiting"] - totals["not_sent"] + totals["moving"],
+        rows_processed=totals["ended"] + totals["moving"],
+        # An expired part is settled a moment before its follow-up is saved (in one transaction).
+        rows_resent=max(0, totals["resent"] - totals["superseded"]),
         input_tokens=totals["input_tokens"],
         reported_input_tokens=totals["reported_input_tokens"],
         output_tokens=totals["output_tokens"],

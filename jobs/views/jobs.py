@@ -50,6 +50,7 @@ BATCH_DISPLAY_FIELDS = [
     "requests_failed",
     "rows_succeeded",
     "rows_failed",
+    "rows_superseded",
     "submitted_at",
     "finished_at",
     "error",
@@ -109,9 +110,12 @@ def _job_context(job: Job) -> dict:
     batches = list(job.batches.only(*BATCH_DISPLAY_FIELDS))
     # A job waiting for approval when no admin can be emailed waits until someone looks by chance.
     unheard = job.status == Job.Status.AWAITING_APPROVAL and not notify.admins_with_email().exists()
+    # The provider counts answers while a part runs; they reach the results when the part ends.
+    at_provider = sum(b.requests_completed for b in batches if b.status == b.Status.RUNNING)
     return {
         "job": job,
         "batches": batches,
+        "answered_at_provider": at_provider,
         "plan": plan,
         "cost": cost,
         "admins_unheard": unheard,
