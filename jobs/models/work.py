@@ -151,8 +151,9 @@ class Job(PromptSettings):
 
     @property
     def rows_not_sent(self) -> int:
-        """Rows of a cancelled job that never went to the provider: neither answered nor failed."""
-        if self.status != self.Status.CANCELLED:
+        """Rows of a finished job that never went to the provider (its cancel came first, or the budget
+        held them back): neither answered nor failed."""
+        if not self.is_finished:
             return 0
         return max(0, self.rows_total - self.rows_succeeded - self.rows_failed)
 

@@ -86,12 +86,12 @@ def fail_batch_rows(
     return store_outcomes(batch, sorted(outcomes, key=lambda o: o.row))
 
 
-def mark_not_sent(batch: Batch) -> reconcile.Summary:
-    """The job was cancelled before this batch went out: every row is "not sent (cancelled)"."""
-    outcomes = [
-        reconcile.not_sent(row, reconcile.CANCELLED_BEFORE_SENDING, CANCELLED_MESSAGE)
-        for row in sorted(expected_rows(batch))
-    ]
+def mark_not_sent(
+    batch: Batch, code: str = reconcile.CANCELLED_BEFORE_SENDING, message: str = CANCELLED_MESSAGE
+) -> reconcile.Summary:
+    """This batch never goes out (its job was cancelled first, or the budget held it back): every row
+    is "not sent", with the reason; it can be sent later (stage7_retry)."""
+    outcomes = [reconcile.not_sent(row, code, message) for row in sorted(expected_rows(batch))]
     return store_outcomes(batch, outcomes)
 
 
