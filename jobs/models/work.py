@@ -164,7 +164,7 @@ class Job(PromptSettings):
 
     @property
     def percent_done(self) -> int:
-        if self.status == self.Status.COMPLETED:
+        if self.status == self.Status.COMPLETED and not self.rows_not_sent:
             return 100
         if not self.rows_work:
             return 0
@@ -306,11 +306,22 @@ class Batch(models.Model):
         """What a user calls this part's state: queued, validating, in progress, …, done, failed."""
         if self.status == self.Status.RUNNING and self.remote_status:
             return self.remote_status.replace("_", " ")
+        if self.never_sent:
+            return "not sent"
         if self.status == self.Status.DONE and self.remote_status in ("failed", "expired", "cancelled"):
             return self.remote_status
         if self.status == self.Status.DONE and self.error:
             return "failed"
         return self.get_status_display().lower()
+
+    @property
+    def never_sent(self) -> bool:
+        """Done without going out: its job was cancelled first, or the budget held it back."""
+        return (
+            self.status == self.Status.DONE
+            and not self.remote_batch_id
+            and not self.rows_succeeded + self.rows_failed
+        )
 
     @property
     def rows_failed_here(self) -> int:
