@@ -115,3 +115,26 @@ def test_when_not_even_the_first_row_fits_nothing_is_offered(client, alice, simu
     client.force_login(alice)
     page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
     assert "This cannot be sent now." in page and "Send only the first" not in page
+
+
+def test_first_rows_above_the_approval_threshold_wait_for_an_admin_and_a_decline_restores_the_plan(
+    client, alice, simulator_credential
+):
+    job = planned_over_budget(alice, simulator_credential, fits=3)
+    whole = job.estimated_cost
+    simulator_credential.approval_above = Decimal("0.000001")
+    simulator_credential.save()
+    client.force_login(alice)
+    client.post(reverse("jobs:start_first", args=[job.code]), {"rows": "3"})
+    job.refresh_from_db()
+    assert job.status == Job.Status.AWAITING_APPROVAL and job.estimated_cost == cost_of_first(job, 3)
+    assert pipeline.release_queued_batches() == []
+
+    assert pipeline.decline_job(job.pk, "Wait for next month.")
+    job.refresh_from_db()
+    # Back to the plan as it was: every row to send, at the whole cost.
+    assert job.status == Job.Status.PLANNED and job.estimated_cost == whole
+    assert set(job.batches.values_list("status", flat=True)) == {Batch.Status.QUEUED}
+    assert sum(job.batches.values_list("request_count", flat=True)) == 5
+    page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
+    assert "Send only the first 3 rows" in page

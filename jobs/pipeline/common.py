@@ -7,10 +7,12 @@ import itertools
 import logging
 import operator
 import tempfile
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 from django.core.files import File
+from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
@@ -116,6 +118,25 @@ def settle(
     if won:
         refresh_job_counters(batch.job_id)
     return won
+
+
+def resume_unsent(batch: Batch) -> None:
+    """A part that never went out goes back to the queue as it is, under a new idempotency token."""
+    stale = batch.outcomes_file.name
+    resumed = batch.transition(
+        Batch.Status.DONE,
+        Batch.Status.QUEUED,
+        token=uuid.uuid4(),
+        outcomes_file="",
+        failure_codes={},
+        submit_attempts=0,
+        submit_started_at=None,
+        finished_at=None,
+        error="",
+    )
+    if resumed and stale:
+        # After the commit: a rollback must find the file still there.
+        transaction.on_commit(lambda: batch.outcomes_file.storage.delete(stale))
 
 
 def refresh_job_counters(job_id: int) -> None:

@@ -14,7 +14,7 @@ from jobs.formats import reconcile
 from jobs.formats.requestfiles import split_requests
 from jobs.models import Batch, Job, ProviderCredential
 from jobs.money import gate, plans
-from jobs.pipeline.common import mark_not_sent, new_batch, settle
+from jobs.pipeline.common import mark_not_sent, new_batch, refresh_job_counters, resume_unsent, settle
 
 
 def start_job(job_id: int) -> bool:
@@ -134,12 +134,28 @@ def approve_job(job_id: int) -> bool:
 def decline_job(job_id: int, note: str) -> bool:
     """An admin declines a job waiting for approval: it goes back to its plan, with the admin's note for
     its owner, who can change it, discard it or send it again. Only a job never sent can be declined
-    (a resend waiting for approval is approved or cancelled). True if this call moved it.
+    (a resend waiting for approval is approved or cancelled); when only its first rows were to go, the
+    plan is whole again. True if this call moved it.
     """
     job = Job.objects.get(pk=job_id)
     if job.started_at is not None:
         return False
-    return job.transition(Job.Status.AWAITING_APPROVAL, Job.Status.PLANNED, decline_note=note.strip()[:2000])
+    with transaction.atomic():
+        # Only its first rows were to go: the rows held back are part of the plan again, at its whole cost.
+        held_back = list(job.batches.filter(status=Batch.Status.DONE))
+        whole = {}
+        if held_back:
+            totals = job.batches.aggregate(tokens=Sum("input_tokens"), rows=Sum("request_count"))
+            cost = plans.estimate(job, totals["tokens"], totals["rows"])
+            whole = {"estimated_cost": cost.batch if cost else None}
+        declined = job.transition(
+            Job.Status.AWAITING_APPROVAL, Job.Status.PLANNED, decline_note=note.strip()[:2000], **whole
+        )
+        if declined and held_back:
+            for batch in held_back:
+                resume_unsent(batch)
+            refresh_job_counters(job.pk)
+    return declined
 
 
 def release_queued_batches(now=None) -> list[int]:
