@@ -1,16 +1,18 @@
 """A plan the budget cannot pay for whole offers to send only its first rows that fit, through the same
 gate; the others are "not sent" and can be sent later, through the gate again."""
 
+import threading
 from decimal import ROUND_CEILING, Decimal
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from jobs import pipeline
 from jobs.formats import tokens
 from jobs.models import Batch, Job, ModelPrice
-from jobs.money import plans
+from jobs.money import gate, plans
 from jobs.templatetags.money import dollars
 from tests.conftest import REVIEW_TEXTS
 from tests.test_pipeline import drive, new_job, read_csv
@@ -138,3 +140,38 @@ def test_first_rows_above_the_approval_threshold_wait_for_an_admin_and_a_decline
     assert sum(job.batches.values_list("request_count", flat=True)) == 5
     page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
     assert "Send only the first 3 rows" in page
+
+
+def test_two_first_rows_sends_racing_for_the_last_of_a_budget_let_exactly_one_through(
+    alice, simulator_credential
+):
+    first = planned_over_budget(alice, simulator_credential, fits=3)
+    second = new_job(alice, simulator_credential, max_output_tokens=10)
+    pipeline.prepare_job(second.pk)
+    barrier = threading.Barrier(2)
+    outcomes: dict[int, str] = {}
+
+    def send(job_id: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[job_id] = "sent" if pipeline.start_first_rows(job_id, 3) else "not sent"
+        except gate.Refused:
+            outcomes[job_id] = "refused"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(job.pk,)) for job in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes.values()) == ["refused", "sent"]
+    [refused] = [job for job in (first, second) if outcomes[job.pk] == "refused"]
+    # The refused plan is as it was: no part split, none held back, nothing sent.
+    assert [(b.first_row, b.last_row, b.status) for b in refused.batches.order_by("index")] == [
+        (1, 2, "queued"),
+        (3, 4, "queued"),
+        (5, 5, "queued"),
+    ]
+    assert Job.objects.get(pk=refused.pk).status == Job.Status.PLANNED
