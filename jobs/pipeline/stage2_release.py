@@ -3,6 +3,7 @@ it through the spending gate, whole or only its first rows when a budget cannot 
 batches `queued → submitting` while the provider's queue for their key and model has room.
 """
 
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -103,9 +104,10 @@ def start_first_rows(job_id: int, rows: int) -> bool:
 def _split(job: Job, batch: Batch, first: int) -> list[Batch]:
     """Two unsaved parts in place of `batch`: its first `first` rows, and the rest (the next index);
     their prompt tokens counted row by row, as the plan counted them."""
-    lines = list(plans.request_lines(batch, job.model))
+    # One pass over the file, a line at a time (a part may hold 200 MB): the first rows, then the rest.
+    lines = plans.request_lines(batch, job.model)
     halves = []
-    for index, block in ((batch.index, lines[:first]), (batch.index + 1, lines[first:])):
+    for index, block in ((batch.index, itertools.islice(lines, first)), (batch.index + 1, lines)):
         with tempfile.TemporaryDirectory() as tmp:
             # A subset of one part always fits in one part.
             [part] = split_requests(
