@@ -117,12 +117,17 @@ BATCH = Machine(
     final=(B.DONE,),
     moves=(
         Move(B.QUEUED, B.SUBMITTING, "pipeline.stage2_release", "room in the provider's queue"),
-        Move(B.QUEUED, B.DONE, "pipeline.stop", "job cancelled before sending"),
+        Move(
+            B.QUEUED,
+            B.DONE,
+            "pipeline.stop, pipeline.stage2_release",
+            "not sent: cancelled first, or held back by the budget",
+        ),
         Move(B.SUBMITTING, B.RUNNING, "pipeline.stage3_submit", "remote batch created"),
         Move(B.SUBMITTING, B.DONE, "pipeline.stage3_submit", "refused, or job cancelled"),
         Move(B.RUNNING, B.DOWNLOADING, "pipeline.stage4_poll", "ended at the provider"),
         Move(B.DOWNLOADING, B.DONE, "pipeline.stage5_finish", "outcomes reconciled"),
         Move(B.DOWNLOADING, B.QUEUED, "pipeline.stage5_finish", "provider's queue was full"),
-        Move(B.DONE, B.QUEUED, "pipeline.stage7_retry", "never sent: resent after a cancel"),
+        Move(B.DONE, B.QUEUED, "pipeline.stage7_retry", "never sent: sent later through the gate"),
     ),
 )

@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs/<uuid:code>/progress/", jobs.job_progress, name="job_progress"),
     path("jobs/<uuid:code>/row/", jobs.job_row, name="job_row"),
     path("jobs/<uuid:code>/start/", jobs.start, name="start"),
+    path("jobs/<uuid:code>/start-first/", jobs.start_first, name="start_first"),
     path("jobs/<uuid:code>/approve/", jobs.approve, name="approve"),
     path("jobs/<uuid:code>/decline/", jobs.decline, name="decline"),
     path("jobs/<uuid:code>/cancel/", jobs.cancel, name="cancel"),

@@ -137,6 +137,7 @@ def reads(w) -> dict[str, dict]:
         "jobs/<uuid:code>/progress/": {},
         "jobs/<uuid:code>/row/": {},
         "jobs/<uuid:code>/start/": {},
+        "jobs/<uuid:code>/start-first/": {"POST": {"rows": "1"}},
         "jobs/<uuid:code>/approve/": {},
         "jobs/<uuid:code>/decline/": {"POST": {"note": "Try fewer rows."}},
         "jobs/<uuid:code>/discard/": {},

@@ -40,9 +40,12 @@ def resendable(outcome: "Outcome", attempts: int) -> bool:
 
 # The job was cancelled before the row was sent.
 CANCELLED_BEFORE_SENDING = "cancelled"
+# Only the rows before it were sent: the budget left room for them and not for the rest.
+HELD_BACK = "over_budget"
 # Rows never sent, so neither answered nor failed (nor offered for resending): those prepare left
-# out, and those of a job cancelled first. The results say "not sent" with the code as the reason.
-SKIPPED_CODES = frozenset({"skipped_empty", "too_long", CANCELLED_BEFORE_SENDING})
+# out, those of a job cancelled first, and those held back by the budget. The results say "not sent"
+# with the code as the reason.
+SKIPPED_CODES = frozenset({"skipped_empty", "too_long", CANCELLED_BEFORE_SENDING, HELD_BACK})
 # A row answered without being sent: by an earlier answer to the identical request, or by the answer
 # to an earlier row of the same job whose request is identical. A success; the message says where from.
 REUSED = "reused"

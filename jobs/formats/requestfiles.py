@@ -385,6 +385,16 @@ def line_row(line: bytes) -> int | None:
     return row_of(orjson.loads(line).get("custom_id", ""))  # not in our usual key order
 
 
+def line_prompt_tokens(line: bytes, count_prompt: Callable[[str, str], int]) -> int:
+    """The prompt tokens of one of our request lines, counted from its texts as prepare counted them
+    (tokens.prompt_counter): the per-row figure a request file does not keep."""
+    body = orjson.loads(line)["body"]
+    if "messages" in body:
+        texts = {m["role"]: m["content"] for m in body["messages"]}
+        return count_prompt(texts.get("system", ""), texts["user"])
+    return count_prompt(body.get("instructions", ""), body["input"])
+
+
 def select_requests(
     sources: Iterable[tuple[IO[bytes], int, float]], rows: Iterable[int]
 ) -> Iterator[tuple[int, bytes, int]]:

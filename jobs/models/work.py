@@ -55,6 +55,9 @@ class Job(PromptSettings):
     rows_failed = models.PositiveIntegerField(default=0)
     # Failed rows worth sending again as they are, counted when the results are built.
     rows_retryable = models.PositiveIntegerField(default=0)
+    # Rows sent again after they had failed: more work, so that the bar never goes back. A follow-up of
+    # an expired part is not counted: it finishes the same rows (Batch.rows_superseded).
+    rows_resent = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     # Prompt tokens as the provider reported them in its answers (what is billed).
@@ -145,25 +148,31 @@ class Job(PromptSettings):
 
     @property
     def rows_not_sent(self) -> int:
-        """Rows of a cancelled job that never went to the provider: neither answered nor failed."""
-        if self.status != self.Status.CANCELLED:
+        """Rows of a finished job that never went to the provider (its cancel came first, or the budget
+        held them back): neither answered nor failed."""
+        if not self.is_finished:
             return 0
         return max(0, self.rows_total - self.rows_succeeded - self.rows_failed)
 
     @property
+    def rows_work(self) -> int:
+        """Requests to process: every row once, and each row sent again once more."""
+        return self.rows_total + self.rows_resent
+
+    @property
     def percent_done(self) -> int:
-        if self.status == self.Status.COMPLETED:
+        if self.status == self.Status.COMPLETED and not self.rows_not_sent:
             return 100
-        if not self.rows_total:
+        if not self.rows_work:
             return 0
-        return min(100, int(100 * self.rows_processed / self.rows_total))
+        return min(100, int(100 * self.rows_processed / self.rows_work))
 
     @property
     def time_left(self) -> timedelta | None:
         """From the rate observed since the job was sent; None until there is a rate to go by."""
         if self.status != self.Status.RUNNING or not self.started_at or not self.rows_processed:
             return None
-        remaining = self.rows_total - self.rows_processed
+        remaining = self.rows_work - self.rows_processed
         if remaining <= 0:
             return None
         elapsed = (timezone.now() - self.started_at).total_seconds()
@@ -250,6 +259,9 @@ class Batch(models.Model):
     outcomes_file = models.FileField(upload_to=_PrivatePath("batches"), blank=True)
     rows_succeeded = models.PositiveIntegerField(default=0)
     rows_failed = models.PositiveIntegerField(default=0)
+    # Of rows_failed, those that expired unfinished and went into a follow-up part (the same index, the
+    # next attempt): that part answers them, so they are neither failures nor work done here.
+    rows_superseded = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     reported_input_tokens = models.PositiveBigIntegerField(default=0)
     failure_codes = models.JSONField(default=dict, blank=True)
@@ -291,11 +303,27 @@ class Batch(models.Model):
         """What a user calls this part's state: queued, validating, in progress, …, done, failed."""
         if self.status == self.Status.RUNNING and self.remote_status:
             return self.remote_status.replace("_", " ")
+        if self.never_sent:
+            return "not sent"
         if self.status == self.Status.DONE and self.remote_status in ("failed", "expired", "cancelled"):
             return self.remote_status
         if self.status == self.Status.DONE and self.error:
             return "failed"
         return self.get_status_display().lower()
+
+    @property
+    def never_sent(self) -> bool:
+        """Done without going out: its job was cancelled first, or the budget held it back."""
+        return (
+            self.status == self.Status.DONE
+            and not self.remote_batch_id
+            and not self.rows_succeeded + self.rows_failed
+        )
+
+    @property
+    def rows_failed_here(self) -> int:
+        """Rows that failed in this part for good: those a follow-up took over are not its failures."""
+        return self.rows_failed - self.rows_superseded
 
     @property
     def looks_stuck(self) -> bool:

@@ -151,6 +151,8 @@ class Outlook:
     refusal: str
     needs_approval: bool
     budgets: list[Budget]
+    # When a budget is what refuses: the most that can be spent now (the least left of the budgets).
+    room: Decimal | None = None
 
 
 def outlook(job: Job) -> Outlook:
@@ -158,10 +160,15 @@ def outlook(job: Job) -> Outlook:
     cost = job.estimated_cost
     try:
         credential = check_key(job.credential_id, job.owner)
-        _check_budgets(credential, job.owner, job.model, cost, job)
     except Refused as exc:
         credential = ProviderCredential.objects.get(pk=job.credential_id)
         return Outlook(str(exc), False, budgets(credential, job.owner, job))
+    try:
+        _check_budgets(credential, job.owner, job.model, cost, job)
+    except Refused as exc:
+        limits = budgets(credential, job.owner, job)
+        room = min(b.left for b in limits) if cost is not None else None
+        return Outlook(str(exc), False, limits, room)
     threshold = credential.approval_above
     approval = threshold is not None and (cost is None or cost > threshold)
     return Outlook("", approval, budgets(credential, job.owner, job))

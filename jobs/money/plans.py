@@ -6,13 +6,17 @@ batch may take up to its 24-hour window. So the parts go in waves that fit the b
 worst case each wave takes the whole window.
 """
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import Sum
 from django.utils import timezone
 
-from jobs.formats import reconcile
+from jobs.formats import reconcile, tokens
+from jobs.formats.requestfiles import line_prompt_tokens, line_row
 from jobs.models import Batch, Job, ModelPrice
 from jobs.money import gate, pricing
 
@@ -58,6 +62,16 @@ class Part:
     share: float  # percent of the provider's queue for this key and model
 
 
+@dataclass(frozen=True)
+class FirstRows:
+    """The first rows of a plan that fit what a budget has left, at the most they can cost."""
+
+    rows: int
+    tokens: int  # their prompt tokens, counted exactly
+    cost: Decimal
+    rest: int = 0  # the rows after them, held back
+
+
 @dataclass
 class Plan:
     parts: list[Part]
@@ -67,6 +81,7 @@ class Plan:
     answer_bound: AnswerBound
     charged_to: str = ""
     outlook: gate.Outlook | None = None  # what Send would do now
+    first_rows: FirstRows | None = None  # when a budget is short: the most rows it can pay for
     expected_cost: pricing.Cost | None = None  # at the pilot run's answer length
     prices_as_of: date | None = None
     skipped_empty: int = 0
@@ -120,6 +135,8 @@ def plan_for(job: Job) -> Plan:
         prices_as_of=ModelPrice.objects.filter(model=job.model).values_list("as_of", flat=True).first(),
         expected_cost=expected(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
     )
+    if plan.outlook.room is not None:
+        plan.first_rows = first_rows(job, plan.outlook.room)
     if job.skipped_file:
         with job.skipped_file.open("rb") as stream:
             for outcome in reconcile.read_outcomes(stream):
@@ -143,3 +160,46 @@ def expected(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
 def estimate(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
     """The most the rows can cost: exact prompt tokens, and every answer at its bound (answer_bound)."""
     return pricing.cost(pricing.prices().get(job.model), input_tokens, answer_bound(job).tokens * rows)
+
+
+def request_lines(batch: Batch, model: str) -> Iterator[tuple[int, bytes, int]]:
+    """(row, request line, prompt tokens) of a part's request file, in row order."""
+    count = tokens.prompt_counter(model)
+    with batch.input_file.open("rb") as stream:
+        for line in stream:
+            row = line_row(line)
+            if row is not None:
+                yield row, line if line.endswith(b"\n") else line + b"\n", line_prompt_tokens(line, count)
+
+
+def first_rows(job: Job, room: Decimal) -> FirstRows | None:
+    """The most rows, from the first in row order, whose most-possible cost (what the gate reserves:
+    exact prompt tokens, every answer at its bound) fits in `room`. Whole parts are added from their
+    counts; only the part where the room runs out is read, a row at a time. None when not even the
+    first row fits, or every row does.
+    """
+    price = pricing.prices().get(job.model)
+    bound = answer_bound(job).tokens
+    best = None
+    rows = prompt = 0
+
+    def fits(more_rows: int, more_tokens: int) -> Decimal | None:
+        cost = pricing.cost(price, prompt + more_tokens, bound * (rows + more_rows))
+        return cost.batch if cost is not None and cost.batch <= room else None
+
+    for batch in job.batches.filter(status=Batch.Status.QUEUED, attempt=1).order_by("index"):
+        whole = fits(batch.request_count, batch.input_tokens)
+        if whole is not None:
+            rows, prompt = rows + batch.request_count, prompt + batch.input_tokens
+            best = FirstRows(rows, prompt, whole)
+            continue
+        for _, _, line_tokens in request_lines(batch, job.model):
+            cost = fits(1, line_tokens)
+            if cost is None:
+                break
+            rows, prompt = rows + 1, prompt + line_tokens
+            best = FirstRows(rows, prompt, cost)
+        break
+    if best is None or best.rows >= job.rows_total:
+        return None
+    return dataclasses.replace(best, rest=job.rows_total - best.rows)

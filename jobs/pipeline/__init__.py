@@ -17,7 +17,13 @@ from jobs.pipeline.common import refresh_job_counters, request_spec
 from jobs.pipeline.key_refusal import key_refused, key_replaced
 from jobs.pipeline.review import row_exchange
 from jobs.pipeline.stage1_prepare import prepare_job, prompt_limit
-from jobs.pipeline.stage2_release import approve_job, decline_job, release_queued_batches, start_job
+from jobs.pipeline.stage2_release import (
+    approve_job,
+    decline_job,
+    release_queued_batches,
+    start_first_rows,
+    start_job,
+)
 from jobs.pipeline.stage3_submit import METADATA_KEY, submit_batch
 from jobs.pipeline.stage4_poll import claim_due_batches, poll_batch
 from jobs.pipeline.stage5_finish import finish_batch
@@ -38,6 +44,7 @@ __all__ = [
     "prepare_job",
     "prompt_limit",
     "request_spec",
+    "start_first_rows",
     "start_job",
     "approve_job",
     "decline_job",

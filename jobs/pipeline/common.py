@@ -7,10 +7,12 @@ import itertools
 import logging
 import operator
 import tempfile
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 from django.core.files import File
+from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
@@ -86,16 +88,19 @@ def fail_batch_rows(
     return store_outcomes(batch, sorted(outcomes, key=lambda o: o.row))
 
 
-def mark_not_sent(batch: Batch) -> reconcile.Summary:
-    """The job was cancelled before this batch went out: every row is "not sent (cancelled)"."""
-    outcomes = [
-        reconcile.not_sent(row, reconcile.CANCELLED_BEFORE_SENDING, CANCELLED_MESSAGE)
-        for row in sorted(expected_rows(batch))
-    ]
+def mark_not_sent(
+    batch: Batch, code: str = reconcile.CANCELLED_BEFORE_SENDING, message: str = CANCELLED_MESSAGE
+) -> reconcile.Summary:
+    """This batch never goes out (its job was cancelled first, or the budget held it back): every row
+    is "not sent", with the reason; it can be sent later (stage7_retry)."""
+    outcomes = [reconcile.not_sent(row, code, message) for row in sorted(expected_rows(batch))]
     return store_outcomes(batch, outcomes)
 
 
-def settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: str = "") -> bool:
+def settle(
+    batch: Batch, from_status: str, summary: reconcile.Summary, error: str = "", superseded: int = 0
+) -> bool:
+    """The batch is done with these outcomes; `superseded` of its failed rows went into a follow-up."""
     won = batch.transition(
         from_status,
         Batch.Status.DONE,
@@ -105,6 +110,7 @@ def settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: st
         output_tokens=summary.output_tokens,
         reported_input_tokens=summary.input_tokens,
         failure_codes=dict(summary.codes),
+        rows_superseded=superseded,
         error=error,
         finished_at=timezone.now(),
         next_poll_at=None,
@@ -112,6 +118,25 @@ def settle(batch: Batch, from_status: str, summary: reconcile.Summary, error: st
     if won:
         refresh_job_counters(batch.job_id)
     return won
+
+
+def resume_unsent(batch: Batch) -> None:
+    """A part that never went out goes back to the queue as it is, under a new idempotency token."""
+    stale = batch.outcomes_file.name
+    resumed = batch.transition(
+        Batch.Status.DONE,
+        Batch.Status.QUEUED,
+        token=uuid.uuid4(),
+        outcomes_file="",
+        failure_codes={},
+        submit_attempts=0,
+        submit_started_at=None,
+        finished_at=None,
+        error="",
+    )
+    if resumed and stale:
+        # After the commit: a rollback must find the file still there.
+        transaction.on_commit(lambda: batch.outcomes_file.storage.delete(stale))
 
 
 def refresh_job_counters(job_id: int) -> None:
@@ -122,6 +147,10 @@ def refresh_job_counters(job_id: int) -> None:
     nor never sent. A done batch answers or fails every row it sent, so what it counts as
     neither was not sent (its job was cancelled first); in a later attempt such a row keeps
     the failure of the attempt before, so only the first attempt's are left out.
+
+    The work is every row once plus each row sent again, and what is done of it only grows: a
+    resend adds to the work; rows of an expired part that a follow-up took over (superseded)
+    are neither work done nor failures, as the follow-up's rows are the same rows.
     """
     done = Q(status=Batch.Status.DONE)
     totals = Batch.objects.filter(job_id=job_id).aggregate(
@@ -130,7 +159,10 @@ def refresh_job_counters(job_id: int) -> None:
         not_sent=Sum(
             F("request_count") - F("rows_succeeded") - F("rows_failed"), filter=done & Q(attempt=1), default=0
         ),
+        ended=Sum(F("rows_succeeded") + F("rows_failed") - F("rows_superseded"), filter=done, default=0),
         moving=Sum(F("requests_completed") + F("requests_failed"), filter=~done, default=0),
+        resent=Sum("request_count", filter=Q(attempt__gt=1), default=0),
+        superseded=Sum("rows_superseded", default=0),
         input_tokens=Sum("input_tokens", default=0),
         reported_input_tokens=Sum("reported_input_tokens", default=0),
         output_tokens=Sum("output_tokens", default=0),
@@ -138,7 +170,9 @@ def refresh_job_counters(job_id: int) -> None:
     Job.objects.filter(pk=job_id).update(
         rows_succeeded=totals["succeeded"],
         rows_failed=F("rows_total") - totals["succeeded"] - totals["waiting"] - totals["not_sent"],
-        rows_processed=F("rows_total") - totals["waiting"] - totals["not_sent"] + totals["moving"],
+        rows_processed=totals["ended"] + totals["moving"],
+        # An expired part is settled a moment before its follow-up is saved (in one transaction).
+        rows_resent=max(0, totals["resent"] - totals["superseded"]),
         input_tokens=totals["input_tokens"],
         reported_input_tokens=totals["reported_input_tokens"],
         output_tokens=totals["output_tokens"],

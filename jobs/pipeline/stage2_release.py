@@ -1,14 +1,21 @@
 """Stage 2, release: job `planned → running` (or `→ awaiting_approval → running`) when its owner sends
-it through the spending gate; batches `queued → submitting` while the provider's queue for their key
-and model has room.
+it through the spending gate, whole or only its first rows when a budget cannot pay for the rest;
+batches `queued → submitting` while the provider's queue for their key and model has room.
 """
+
+import itertools
+import tempfile
+from pathlib import Path
 
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from jobs.formats import reconcile
+from jobs.formats.requestfiles import split_requests
 from jobs.models import Batch, Job, ProviderCredential
-from jobs.money import gate
+from jobs.money import gate, plans
+from jobs.pipeline.common import mark_not_sent, new_batch, refresh_job_counters, resume_unsent, settle
 
 
 def start_job(job_id: int) -> bool:
@@ -27,6 +34,87 @@ def start_job(job_id: int) -> bool:
         return job.transition(
             Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now(), decline_note=""
         )
+
+
+def start_first_rows(job_id: int, rows: int) -> bool:
+    """The owner sends only the first `rows` rows of a plan (in row order), through the gate like any
+    send, at the most they can cost; for when a budget cannot pay for the whole table. The part where
+    they end is split in two; the rows after them are "not sent" (held back), and are sent later as
+    the rows a cancel kept back are (stage7_retry: through the gate again). True if it runs now, False
+    if it waits for an admin's approval (or was no longer planned). Raises gate.Refused, and
+    ValueError for a number of rows that is not less than the plan's.
+    """
+    job = Job.objects.select_related("owner").get(pk=job_id)
+    if job.status != Job.Status.PLANNED:
+        return False
+    parts = list(job.batches.filter(status=Batch.Status.QUEUED, attempt=1).order_by("index"))
+    if not 0 < rows < sum(b.request_count for b in parts):
+        raise ValueError(f"{rows} is not fewer than the plan's rows.")
+    taken = cut = 0
+    while taken + parts[cut].request_count <= rows:
+        taken += parts[cut].request_count
+        cut += 1
+    sent_tokens = sum(b.input_tokens for b in parts[:cut])
+    split = parts[cut] if taken < rows else None
+    halves = _split(job, split, rows - taken) if split else []
+    held_back = halves[1:] + parts[cut + 1 :] if split else parts[cut:]
+    cost = plans.estimate(job, sent_tokens + sum(b.input_tokens for b in halves[:1]), rows)
+    message = (
+        f"The budget had room for the first {rows:,} rows only when the job was sent, so this row was "
+        "not sent; it can be sent later from the job page."
+    )
+    moved = False
+    try:
+        with gate.spending(
+            credential_id=job.credential_id,
+            owner=job.owner,
+            model=job.model,
+            cost=cost.batch if cost else None,
+            job=job,
+        ) as verdict:
+            target = Job.Status.AWAITING_APPROVAL if verdict.needs_approval else Job.Status.RUNNING
+            moved = job.transition(
+                Job.Status.PLANNED,
+                target,
+                decline_note="",
+                estimated_cost=cost.batch if cost else None,
+                **({} if verdict.needs_approval else {"started_at": timezone.now()}),
+            )
+            if moved and split:
+                split.delete()
+                # Later parts move up one place for the held-back half, last first (index is unique).
+                for batch in reversed(parts[cut + 1 :]):
+                    Batch.objects.filter(pk=batch.pk).update(index=batch.index + 1)
+                for batch in halves:
+                    batch.save()
+                transaction.on_commit(lambda: split.input_file.storage.delete(split.input_file.name))
+            for batch in held_back if moved else []:
+                batch.refresh_from_db()
+                settle(batch, Batch.Status.QUEUED, mark_not_sent(batch, reconcile.HELD_BACK, message))
+    except BaseException:
+        moved = False  # rolled back
+        raise
+    finally:
+        if not moved:  # refused, or sent by someone else meanwhile: the halves were stored for nothing
+            for batch in halves:
+                batch.input_file.delete(save=False)
+    return moved and target == Job.Status.RUNNING
+
+
+def _split(job: Job, batch: Batch, first: int) -> list[Batch]:
+    """Two unsaved parts in place of `batch`: its first `first` rows, and the rest (the next index);
+    their prompt tokens counted row by row, as the plan counted them."""
+    # One pass over the file, a line at a time (a part may hold 200 MB): the first rows, then the rest.
+    lines = plans.request_lines(batch, job.model)
+    halves = []
+    for index, block in ((batch.index, itertools.islice(lines, first)), (batch.index + 1, lines)):
+        with tempfile.TemporaryDirectory() as tmp:
+            # A subset of one part always fits in one part.
+            [part] = split_requests(
+                [block], Path(tmp), max_requests=batch.request_count, max_bytes=max(batch.input_bytes, 1)
+            )
+            halves.append(new_batch(job, part, attempt=1, index=index))
+    return halves
 
 
 def approve_job(job_id: int) -> bool:
@@ -48,12 +136,28 @@ def approve_job(job_id: int) -> bool:
 def decline_job(job_id: int, note: str) -> bool:
     """An admin declines a job waiting for approval: it goes back to its plan, with the admin's note for
     its owner, who can change it, discard it or send it again. Only a job never sent can be declined
-    (a resend waiting for approval is approved or cancelled). True if this call moved it.
+    (a resend waiting for approval is approved or cancelled); when only its first rows were to go, the
+    plan is whole again. True if this call moved it.
     """
     job = Job.objects.get(pk=job_id)
     if job.started_at is not None:
         return False
-    return job.transition(Job.Status.AWAITING_APPROVAL, Job.Status.PLANNED, decline_note=note.strip()[:2000])
+    with transaction.atomic():
+        # Only its first rows were to go: the rows held back are part of the plan again, at its whole cost.
+        held_back = list(job.batches.filter(status=Batch.Status.DONE))
+        whole = {}
+        if held_back:
+            totals = job.batches.aggregate(tokens=Sum("input_tokens"), rows=Sum("request_count"))
+            cost = plans.estimate(job, totals["tokens"], totals["rows"])
+            whole = {"estimated_cost": cost.batch if cost else None}
+        declined = job.transition(
+            Job.Status.AWAITING_APPROVAL, Job.Status.PLANNED, decline_note=note.strip()[:2000], **whole
+        )
+        if declined and held_back:
+            for batch in held_back:
+                resume_unsent(batch)
+            refresh_job_counters(job.pk)
+    return declined
 
 
 def release_queued_batches(now=None) -> list[int]:

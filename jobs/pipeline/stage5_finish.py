@@ -21,6 +21,7 @@ from jobs.pipeline.common import (
     expected_rows,
     fail_batch_rows,
     new_batch,
+    refresh_job_counters,
     settle,
 )
 from jobs.providers.client import ProviderClient, client_for
@@ -72,10 +73,13 @@ def finish_batch(batch_id: int) -> bool:
         error = ""
         if batch.remote_status == "expired" and _follows_up(job, batch):
             follow_up = _follow_up_batches(batch)
+    superseded = sum(b.request_count for b in follow_up)
     with transaction.atomic():
-        if not settle(batch, Batch.Status.DOWNLOADING, summary, error=error):
+        if not settle(batch, Batch.Status.DOWNLOADING, summary, error=error, superseded=superseded):
             return False
         Batch.objects.bulk_create(follow_up)
+        if follow_up:  # settle counted before the follow-up existed: its rows are waiting, not failed
+            refresh_job_counters(job.pk)
     if settings.DELETE_PROVIDER_FILES and not summary.lost:
         delete_provider_files(batch)
     return not job.batches.exclude(status=Batch.Status.DONE).exists()

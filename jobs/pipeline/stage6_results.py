@@ -101,7 +101,6 @@ def build_results(job_id: int) -> bool:
         rows_succeeded=counts.succeeded,
         rows_failed=counts.failed,
         rows_retryable=counts.retryable,
-        rows_processed=counts.succeeded + counts.failed,
         error="" if answered or job.cancel_requested_at else "No row got an answer; see the failures file.",
         finished_at=timezone.now(),
     )

@@ -1,17 +1,15 @@
 """Stage 7, retry: a finished job's failed rows sent again as a new attempt, job `→ running` (or
 `→ awaiting_approval`) with new `queued` batches whose requests are copied from the latest ones
-sent; parts a cancel kept from ever going out go back `done → queued` as they are. Or chosen failed
-rows sent with an edited prompt, their requests rendered afresh from the dataset. A resend spends
-money, so it passes the same gate as the first send.
+sent; parts a cancel or the budget kept from ever going out go back `done → queued` as they are.
+Or chosen failed rows sent with an edited prompt, their requests rendered afresh from the dataset.
+A resend spends money, so it passes the same gate as the first send.
 """
 
 import dataclasses
 import tempfile
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from django.db import transaction
 from django.db.models import Max
 
 from jobs import datasets
@@ -22,7 +20,14 @@ from jobs.formats.requestfiles import RequestBuilder, write_batch_files
 from jobs.models import Batch, Job
 from jobs.money import gate, plans, pricing
 from jobs.pipeline import reuse
-from jobs.pipeline.common import copy_requests, new_batch, outcome_streams, refresh_job_counters, request_spec
+from jobs.pipeline.common import (
+    copy_requests,
+    new_batch,
+    outcome_streams,
+    refresh_job_counters,
+    request_spec,
+    resume_unsent,
+)
 
 
 class RetryRefused(Exception):
@@ -158,29 +163,10 @@ def _send_again(job: Job, batches: list[Batch], unsent: list[Batch]) -> int:
                 raise RetryRefused("The job changed while the retry was being prepared; try again.")
             Batch.objects.bulk_create(batches)
             for batch in unsent:
-                _resume(batch)
+                resume_unsent(batch)
             refresh_job_counters(job.pk)
     except (gate.Refused, RetryRefused) as exc:
         for batch in batches:  # their request files were stored for nothing
             batch.input_file.delete(save=False)
         raise RetryRefused(str(exc)) from None
     return rows_sent
-
-
-def _resume(batch: Batch) -> None:
-    """A part that never went out goes back to the queue as it is, under a new idempotency token."""
-    stale = batch.outcomes_file.name
-    resumed = batch.transition(
-        Batch.Status.DONE,
-        Batch.Status.QUEUED,
-        token=uuid.uuid4(),
-        outcomes_file="",
-        failure_codes={},
-        submit_attempts=0,
-        submit_started_at=None,
-        finished_at=None,
-        error="",
-    )
-    if resumed and stale:
-        # After the commit: a rollback must find the file still there.
-        transaction.on_commit(lambda: batch.outcomes_file.storage.delete(stale))

@@ -50,6 +50,7 @@ BATCH_DISPLAY_FIELDS = [
     "requests_failed",
     "rows_succeeded",
     "rows_failed",
+    "rows_superseded",
     "submitted_at",
     "finished_at",
     "error",
@@ -109,9 +110,12 @@ def _job_context(job: Job) -> dict:
     batches = list(job.batches.only(*BATCH_DISPLAY_FIELDS))
     # A job waiting for approval when no admin can be emailed waits until someone looks by chance.
     unheard = job.status == Job.Status.AWAITING_APPROVAL and not notify.admins_with_email().exists()
+    # The provider counts answers while a part runs; they reach the results when the part ends.
+    at_provider = sum(b.requests_completed for b in batches if b.status == b.Status.RUNNING)
     return {
         "job": job,
         "batches": batches,
+        "answered_at_provider": at_provider,
         "plan": plan,
         "cost": cost,
         "admins_unheard": unheard,
@@ -169,6 +173,49 @@ def start(request: HttpRequest, code) -> HttpResponse:
             request,
             "This job costs more than can be sent without an admin's approval. "
             "The admins have been asked; it starts as soon as one approves it.",
+        )
+    return redirect("jobs:job_detail", job.code)
+
+
+@login_required
+@rate_limit("RATE_LIMIT_SUBMITS")
+@require_POST
+def start_first(request: HttpRequest, code) -> HttpResponse:
+    """Only the first rows of a plan a budget cannot pay for whole, through the same gate."""
+    job = get_job(request, code, change=True)
+    most = job.rows_total - 1
+    try:
+        rows = int(request.POST.get("rows", ""))
+    except ValueError:
+        rows = 0
+    if not 0 < rows <= most:
+        messages.error(
+            request, f"Choose how many of the first rows to send: a whole number from 1 to {most:,}."
+        )
+        return redirect("jobs:job_detail", job.code)
+    try:
+        started = pipeline.start_first_rows(job.pk, rows)
+    except gate.Refused as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:job_detail", job.code)
+    job.refresh_from_db()
+    if started or job.status == Job.Status.AWAITING_APPROVAL:
+        audit.record(
+            request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost, detail=f"first {rows} rows"
+        )
+    if started:
+        tasks.schedule_batches.delay_on_commit()
+        messages.success(
+            request,
+            f"Sent the first {rows:,} rows. The other {job.rows_total - rows:,} are not sent; they can be "
+            "sent from this page once the budget has room.",
+        )
+    elif job.status == Job.Status.AWAITING_APPROVAL:
+        notify.approval_needed(job)
+        messages.info(
+            request,
+            "The first rows cost more than can be sent without an admin's approval; the admins have "
+            "been asked.",
         )
     return redirect("jobs:job_detail", job.code)
 
