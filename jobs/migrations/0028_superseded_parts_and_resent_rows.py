@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0026_reuse_answers'),
+        ('jobs', '0027_datasets_and_templates_keep_more'),
     ]
 
     operations = [
