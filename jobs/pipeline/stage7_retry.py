@@ -115,7 +115,7 @@ def resend_with_prompt(job_id: int, rows: Iterable[int], *, system_prompt: str, 
             Path(tmp),
             max_requests=credential.max_requests_per_batch,
             max_bytes=credential.max_bytes_per_batch,
-            count_tokens=tokens.prompt_counter(job.model),
+            count_tokens=tokens.prompt_counter(job.model, job.endpoint),
         )
         try:
             for index, part in enumerate(parts):
