@@ -9,7 +9,7 @@ worst case each wave takes the whole window.
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from jobs.formats import reconcile
@@ -138,6 +138,34 @@ def expected(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
         return None
     answers = round(job.pilot_output_tokens * rows)
     return pricing.cost(pricing.prices().get(job.model), input_tokens, answers)
+
+
+def kept_when_sent(job: Job, input_tokens: int, rows: int) -> dict:
+    """The job's fields that keep what the plan says of these rows, for the estimate report: the answers
+    expected from the trial run, or every answer at its bound without one (embeddings have none)."""
+    if job.endpoint == Job.Endpoint.EMBEDDINGS or job.pilot_output_tokens is not None:
+        answers, bounded = round((job.pilot_output_tokens or 0) * rows), False
+    else:
+        answers, bounded = answer_bound(job).tokens * rows, True
+    cost = pricing.cost(pricing.prices().get(job.model), input_tokens, answers)
+    return {
+        "planned_prompt_tokens": input_tokens,
+        "planned_answer_tokens": answers,
+        "planned_answers_bounded": bounded,
+        "planned_cost": cost.batch if cost else None,
+    }
+
+
+def added_when_resent(job: Job, input_tokens: int, rows: int) -> dict:
+    """As kept_when_sent, added to what the earlier sends kept (which stays unknown if it was)."""
+    fields = kept_when_sent(job, input_tokens, rows)
+    cost = fields["planned_cost"]
+    return {
+        "planned_prompt_tokens": F("planned_prompt_tokens") + fields["planned_prompt_tokens"],
+        "planned_answer_tokens": F("planned_answer_tokens") + fields["planned_answer_tokens"],
+        "planned_answers_bounded": job.planned_answers_bounded or fields["planned_answers_bounded"],
+        "planned_cost": None if cost is None else F("planned_cost") + cost,
+    }
 
 
 def estimate(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:

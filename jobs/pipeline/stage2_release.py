@@ -8,7 +8,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from jobs.models import Batch, Job, ProviderCredential
-from jobs.money import gate
+from jobs.money import gate, plans
 
 
 def start_job(job_id: int) -> bool:
@@ -18,14 +18,16 @@ def start_job(job_id: int) -> bool:
     job = Job.objects.select_related("owner").get(pk=job_id)
     if job.status != Job.Status.PLANNED:
         return False
+    # What the plan says now is what the estimate report compares the provider's figures with.
+    plan = plans.kept_when_sent(job, job.input_tokens, job.rows_total)
     with gate.spending(
         credential_id=job.credential_id, owner=job.owner, model=job.model, cost=job.estimated_cost, job=job
     ) as verdict:
         if verdict.needs_approval:
-            job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL, decline_note="")
+            job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL, decline_note="", **plan)
             return False
         return job.transition(
-            Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now(), decline_note=""
+            Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now(), decline_note="", **plan
         )
 
 

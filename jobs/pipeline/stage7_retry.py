@@ -153,6 +153,10 @@ def _send_again(job: Job, batches: list[Batch], unsent: list[Batch]) -> int:
                 error="",
                 cancel_requested_at=None,
                 estimated_cost=commitment,
+                # The parts queued again were in the first plan already; the new attempt's are added.
+                **plans.added_when_resent(
+                    job, sum(b.input_tokens for b in batches), sum(b.request_count for b in batches)
+                ),
             )
             if not restarted:
                 raise RetryRefused("The job changed while the retry was being prepared; try again.")
