@@ -151,3 +151,23 @@ def test_a_resend_adds_its_estimate_and_the_report_counts_the_requests_that_repo
     unanswered = sum(b.rows_failed for b in job.batches.all())
     assert unanswered > job.rows_failed  # a row failed in both attempts
     assert f"{unanswered} requests came back without usage (failed, expired or not sent)" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_embeddings_job_estimates_its_inputs_exactly_and_no_answers(client, alice, simulator_credential):
+    ModelPrice.objects.update_or_create(
+        model="text-embedding-3-small",
+        defaults=dict(input_per_million=1000, output_per_million=0, as_of=timezone.now().date()),
+    )
+    embeddings = dict(endpoint=Job.Endpoint.EMBEDDINGS, model="text-embedding-3-small")
+    job = drive(new_job(alice, simulator_credential, **embeddings))
+    # An embeddings input is its text's tokens alone, without a chat message's framing.
+    assert job.planned_prompt_tokens == job.reported_input_tokens > 0
+    assert (job.planned_answer_tokens, job.output_tokens) == (0, 0)
+
+    client.force_login(alice)
+    page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
+
+    report = page[page.index('data-testid="job-estimates"') :]
+    assert "Embeddings have no answers." in report and "none expected, none reported" in report
+    assert "exactly as much as expected" in report  # the cost

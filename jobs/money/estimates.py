@@ -80,6 +80,7 @@ class Line:
 @dataclass
 class Report:
     lines: list[Line]
+    basis: str  # how the answers were estimated, in words
     jobs: int = 1
     model: str = ""
     # Requests that came back without usage (failed, expired, not sent): in the estimate, not reported.
@@ -87,22 +88,37 @@ class Report:
 
 
 def _than(bounded: int, jobs: int) -> str:
+    """How `jobs` jobs estimated their answers, `bounded` of them at the bound (without a trial run)."""
     if not bounded:
         return EXPECTED
     return BOUND if bounded == jobs else MIXED
+
+
+def _basis(than: str, jobs: int, embeddings: int) -> str:
+    if embeddings == jobs:
+        return "Embeddings have no answers."
+    if than == BOUND:
+        return (
+            "Without a trial run, answers were estimated at the most allowed for "
+            "(the longest answer a row may get)."
+        )
+    if than == MIXED:
+        return "Answers were expected as long as in the trial runs, or at the most allowed for without one."
+    return f"Answers were expected as long as in the trial run{'s' if jobs > 1 else ''}."
 
 
 def for_job(job: Job, reported: pricing.Cost | None, unanswered: int = 0) -> Report | None:
     """A finished job's report, from what its plan kept at sending; None for a job without one."""
     if not job.is_finished or job.planned_prompt_tokens is None:
         return None
-    than = _than(job.planned_answers_bounded, 1)
+    than = BOUND if job.planned_answers_bounded else EXPECTED
     return Report(
         lines=[
             Line(PROMPT, job.planned_prompt_tokens, job.reported_input_tokens),
             Line(ANSWERS, job.planned_answer_tokens, job.output_tokens, than),
             Line(COST, job.planned_cost, reported.batch if reported else None, than),
         ],
+        basis=_basis(than, 1, int(job.endpoint == Job.Endpoint.EMBEDDINGS)),
         model=job.model,
         unanswered=unanswered,
     )
@@ -118,6 +134,7 @@ def by_model(since: datetime) -> list[Report]:
             jobs=Count("pk"),
             bounded=Count("pk", filter=Q(planned_answers_bounded=True)),
             unpriced=Count("pk", filter=Q(planned_cost__isnull=True)),
+            embeddings=Count("pk", filter=Q(endpoint=Job.Endpoint.EMBEDDINGS)),
             planned_prompt=Sum("planned_prompt_tokens"),
             planned_answers=Sum("planned_answer_tokens"),
             planned_cost=Sum("planned_cost"),
@@ -141,6 +158,7 @@ def _reports(rows: Iterable[dict], prices: dict) -> Iterable[Report]:
                 Line(ANSWERS, row["planned_answers"], row["answers"], than),
                 Line(COST, estimated_cost, reported.batch if reported else None, than),
             ],
+            basis=_basis(than, row["jobs"], row["embeddings"]),
             jobs=row["jobs"],
             model=row["model"],
         )
