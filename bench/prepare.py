@@ -47,7 +47,7 @@ def ours(path: Path, out: Path, system: str, prompt: str) -> int:
             out,
             max_requests=50_000,
             max_bytes=200_000_000,
-            count_tokens=tokens.prompt_counter(MODEL),
+            count_tokens=tokens.prompt_counter(MODEL, CHAT),
             # As the app prepares by default: empty rows and rows over the context window left out.
             skip=lambda row, code, prompt_tokens: None,
             skip_empty="all",

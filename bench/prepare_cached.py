@@ -76,7 +76,7 @@ def prepare(path: Path, out: Path, job=None) -> int:
             out,
             max_requests=50_000,
             max_bytes=200_000_000,
-            count_tokens=tokens.prompt_counter(MODEL),
+            count_tokens=tokens.prompt_counter(MODEL, CHAT),
             skip=lambda row, code, prompt_tokens: None,
             skip_empty="all",
             max_prompt_tokens=128_000,

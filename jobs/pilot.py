@@ -51,7 +51,7 @@ def run(job: Job, dataset: Dataset, builder: RequestBuilder, user) -> Pilot:
     """
     with datasets.rows(dataset) as rows:
         first = [(row, builder.texts(cells)) for row, cells in itertools.islice(rows, PILOT_ROWS)]
-    count = tokens.prompt_counter(job.model)
+    count = tokens.prompt_counter(job.model, job.endpoint)
     price = pricing.prices().get(job.model)
     most = pricing.cost(
         price, sum(count(*texts) for _, texts in first), plans.answer_bound(job).tokens * len(first)

@@ -60,10 +60,6 @@ NEGATIVE = {
 
 
 STREAM_KEYS = ("stream", "stream_options")
-# Endpoints whose prompt is plain text, without the chat format's per-message tokens.
-UNFRAMED = ("/v1/embeddings", "/v1/completions", "/v1/moderations")
-
-
 class RequestFailed(Exception):
     def __init__(self, status: int, code: str, message: str, param: str | None = None):
         super().__init__(message)
@@ -103,11 +99,35 @@ def _texts(endpoint: str, body: dict) -> list[str]:
     return texts
 
 
+def _messages(endpoint: str, body: dict) -> list[dict[str, str]]:
+    """A chat or responses request as the text messages the model reads (instructions as a system one)."""
+    if endpoint == "/v1/responses":
+        value = body.get("input")
+        messages = [{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []
+        if isinstance(value, str):
+            return [*messages, {"role": "user", "content": value}]
+        parts = [part for part in value or [] if isinstance(part, dict)]
+        return messages + [{"role": p.get("role", "user"), "content": p.get("content", "")} for p in parts]
+    fields = ("role", "content", "name")
+    return [
+        {key: message[key] for key in fields if key in message}
+        for message in body.get("messages") or []
+        if isinstance(message, dict)
+    ]
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
 def prompt_tokens(endpoint: str, body: dict) -> int:
-    count = tokens.counter(body.get("model", ""))
-    texts = _texts(endpoint, body)
-    overhead = 0 if endpoint in UNFRAMED else 3 * len(texts) + 3
-    return sum(count(t) for t in texts) + overhead
+    """Counted as the provider bills them, with the same recipe as the plan (jobs.formats.tokens)."""
+    model = body.get("model", "")
+    if endpoint in tokens.UNFRAMED_ENDPOINTS:
+        count = tokens.counter(model)
+        return sum(count(t) for t in _texts(endpoint, body))
+    messages = [{key: _plain(value) for key, value in m.items()} for m in _messages(endpoint, body)]
+    return tokens.chat_tokens(model, messages)
 
 
 def check(endpoint: str, body: dict) -> int:

@@ -31,7 +31,7 @@ def prices(settings):
 
 def cost_of_first(job: Job, rows: int) -> Decimal:
     """What the gate reserves for the first rows: their exact prompt tokens, every answer at its longest."""
-    count = tokens.prompt_counter(job.model)
+    count = tokens.prompt_counter(job.model, job.endpoint)
     prompt = sum(count("", f"Sentiment of: {text}") for text in REVIEW_TEXTS[:rows])
     return plans.estimate(job, prompt, rows).batch
 

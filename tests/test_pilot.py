@@ -80,7 +80,8 @@ def test_the_live_preview_shows_the_exact_request_its_tokens_and_cost(client, al
     text = html.unescape(client.post(reverse("jobs:preview", args=[dataset.code]), data).content.decode())
     assert '"temperature": 0.2' in text and '"max_completion_tokens": 20' in text
     assert "Sentiment of: Great shoes, very comfy" in text
-    expected = tokens.prompt_counter("gpt-4o-mini")("", "Sentiment of: Great shoes, very comfy")
+    count = tokens.prompt_counter("gpt-4o-mini", "/v1/chat/completions")
+    expected = count("", "Sentiment of: Great shoes, very comfy")
     assert f"Row 1 · {expected} prompt tokens · less than $0.0001" in text
     unknown = client.post(reverse("jobs:preview", args=[dataset.code]), data | {"user_prompt": "{{ Nope }}"})
     assert "No column is called {{ Nope }}." in unknown.content.decode()

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from jobs import pipeline
+from jobs.formats import reconcile
 from jobs.models import Batch, Job
 from jobs.providers.client import ProviderClient
 from tests.conftest import REVIEW_TEXTS, make_dataset, wait_for
@@ -236,3 +237,29 @@ def test_the_sweeper_task_enqueues_each_kind_of_lost_work(alice, simulator_crede
     tasks.resume_stalled_work()
 
     assert sent == [("prepare_job", job.pk)]
+
+
+def test_a_rejection_naming_a_line_that_is_no_line_number_fails_the_rows_with_a_clear_message(
+    alice, simulator_credential, fast_simulator
+):
+    """The provider's errors are its data: a line such as "2a" must not stop the task that reads them."""
+    job = new_job(alice, simulator_credential, model="no-such-model")
+    [batch_id] = send(job)
+    pipeline.submit_batch(batch_id)
+    wait_for(lambda: pipeline.poll_batch(batch_id), timeout=30)
+    crafted = [
+        {"code": "invalid_request", "message": "Bad body.", "param": "body", "line": "2a"},
+        {"code": "invalid_model", "message": "Bad model.", "param": None, "line": "3"},
+    ]
+    Batch.objects.filter(pk=batch_id).update(remote_errors=crafted)
+
+    assert pipeline.finish_batch(batch_id) is True
+
+    batch = Batch.objects.get(pk=batch_id)
+    with batch.outcomes_file.open("rb") as fh:
+        outcomes = {o.row: o for o in reconcile.read_outcomes(fh)}
+    assert (outcomes[3].code, outcomes[3].message) == ("invalid_model", "Bad model.")
+    assert outcomes[1].code == "invalid_request"
+    named = "the provider named line “2a”, which is no line number"
+    assert outcomes[1].message == f"Bad body. (field: body; {named})"
+    assert [e.get("row") for e in batch.remote_errors] == [None, 3]

@@ -44,20 +44,46 @@ def counter(model: str) -> Callable[[str], int]:
     return _counter(encoding_name(model))
 
 
-def prompt_counter(model: str) -> Callable[[str, str], int]:
-    """Tokens of a (system, user) pair as a chat request bills them: text plus per-message overhead."""
+# OpenAI's published recipe for chat models ("How to count tokens with tiktoken" in its cookbook, checked
+# there against the API for gpt-3.5-turbo, gpt-4, gpt-4o and gpt-4o-mini): each message costs 3 framing
+# tokens plus the tokens of every field (role, content, name), a name 1 more, and the reply is primed
+# with 3. An embeddings input is its text alone.
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+UNFRAMED_ENDPOINTS = ("/v1/embeddings", "/v1/completions", "/v1/moderations")
+
+
+def chat_tokens(model: str, messages: list[dict[str, str]]) -> int:
+    """The prompt tokens of a chat request's text messages, as the provider bills them."""
     count = counter(model)
+    total = REPLY_PRIMING
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        for key, value in message.items():
+            total += count(value)
+            if key == "name":
+                total += TOKENS_PER_NAME
+    return total
+
+
+def prompt_counter(model: str, endpoint: str) -> Callable[[str, str], int]:
+    """Tokens of a row's (system, user) texts as a request to `endpoint` bills them: the texts, and for a
+    chat or responses request the framing of a system message (when there is one) and a user message."""
+    count = counter(model)
+    if endpoint in UNFRAMED_ENDPOINTS:
+        return lambda system, user: count(user)
+    user_framing = REPLY_PRIMING + TOKENS_PER_MESSAGE + count("user")
+    system_framing = TOKENS_PER_MESSAGE + count("system")
     # The instructions are usually the same for every row: counted once, not once per row.
     last_system: list = [None, 0]
 
     def count_prompt(system: str, user: str) -> int:
-        # Each message costs 3 framing tokens and the reply is primed with 3 more
-        # (OpenAI's published counting recipe for chat models).
-        total = count(user) + 3 + 3
+        total = count(user) + user_framing
         if system:
             if system is not last_system[0] and system != last_system[0]:
                 last_system[0], last_system[1] = system, count(system)
-            total += last_system[1] + 3
+            total += last_system[1] + system_framing
         return total
 
     return count_prompt

@@ -64,6 +64,13 @@ class Job(PromptSettings):
     reported_input_tokens = models.PositiveBigIntegerField(default=0)
     # The plan's batch price when the job was prepared; None when the model has no price.
     estimated_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    # What the plan said when the job was sent, each resend adding its own, for the estimate report
+    # (jobs.money.estimates): prompt tokens, answer tokens (expected from the trial run, or at their
+    # bound without one) and their batch price. None for jobs sent before the plan was kept.
+    planned_prompt_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    planned_answer_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    planned_answers_bounded = models.BooleanField(default=False)
+    planned_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     error = models.TextField(blank=True)
 
     results_file = models.FileField(upload_to=_PrivatePath("results"), blank=True)

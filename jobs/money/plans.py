@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from jobs.formats import reconcile, tokens
@@ -157,14 +157,42 @@ def expected(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
     return pricing.cost(pricing.prices().get(job.model), input_tokens, answers)
 
 
+def kept_when_sent(job: Job, input_tokens: int, rows: int) -> dict:
+    """The job's fields that keep what the plan says of these rows, for the estimate report: the answers
+    expected from the trial run, or every answer at its bound without one (embeddings have none)."""
+    if job.endpoint == Job.Endpoint.EMBEDDINGS or job.pilot_output_tokens is not None:
+        answers, bounded = round((job.pilot_output_tokens or 0) * rows), False
+    else:
+        answers, bounded = answer_bound(job).tokens * rows, True
+    cost = pricing.cost(pricing.prices().get(job.model), input_tokens, answers)
+    return {
+        "planned_prompt_tokens": input_tokens,
+        "planned_answer_tokens": answers,
+        "planned_answers_bounded": bounded,
+        "planned_cost": cost.batch if cost else None,
+    }
+
+
+def added_when_resent(job: Job, input_tokens: int, rows: int) -> dict:
+    """As kept_when_sent, added to what the earlier sends kept (which stays unknown if it was)."""
+    fields = kept_when_sent(job, input_tokens, rows)
+    cost = fields["planned_cost"]
+    return {
+        "planned_prompt_tokens": F("planned_prompt_tokens") + fields["planned_prompt_tokens"],
+        "planned_answer_tokens": F("planned_answer_tokens") + fields["planned_answer_tokens"],
+        "planned_answers_bounded": job.planned_answers_bounded or fields["planned_answers_bounded"],
+        "planned_cost": None if cost is None else F("planned_cost") + cost,
+    }
+
+
 def estimate(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
     """The most the rows can cost: exact prompt tokens, and every answer at its bound (answer_bound)."""
     return pricing.cost(pricing.prices().get(job.model), input_tokens, answer_bound(job).tokens * rows)
 
 
-def request_lines(batch: Batch, model: str) -> Iterator[tuple[int, bytes, int]]:
+def request_lines(batch: Batch, job: Job) -> Iterator[tuple[int, bytes, int]]:
     """(row, request line, prompt tokens) of a part's request file, in row order."""
-    count = tokens.prompt_counter(model)
+    count = tokens.prompt_counter(job.model, job.endpoint)
     with batch.input_file.open("rb") as stream:
         for line in stream:
             row = line_row(line)
@@ -193,7 +221,7 @@ def first_rows(job: Job, room: Decimal) -> FirstRows | None:
             rows, prompt = rows + batch.request_count, prompt + batch.input_tokens
             best = FirstRows(rows, prompt, whole)
             continue
-        for _, _, line_tokens in request_lines(batch, job.model):
+        for _, _, line_tokens in request_lines(batch, job):
             cost = fits(1, line_tokens)
             if cost is None:
                 break

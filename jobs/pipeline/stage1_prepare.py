@@ -103,7 +103,7 @@ def _first_batches(job: Job) -> list[Batch]:
     """
     credential = job.credential
     builder = RequestBuilder(request_spec(job), job.dataset.columns)
-    count_prompt = tokens.prompt_counter(job.model)
+    count_prompt = tokens.prompt_counter(job.model, job.endpoint)
     limit = prompt_limit(job)
     with (
         tempfile.TemporaryDirectory() as tmp,

@@ -25,14 +25,16 @@ def start_job(job_id: int) -> bool:
     job = Job.objects.select_related("owner").get(pk=job_id)
     if job.status != Job.Status.PLANNED:
         return False
+    # What the plan says now is what the estimate report compares the provider's figures with.
+    plan = plans.kept_when_sent(job, job.input_tokens, job.rows_total)
     with gate.spending(
         credential_id=job.credential_id, owner=job.owner, model=job.model, cost=job.estimated_cost, job=job
     ) as verdict:
         if verdict.needs_approval:
-            job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL, decline_note="")
+            job.transition(Job.Status.PLANNED, Job.Status.AWAITING_APPROVAL, decline_note="", **plan)
             return False
         return job.transition(
-            Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now(), decline_note=""
+            Job.Status.PLANNED, Job.Status.RUNNING, started_at=timezone.now(), decline_note="", **plan
         )
 
 
@@ -58,7 +60,8 @@ def start_first_rows(job_id: int, rows: int) -> bool:
     split = parts[cut] if taken < rows else None
     halves = _split(job, split, rows - taken) if split else []
     held_back = halves[1:] + parts[cut + 1 :] if split else parts[cut:]
-    cost = plans.estimate(job, sent_tokens + sum(b.input_tokens for b in halves[:1]), rows)
+    sent_tokens += sum(b.input_tokens for b in halves[:1])
+    cost = plans.estimate(job, sent_tokens, rows)
     message = (
         f"The budget had room for the first {rows:,} rows only when the job was sent, so this row was "
         "not sent; it can be sent later from the job page."
@@ -78,6 +81,8 @@ def start_first_rows(job_id: int, rows: int) -> bool:
                 target,
                 decline_note="",
                 estimated_cost=cost.batch if cost else None,
+                # The rows held back are added to the kept plan when they are sent (stage7_retry).
+                **plans.kept_when_sent(job, sent_tokens, rows),
                 **({} if verdict.needs_approval else {"started_at": timezone.now()}),
             )
             if moved and split:
@@ -105,7 +110,7 @@ def _split(job: Job, batch: Batch, first: int) -> list[Batch]:
     """Two unsaved parts in place of `batch`: its first `first` rows, and the rest (the next index);
     their prompt tokens counted row by row, as the plan counted them."""
     # One pass over the file, a line at a time (a part may hold 200 MB): the first rows, then the rest.
-    lines = plans.request_lines(batch, job.model)
+    lines = plans.request_lines(batch, job)
     halves = []
     for index, block in ((batch.index, itertools.islice(lines, first)), (batch.index + 1, lines)):
         with tempfile.TemporaryDirectory() as tmp:

@@ -144,26 +144,45 @@ def _follow_up_batches(batch: Batch) -> list[Batch]:
 
 
 def _validation_failure(batch: Batch) -> reconcile.Summary:
-    """A batch the provider rejected: rows named by a line get that line's error, the rest the general one."""
+    """A batch the provider rejected: rows named by a line get that line's error, the rest the general one.
+
+    The lines are the provider's data: one that is no line of the file (not a number, or past its end)
+    makes its error a general one, which says which line the provider named.
+    """
+    rows = expected_rows(batch)
     line_errors = {}
     general = []
+    named = []
     for error in batch.remote_errors:
         message = error.get("message") or "Rejected by the provider."
-        if error.get("param"):
-            message = f"{message} (field: {error['param']})"
-        if error.get("line"):
-            line_errors[int(error["line"])] = (error.get("code") or "invalid_request", message)
+        line = _line_number(error.get("line"), len(rows))
+        details = [f"field: {error['param']}"] if error.get("param") else []
+        if error.get("line") not in (None, "") and line is None:
+            details.append(f"the provider named line “{error['line']}”, which is no line number")
+        if details:
+            message = f"{message} ({'; '.join(details)})"
+        if line is not None:
+            line_errors[line] = (error.get("code") or "invalid_request", message)
+            named.append(error | {"row": rows[line - 1]})
         else:
             general.append((error.get("code") or "batch_failed", message))
+            named.append(error)
     code, message = (
         general[0] if general else ("batch_rejected", "The provider rejected another line of this batch.")
     )
     if line_errors:
         # Name the row of each line for the job page; the file's lines are its rows in order.
-        rows = expected_rows(batch)
-        batch.remote_errors = [
-            e | {"row": rows[int(e["line"]) - 1]} if 0 < int(e.get("line") or 0) <= len(rows) else e
-            for e in batch.remote_errors
-        ]
-        Batch.objects.filter(pk=batch.pk).update(remote_errors=batch.remote_errors)
+        batch.remote_errors = named
+        Batch.objects.filter(pk=batch.pk).update(remote_errors=named)
     return fail_batch_rows(batch, code, message, line_errors)
+
+
+def _line_number(value, lines: int) -> int | None:
+    """The 1-based line of the request file an error names, or None if it names none of them."""
+    if isinstance(value, bool):
+        return None
+    try:
+        line = int(value)
+    except (TypeError, ValueError):
+        return None
+    return line if 0 < line <= lines else None

@@ -15,7 +15,7 @@ from django.db.models import Max
 from jobs import datasets
 from jobs.formats import tokens
 from jobs.formats.exports import latest_outcomes
-from jobs.formats.reconcile import SKIPPED_CODES, resendable
+from jobs.formats.reconcile import HELD_BACK, SKIPPED_CODES, resendable
 from jobs.formats.requestfiles import RequestBuilder, write_batch_files
 from jobs.models import Batch, Job
 from jobs.money import gate, plans, pricing
@@ -120,7 +120,7 @@ def resend_with_prompt(job_id: int, rows: Iterable[int], *, system_prompt: str, 
             Path(tmp),
             max_requests=credential.max_requests_per_batch,
             max_bytes=credential.max_bytes_per_batch,
-            count_tokens=tokens.prompt_counter(job.model),
+            count_tokens=tokens.prompt_counter(job.model, job.endpoint),
         )
         try:
             for index, part in enumerate(parts):
@@ -138,6 +138,7 @@ def _send_again(job: Job, batches: list[Batch], unsent: list[Batch]) -> int:
     if not batches and not unsent:
         return 0
     rows_sent = sum(b.request_count for b in [*batches, *unsent])
+    added = [*batches, *(b for b in unsent if HELD_BACK in b.failure_codes)]
     cost = plans.estimate(job, sum(b.input_tokens for b in [*batches, *unsent]), rows_sent)
     spent = pricing.actual(job, pricing.prices())
     commitment = None if cost is None else cost.batch + (spent.batch if spent else 0)
@@ -158,6 +159,11 @@ def _send_again(job: Job, batches: list[Batch], unsent: list[Batch]) -> int:
                 error="",
                 cancel_requested_at=None,
                 estimated_cost=commitment,
+                # Parts a cancel kept back were in the first plan already; the new attempt's and the
+                # parts a short budget held back (left out of the plan sent) are added.
+                **plans.added_when_resent(
+                    job, sum(b.input_tokens for b in added), sum(b.request_count for b in added)
+                ),
             )
             if not restarted:
                 raise RetryRefused("The job changed while the retry was being prepared; try again.")

@@ -207,7 +207,7 @@ def _requests(dataset: Dataset, data) -> tuple[list[dict], str]:
         return [], str(exc)
     if not job.user_prompt.strip():
         return [], "Write a prompt to see the requests it makes."
-    count = tokens.prompt_counter(job.model)
+    count = tokens.prompt_counter(job.model, job.endpoint)
     price = ModelPrice.objects.filter(model=job.model).first()
     bound = plans.answer_bound(job)
     previews = []

@@ -23,7 +23,7 @@ from jobs.formats.reconcile import MAX_ATTEMPTS, RETRYABLE_CODES
 from jobs.formats.text import one_line
 from jobs.forms.jobs import row_numbers
 from jobs.models import AuditEvent, Job, ModelPrice
-from jobs.money import gate, plans, pricing
+from jobs.money import estimates, gate, plans, pricing
 from jobs.views.common import XLSX_TYPE, get_job, rate_limit, staff_only
 
 FAILURES_PER_PAGE = 50
@@ -127,7 +127,11 @@ def _job_context(job: Job) -> dict:
 @require_GET
 def job_detail(request: HttpRequest, code) -> HttpResponse:
     job = get_job(request, code)
-    return render(request, "jobs/job_detail.html", _job_context(job))
+    context = _job_context(job)
+    # Not in the polled fragment: a finished job's report is drawn with the page, from what it holds.
+    unanswered = sum(b.rows_failed for b in context["batches"])
+    context["estimates"] = estimates.for_job(job, context["cost"], unanswered)
+    return render(request, "jobs/job_detail.html", context)
 
 
 @login_required

@@ -8,19 +8,25 @@ from django.views.decorators.http import require_GET
 
 from jobs.formats.text import one_line
 from jobs.models import AuditEvent, Job, ModelPrice
-from jobs.money import gate, pricing, spend
+from jobs.money import estimates, gate, pricing, spend
 from jobs.views.common import staff_only
 
 
 @staff_only
 @require_GET
 def spend_report(request: HttpRequest) -> HttpResponse:
-    """Admins: spend by month, team, user and model over the last year, with the saving."""
+    """Admins: spend by month, team, user and model over the last year, with the saving, and the
+    estimates against the reported usage per model."""
     since = gate.month_start(timezone.now() - timezone.timedelta(days=365))
     lines = spend.report(since)
     used = ModelPrice.objects.filter(model__in={line.model for line in lines})
     stale = [price for price in used if pricing.is_stale(price.as_of)]
-    context = {"lines": lines, "totals": spend.totals(lines), "stale_prices": stale}
+    context = {
+        "lines": lines,
+        "totals": spend.totals(lines),
+        "stale_prices": stale,
+        "estimates": estimates.by_model(since),
+    }
     return render(request, "jobs/spend.html", context)
 
 
