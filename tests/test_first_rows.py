@@ -65,6 +65,7 @@ def test_a_plan_over_the_budget_offers_the_first_rows_that_fit_and_sends_only_th
     assert "Sent the first 3 rows" in response.content.decode()
     job.refresh_from_db()
     assert job.status == Job.Status.RUNNING and job.estimated_cost == cost
+    assert job.planned_cost == cost  # the estimate report compares what was sent, not the whole table
     sent = job.batches.filter(status=Batch.Status.QUEUED).order_by("index")
     assert [(b.first_row, b.last_row) for b in sent] == [(1, 2), (3, 3)]
     kept = job.batches.filter(status=Batch.Status.DONE).order_by("index")
@@ -90,6 +91,7 @@ def test_a_plan_over_the_budget_offers_the_first_rows_that_fit_and_sends_only_th
     client.post(reverse("jobs:retry", args=[job.code]), {"scope": "all"})
     drive(job)
     assert (job.status, job.rows_succeeded, job.rows_failed) == (Job.Status.COMPLETED, 5, 0)
+    assert job.planned_cost == cost_of_first(job, 5)  # the held-back rows joined the plan when sent
 
 
 def test_more_rows_than_fit_are_refused_by_the_gate_and_nothing_is_sent(client, alice, simulator_credential):

@@ -15,7 +15,7 @@ from django.db.models import Max
 from jobs import datasets
 from jobs.formats import tokens
 from jobs.formats.exports import latest_outcomes
-from jobs.formats.reconcile import HELD_BACK, SKIPPED_CODES, resendable
+from jobs.formats.reconcile import SKIPPED_CODES, resendable
 from jobs.formats.requestfiles import RequestBuilder, write_batch_files
 from jobs.models import Batch, Job
 from jobs.money import gate, plans, pricing
@@ -138,7 +138,8 @@ def _send_again(job: Job, batches: list[Batch], unsent: list[Batch]) -> int:
     if not batches and not unsent:
         return 0
     rows_sent = sum(b.request_count for b in [*batches, *unsent])
-    added = [*batches, *(b for b in unsent if HELD_BACK in b.failure_codes)]
+    # Unsent parts of a job never cancelled were held back by its budget (as the job page tells them).
+    added = [*batches, *([] if job.cancel_requested_at else unsent)]
     cost = plans.estimate(job, sum(b.input_tokens for b in [*batches, *unsent]), rows_sent)
     spent = pricing.actual(job, pricing.prices())
     commitment = None if cost is None else cost.batch + (spent.batch if spent else 0)
