@@ -9,6 +9,7 @@ worst case each wave takes the whole window.
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -22,6 +23,8 @@ MAX_EXAMPLES = 10
 # few times the trial run's, capped here; with no trial either, by this.
 DEFAULT_ANSWER_BOUND = 4_096
 PILOT_MARGIN = 4
+# Run now sends one request after another: a typical answer's time, when no rate limit is slower.
+SECONDS_PER_REQUEST = 2.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,42 @@ class Part:
     share: float  # percent of the provider's queue for this key and model
 
 
+@dataclass(frozen=True)
+class RunNow:
+    """Run now, offered beside Send for a small table: the normal price, answers within minutes."""
+
+    cost: pricing.Cost | None
+    minutes: float  # at most, at the key's rate limits
+    outlook: gate.Outlook
+
+    @property
+    def minutes_text(self) -> str:
+        return "about a minute" if self.minutes <= 1.5 else f"about {round(self.minutes)} minutes"
+
+
+def run_now_offer(job: Job) -> RunNow | None:
+    """Run now when the job's one waiting part would be answered within RUN_NOW_MAX_MINUTES: one request
+    after another, at the key's requests and tokens per minute (each answer counted at its longest);
+    None otherwise.
+    """
+    parts = list(
+        job.batches.filter(status=Batch.Status.QUEUED).values_list("request_count", "input_tokens")[:2]
+    )
+    if len(parts) != 1 or not parts[0][0]:
+        return None
+    rows, tokens = parts[0]
+    credential = job.credential
+    minutes = rows * SECONDS_PER_REQUEST / 60
+    if credential.requests_per_minute:
+        minutes = max(minutes, rows / credential.requests_per_minute)
+    if credential.tokens_per_minute:
+        minutes = max(minutes, (tokens + answer_bound(job).tokens * rows) / credential.tokens_per_minute)
+    if minutes > settings.RUN_NOW_MAX_MINUTES:
+        return None
+    cost = estimate(job, tokens, rows)
+    return RunNow(cost, minutes, gate.outlook_at(job, cost.synchronous if cost else None))
+
+
 @dataclass
 class Plan:
     parts: list[Part]
@@ -72,6 +111,7 @@ class Plan:
     skipped_empty: int = 0
     too_long: int = 0
     too_long_examples: list[tuple[int, int]] = field(default_factory=list)  # (row, prompt tokens)
+    run_now: RunNow | None = None
 
     @property
     def tokens(self) -> int:
@@ -119,6 +159,7 @@ def plan_for(job: Job) -> Plan:
         outlook=gate.outlook(job),
         prices_as_of=ModelPrice.objects.filter(model=job.model).values_list("as_of", flat=True).first(),
         expected_cost=expected(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
+        run_now=run_now_offer(job),
     )
     if job.skipped_file:
         with job.skipped_file.open("rb") as stream:
