@@ -154,7 +154,7 @@ def answer_now(batch_id: int) -> bool:
             if request["custom_id"] in answered:
                 position += 1
                 continue
-            stop = _stop_reason(batch.pk, claim, completed, failed)
+            stop = _stop_reason(batch.pk, job.pk, claim, completed, failed)
             if stop:
                 break
             result = _ask(client, credential, batch.pk, job.endpoint, request, round(per_row))
@@ -165,7 +165,7 @@ def answer_now(batch_id: int) -> bool:
             completed, failed = completed + ok, failed + (not ok)
             position += 1
         else:
-            stop = _stop_reason(batch.pk, claim, completed, failed)
+            stop = _stop_reason(batch.pk, job.pk, claim, completed, failed)
     if stop == "overtaken":
         return False
     refresh_job_counters(job.pk)
@@ -197,7 +197,7 @@ def _answered(path: str) -> tuple[set[str], int, int]:
     return answered, completed, failed
 
 
-def _stop_reason(batch_id: int, claim: int, completed: int, failed: int) -> str:
+def _stop_reason(batch_id: int, job_id: int, claim: int, completed: int, failed: int) -> str:
     """Record the progress and say whether to stop: "overtaken" (another run holds the part), "switch",
     "cancel", or "" to go on. One conditional UPDATE: the progress counts only while this run holds it.
     """
@@ -205,6 +205,7 @@ def _stop_reason(batch_id: int, claim: int, completed: int, failed: int) -> str:
         requests_completed=completed, requests_failed=failed, updated_at=timezone.now()
     ):
         return "overtaken"
+    refresh_job_counters(job_id)  # the job page's progress, as a batch's request counts give it
     switch, cancel = (
         Batch.objects.filter(pk=batch_id).values_list("switch_requested_at", "job__cancel_requested_at").get()
     )
