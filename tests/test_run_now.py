@@ -9,6 +9,7 @@ from decimal import Decimal
 import openai
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from jobs import pipeline
 from jobs.formats import reconcile
@@ -224,3 +225,45 @@ def test_a_run_stopped_half_way_starts_again_from_its_output_file_without_asking
     assert everything.startswith(first_lines)
     ids = [line.split(b'"custom_id":"')[1].split(b'"')[0] for line in everything.splitlines()]
     assert ids == [f"row-{n}".encode() for n in range(1, 9)]
+
+
+def test_run_now_paced_at_the_keys_own_limit_draws_no_429(alice, simulator_credential, settings):
+    settings.SIMULATOR_REQUESTS_PER_MINUTE = 120
+    simulator_credential.requests_per_minute = 120
+    simulator_credential.save()
+    job = planned(alice, simulator_credential)
+    batch_id = pipeline.run_now(job.pk)
+    assert pipeline.answer_now(batch_id)
+    batch = Batch.objects.get(pk=batch_id)
+    assert (batch.requests_completed, batch.throttled) == (8, 0)
+
+
+def test_a_cancel_while_running_now_keeps_the_answers_and_leaves_the_rest_not_sent(
+    alice, simulator_credential, settings
+):
+    settings.SIMULATOR_REQUESTS_PER_MINUTE = 120
+    job = planned(alice, simulator_credential)
+    batch_id = pipeline.run_now(job.pk)
+    result = {}
+
+    def run():
+        result["moved"] = pipeline.answer_now(batch_id)
+        connections.close_all()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    batch = Batch.objects.get(pk=batch_id)
+    for _ in range(400):
+        batch.refresh_from_db()
+        if batch.requests_completed >= 3:
+            break
+        time.sleep(0.02)
+    job.refresh_from_db()
+    assert job.transition(Job.CANCELLABLE, Job.Status.CANCELLING, cancel_requested_at=timezone.now())
+    runner.join(timeout=60)
+    assert result["moved"]
+    job = finish(job)
+    batch.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert job.rows_succeeded == batch.request_count >= 3
+    assert job.rows_not_sent == 8 - batch.request_count and job.rows_failed == 0

@@ -255,23 +255,20 @@ def _ask(client, credential, batch_id: int, endpoint: str, request: dict, tokens
 
 
 def _failure_line(request: dict, exc) -> dict:
+    """A failed row as a batch's output file has it: the provider's answer, or our error without one."""
     error = {
         "code": exc.code or ("server_error" if (exc.status or 500) >= 500 else "http_error"),
         "message": exc.message,
     }
-    if exc.status:
-        return {
-            "id": f"now_{request['custom_id']}",
-            "custom_id": request["custom_id"],
-            "response": {"status_code": exc.status, "body": {"error": error}},
-            "error": None,
-        }
-    return {
+    line = {
         "id": f"now_{request['custom_id']}",
         "custom_id": request["custom_id"],
         "response": None,
         "error": error,
     }
+    if exc.status:
+        line |= {"response": {"status_code": exc.status, "body": {"error": error}}, "error": None}
+    return line
 
 
 def _hand_over(batch: Batch, answered: int, *, cancelled: bool) -> bool:

@@ -29,18 +29,14 @@ def reserve(credential: ProviderCredential, tokens: int) -> float:
         KeyPace.objects.filter(credential=credential).update(requests_at=F("requests_at"))
         state = KeyPace.objects.get(credential=credential)
         now = time.time()
-        slots = {}
-        if rpm:
-            slots["requests_at"] = pace.admit(state.requests_at, now, 1, rpm)
-        if tpm:
-            slots["tokens_at"] = pace.admit(state.tokens_at, now, tokens, tpm)
-        wait = max(slot.wait for slot in slots.values())
-        # Both limits book the same moment: the later of the two.
-        booked = {
-            field: pace.admit(getattr(state, field), now + wait, cost, limit).tat
-            for field, cost, limit in (("requests_at", 1, rpm), ("tokens_at", tokens, tpm))
+        limits = [
+            (f, cost, limit)
+            for f, cost, limit in (("requests_at", 1, rpm), ("tokens_at", tokens, tpm))
             if limit
-        }
+        ]
+        # Both limits book the same moment: the later of the two.
+        wait = max(pace.admit(getattr(state, f), now, cost, limit).wait for f, cost, limit in limits)
+        booked = {f: pace.admit(getattr(state, f), now + wait, cost, limit).tat for f, cost, limit in limits}
         KeyPace.objects.filter(pk=state.pk).update(**booked)
     return wait
 
