@@ -355,6 +355,8 @@ CELERY_TASK_ROUTES = {
         "build_results",
         "write_other_formats",
         "clean_up_files",
+        # Run now: minutes of one request after another, which must not hold up the control queue.
+        "answer_now",
     )
 }
 CELERY_TASK_IGNORE_RESULT = True
@@ -405,6 +407,9 @@ STUCK_VALIDATING_MINUTES = env_float("STUCK_VALIDATING_MINUTES", 60.0)
 STUCK_FINALIZING_MINUTES = env_float("STUCK_FINALIZING_MINUTES", 120.0)
 # Waiting after the provider said its queue for a model was full, doubling each time.
 TOKEN_LIMIT_BACKOFF_SECONDS = env_float("TOKEN_LIMIT_BACKOFF_SECONDS", 60.0)
+# The plan offers Run now (the normal API, at the normal price) beside Send when the table would be
+# answered within this many minutes at the key's rate limits (jobs.money.plans.run_now_offer).
+RUN_NOW_MAX_MINUTES = env_float("RUN_NOW_MAX_MINUTES", 10.0)
 
 # --- Simulator -----------------------------------------------------------------
 SIMULATOR_ENABLED = env_bool("SIMULATOR_ENABLED", True)
@@ -421,6 +426,9 @@ SIMULATOR_API_KEYS = env_list("SIMULATOR_API_KEYS") or (
 SIMULATOR_SPEED = env_float("SIMULATOR_SPEED", 20.0)
 # Enqueued prompt tokens per model across unfinished batches, as OpenAI limits them.
 SIMULATOR_ENQUEUED_TOKEN_LIMIT = env_int("SIMULATOR_ENQUEUED_TOKEN_LIMIT", 20_000_000)
+# Per key, on the synchronous endpoints (simulator.ratelimit): 0 is no limit.
+SIMULATOR_REQUESTS_PER_MINUTE = env_int("SIMULATOR_REQUESTS_PER_MINUTE", 0)
+SIMULATOR_TOKENS_PER_MINUTE = env_int("SIMULATOR_TOKENS_PER_MINUTE", 0)
 PORT = env_int("PORT", 8000)
 # The web server's port. Under `make run`, honcho gives the other processes their own PORT (+100
 # each); the Makefile keeps the web server's here, so that every process links to it.

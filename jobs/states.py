@@ -26,6 +26,7 @@ class JobStatus(TextChoices):
 class BatchStatus(TextChoices):
     QUEUED = "queued", "Queued"
     SUBMITTING = "submitting", "Submitting"
+    ANSWERING = "answering", "Answering now"
     RUNNING = "running", "At the provider"
     DOWNLOADING = "downloading", "Downloading results"
     DONE = "done", "Done"
@@ -81,6 +82,12 @@ JOB = Machine(
         Move(J.PLANNED, J.RUNNING, "pipeline.stage2_release (the owner's Send)", "sent through the gate"),
         Move(
             J.PLANNED,
+            J.RUNNING,
+            "pipeline.runnow (the owner's Run now)",
+            "through the gate at the normal price",
+        ),
+        Move(
+            J.PLANNED,
             J.AWAITING_APPROVAL,
             "pipeline.stage2_release (the owner's Send)",
             "above the approval threshold",
@@ -120,9 +127,14 @@ BATCH = Machine(
         Move(
             B.QUEUED,
             B.DONE,
-            "pipeline.stop, pipeline.stage2_release",
-            "not sent: cancelled first, or held back by the budget",
+            "pipeline.stop, pipeline.stage2_release, pipeline.runnow",
+            "not sent: cancelled first (or while Run now ran), or held back by the budget",
         ),
+        Move(B.QUEUED, B.ANSWERING, "pipeline.runnow (the owner's Run now)", "answered at the normal API"),
+        Move(
+            B.ANSWERING, B.DOWNLOADING, "pipeline.runnow", "its rows answered; the rest switched or cancelled"
+        ),
+        Move(B.ANSWERING, B.QUEUED, "pipeline.runnow", "switched to Batch before any row was answered"),
         Move(B.SUBMITTING, B.RUNNING, "pipeline.stage3_submit", "remote batch created"),
         Move(B.SUBMITTING, B.DONE, "pipeline.stage3_submit", "refused, or job cancelled"),
         Move(B.RUNNING, B.DOWNLOADING, "pipeline.stage4_poll", "ended at the provider"),

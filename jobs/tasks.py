@@ -71,6 +71,15 @@ def submit_batch(batch_id: int) -> None:
         _results_if_all_done(Batch.objects.values_list("job_id", flat=True).get(pk=batch_id))
 
 
+@provider_task
+def answer_now(batch_id: int) -> None:
+    """Run now: answer a part's rows through the normal API, then reconcile it as any batch."""
+    if pipeline.answer_now(batch_id):
+        finish_batch.delay(batch_id)
+    else:  # handed over to a cancel: every part may be done
+        _results_if_all_done(Batch.objects.values_list("job_id", flat=True).get(pk=batch_id))
+
+
 @shared_task
 def schedule_batches() -> None:
     """Scheduled: send the queued batches the token budget allows; poll those that are due."""
@@ -141,6 +150,8 @@ def resume_stalled_work() -> None:
         submit_batch.delay(batch_id)
     for batch_id in stalled["finish"]:
         finish_batch.delay(batch_id)
+    for batch_id in stalled["answer"]:
+        answer_now.delay(batch_id)
     for job_id in stalled["cancel"]:
         cancel_job.delay(job_id)
     for job_id in stalled["results_ready"]:

@@ -74,3 +74,14 @@ class Fault(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.op} ({self.remaining} left)"
+
+
+class RatePace(models.Model):
+    """A key's place under the simulator's rate limits (simulator.ratelimit), shared by its processes."""
+
+    project = models.CharField(primary_key=True, max_length=32)
+    requests_at = models.FloatField(default=0)
+    tokens_at = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"pace of {self.project}"

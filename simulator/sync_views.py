@@ -5,9 +5,10 @@ Chat completions stream as server-sent events when asked; the other endpoints re
 rather than answer a stream-reading client with one JSON body.
 """
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from simulator import answers, streaming, validation
+from simulator import answers, ratelimit, streaming, validation
 from simulator.catalog import DEFAULT_MODERATION_MODEL, ENDPOINT_KINDS, MODELS
 from simulator.views import ApiError, _json, api, refuse, request_json
 
@@ -44,17 +45,35 @@ def _synchronous(request: HttpRequest, endpoint: str) -> HttpResponse:
             code="invalid_value",
         )
     try:
-        response, _, _ = answers.answer(endpoint, body)
+        response, used, out_tokens = answers.answer(endpoint, body)
     except answers.RequestFailed as failure:
         return _json(failure.body(), failure.status)
+    try:
+        limits = ratelimit.take(request.sim_project, used + out_tokens)
+    except ratelimit.Limited as over:
+        limit = getattr(settings, f"SIMULATOR_{over.which.upper()}_PER_MINUTE")
+        raise ApiError(
+            429,
+            f"Rate limit reached for {model} on {over.which} per min (RPM/TPM): Limit {limit}. "
+            f"Please try again in {over.wait * 1000:.0f}ms.",
+            "requests" if over.which == "requests" else "tokens",
+            code="rate_limit_exceeded",
+            headers=over.headers,
+        ) from None
     if stream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = StreamingHttpResponse(
             streaming.chat_chunks(response, include_usage), content_type="text/event-stream; charset=utf-8"
         )
         events["Cache-Control"] = "no-cache"
-        return events
-    return _json(response)
+        return _with(events, limits)
+    return _with(_json(response), limits)
+
+
+def _with(response: HttpResponse, headers: dict[str, str]) -> HttpResponse:
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 @api({"POST": "chat.completions"})

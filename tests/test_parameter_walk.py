@@ -138,6 +138,8 @@ def reads(w) -> dict[str, dict]:
         "jobs/<uuid:code>/row/": {},
         "jobs/<uuid:code>/start/": {},
         "jobs/<uuid:code>/start-first/": {"POST": {"rows": "1"}},
+        "jobs/<uuid:code>/run-now/": {},
+        "jobs/<uuid:code>/switch-to-batch/": {},
         "jobs/<uuid:code>/approve/": {},
         "jobs/<uuid:code>/decline/": {"POST": {"note": "Try fewer rows."}},
         "jobs/<uuid:code>/discard/": {},

@@ -42,6 +42,8 @@ class CredentialForm(forms.ModelForm):
             "poll_max_seconds",
             "enqueued_token_limit",
             "model_token_limits",
+            "requests_per_minute",
+            "tokens_per_minute",
             "monthly_budget",
             "approval_above",
             "reuse_scope",
@@ -63,6 +65,8 @@ class CredentialForm(forms.ModelForm):
             # Labels of fields named after tokens of text, not secrets (bandit reads "token" as one).
             "enqueued_token_limit": "Prompt tokens waiting at the provider at once, per model",  # nosec B105
             "model_token_limits": "Other limits for particular models",  # nosec B105
+            "requests_per_minute": "Requests per minute (normal API)",
+            "tokens_per_minute": "Tokens per minute (normal API)",  # nosec B105
             "monthly_budget": "Monthly budget (US dollars)",
             "approval_above": "Approval needed above (US dollars per job)",
             "teams": "Teams that may use it",
@@ -93,7 +97,14 @@ class CredentialForm(forms.ModelForm):
         ("Spending", ["monthly_budget", "approval_above"]),
         (
             "Limits",
-            ["max_requests_per_batch", "max_bytes_per_batch", "enqueued_token_limit", "model_token_limits"],
+            [
+                "max_requests_per_batch",
+                "max_bytes_per_batch",
+                "enqueued_token_limit",
+                "model_token_limits",
+                "requests_per_minute",
+                "tokens_per_minute",
+            ],
         ),
         ("Advanced", ["poll_min_seconds", "poll_max_seconds"]),
     ]

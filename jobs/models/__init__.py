@@ -4,7 +4,7 @@ pipeline's work (work) and the audit log. Pages read only these tables, never th
 
 from jobs.models.audit import AuditEvent
 from jobs.models.inputs import Dataset, PromptSettings, PromptTemplate
-from jobs.models.keys import ModelPrice, ProviderCredential, TeamBudget
+from jobs.models.keys import KeyPace, ModelPrice, ProviderCredential, TeamBudget
 from jobs.models.paths import _PrivatePath
 from jobs.models.work import Batch, Job, PilotRun, ReusableAnswer, RowFailure
 
@@ -13,6 +13,7 @@ __all__ = [
     "Batch",
     "Dataset",
     "Job",
+    "KeyPace",
     "ModelPrice",
     "PilotRun",
     "PromptSettings",

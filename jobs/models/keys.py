@@ -90,6 +90,14 @@ class ProviderCredential(models.Model):
         blank=True,
         help_text='Limits for particular models, overriding the one above: {"gpt-4o": 5000000}.',
     )
+    # The provider's rate limits for the synchronous API (Run now paces itself by them). Empty: not known,
+    # and Run now goes one request at a time, slowing down when the provider answers 429.
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute the provider allows this key. Empty: not known."
+    )
+    tokens_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens per minute the provider allows this key. Empty: not known."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -114,6 +122,21 @@ class ProviderCredential(models.Model):
 
     def token_limit(self, model: str) -> int:
         return int(self.model_token_limits.get(model) or self.enqueued_token_limit)
+
+
+class KeyPace(models.Model):
+    """When a key's next synchronous request and next tokens may go (jobs.providers.pace), shared by
+    every worker process through the database. Kept apart from the key so that saving the key's form
+    never puts back an old pace.
+    """
+
+    credential = models.OneToOneField(ProviderCredential, on_delete=models.CASCADE, related_name="pace")
+    # Theoretical arrival times (unix seconds) of the generic cell rate algorithm, one per limit.
+    requests_at = models.FloatField(default=0)
+    tokens_at = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"pace of {self.credential}"
 
 
 class ModelPrice(models.Model):

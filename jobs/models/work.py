@@ -62,7 +62,12 @@ class Job(PromptSettings):
     output_tokens = models.PositiveBigIntegerField(default=0)
     # Prompt tokens as the provider reported them in its answers (what is billed).
     reported_input_tokens = models.PositiveBigIntegerField(default=0)
-    # The plan's batch price when the job was prepared; None when the model has no price.
+    # Of the reported tokens, those of rows answered by Run now: billed at the normal price.
+    now_input_tokens = models.PositiveBigIntegerField(default=0)
+    now_output_tokens = models.PositiveBigIntegerField(default=0)
+    # The plan's batch price when the job was prepared (the normal price once it runs now, then the
+    # answered rows' normal price and the rest's batch price once switched); None when the model has no
+    # price.
     estimated_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     # What the plan said when the job was sent, each resend adding its own, for the estimate report
     # (jobs.money.estimates): prompt tokens, answer tokens (expected from the trial run, or at their
@@ -260,6 +265,14 @@ class Batch(models.Model):
     flagged_at = models.DateTimeField(null=True, blank=True)
     requests_completed = models.PositiveIntegerField(default=0)
     requests_failed = models.PositiveIntegerField(default=0)
+    # Run now: this part is answered one request at a time through the normal (synchronous) API, at
+    # the normal price, by jobs.pipeline.runnow, which writes an output file shaped like a batch's.
+    synchronous = models.BooleanField(default=False)
+    # The owner asked to send the rows not answered yet through the Batch API instead.
+    switch_requested_at = models.DateTimeField(null=True, blank=True)
+    # The provider's 429s while answering now, and the seconds waited as its Retry-After asked.
+    throttled = models.PositiveIntegerField(default=0)
+    throttled_seconds = models.FloatField(default=0)
 
     output_file = models.FileField(upload_to=_PrivatePath("batches"), blank=True)
     error_file = models.FileField(upload_to=_PrivatePath("batches"), blank=True)
@@ -298,7 +311,7 @@ class Batch(models.Model):
             models.Index(
                 fields=["status", "updated_at"],
                 name="batch_in_flight",
-                condition=Q(status__in=["queued", "submitting", "downloading"]),
+                condition=Q(status__in=["queued", "submitting", "answering", "downloading"]),
             ),
         ]
 

@@ -140,6 +140,8 @@ def by_model(since: datetime) -> list[Report]:
             planned_cost=Sum("planned_cost"),
             prompt=Sum("reported_input_tokens"),
             answers=Sum("output_tokens"),
+            now_prompt=Sum("now_input_tokens", default=0),
+            now_answers=Sum("now_output_tokens", default=0),
         )
         .order_by("model")
     )
@@ -150,6 +152,10 @@ def _reports(rows: Iterable[dict], prices: dict) -> Iterable[Report]:
     for row in rows:
         than = _than(row["bounded"], row["jobs"])
         reported = pricing.cost(prices.get(row["model"]), row["prompt"], row["answers"])
+        # Rows Run now answered were billed at the normal price (as pricing.actual counts a job's).
+        now = pricing.cost(prices.get(row["model"]), row["now_prompt"], row["now_answers"])
+        if reported and now:
+            reported = pricing.Cost(batch=reported.batch + now.saving, synchronous=reported.synchronous)
         # A job sent without a price has no estimated cost: the sum of the others would say too little.
         estimated_cost = None if row["unpriced"] else row["planned_cost"]
         yield Report(

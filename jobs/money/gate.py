@@ -157,7 +157,11 @@ class Outlook:
 
 def outlook(job: Job) -> Outlook:
     """The gate's answer for a planned job, without locking or changing anything."""
-    cost = job.estimated_cost
+    return outlook_at(job, job.estimated_cost)
+
+
+def outlook_at(job: Job, cost: Decimal | None) -> Outlook:
+    """The gate's answer for spending `cost` on a planned job (Run now: its normal price)."""
     try:
         credential = check_key(job.credential_id, job.owner)
     except Refused as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -26,6 +27,8 @@ MAX_EXAMPLES = 10
 # few times the trial run's, capped here; with no trial either, by this.
 DEFAULT_ANSWER_BOUND = 4_096
 PILOT_MARGIN = 4
+# Run now sends one request after another: a typical answer's time, when no rate limit is slower.
+SECONDS_PER_REQUEST = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,42 @@ class FirstRows:
     rest: int = 0  # the rows after them, held back
 
 
+@dataclass(frozen=True)
+class RunNow:
+    """Run now, offered beside Send for a small table: the normal price, answers within minutes."""
+
+    cost: pricing.Cost | None
+    minutes: float  # at most, at the key's rate limits
+    outlook: gate.Outlook
+
+    @property
+    def minutes_text(self) -> str:
+        return "about a minute" if self.minutes <= 1.5 else f"about {round(self.minutes)} minutes"
+
+
+def run_now_offer(job: Job) -> RunNow | None:
+    """Run now when the job's one waiting part would be answered within RUN_NOW_MAX_MINUTES: one request
+    after another, at the key's requests and tokens per minute (each answer counted at its longest);
+    None otherwise.
+    """
+    parts = list(
+        job.batches.filter(status=Batch.Status.QUEUED).values_list("request_count", "input_tokens")[:2]
+    )
+    if len(parts) != 1 or not parts[0][0]:
+        return None
+    rows, tokens = parts[0]
+    credential = job.credential
+    minutes = rows * SECONDS_PER_REQUEST / 60
+    if credential.requests_per_minute:
+        minutes = max(minutes, rows / credential.requests_per_minute)
+    if credential.tokens_per_minute:
+        minutes = max(minutes, (tokens + answer_bound(job).tokens * rows) / credential.tokens_per_minute)
+    if minutes > settings.RUN_NOW_MAX_MINUTES:
+        return None
+    cost = estimate(job, tokens, rows)
+    return RunNow(cost, minutes, gate.outlook_at(job, cost.synchronous if cost else None))
+
+
 @dataclass
 class Plan:
     parts: list[Part]
@@ -87,6 +126,7 @@ class Plan:
     skipped_empty: int = 0
     too_long: int = 0
     too_long_examples: list[tuple[int, int]] = field(default_factory=list)  # (row, prompt tokens)
+    run_now: RunNow | None = None
 
     @property
     def tokens(self) -> int:
@@ -134,6 +174,7 @@ def plan_for(job: Job) -> Plan:
         outlook=gate.outlook(job),
         prices_as_of=ModelPrice.objects.filter(model=job.model).values_list("as_of", flat=True).first(),
         expected_cost=expected(job, sum(p.tokens for p in parts), sum(p.rows for p in parts)),
+        run_now=run_now_offer(job),
     )
     if plan.outlook.room is not None:
         plan.first_rows = first_rows(job, plan.outlook.room)
@@ -157,9 +198,10 @@ def expected(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
     return pricing.cost(pricing.prices().get(job.model), input_tokens, answers)
 
 
-def kept_when_sent(job: Job, input_tokens: int, rows: int) -> dict:
+def kept_when_sent(job: Job, input_tokens: int, rows: int, *, synchronous: bool = False) -> dict:
     """The job's fields that keep what the plan says of these rows, for the estimate report: the answers
-    expected from the trial run, or every answer at its bound without one (embeddings have none)."""
+    expected from the trial run, or every answer at its bound without one (embeddings have none); at
+    the Batch API's price, or the normal one for Run now."""
     if job.endpoint == Job.Endpoint.EMBEDDINGS or job.pilot_output_tokens is not None:
         answers, bounded = round((job.pilot_output_tokens or 0) * rows), False
     else:
@@ -169,7 +211,7 @@ def kept_when_sent(job: Job, input_tokens: int, rows: int) -> dict:
         "planned_prompt_tokens": input_tokens,
         "planned_answer_tokens": answers,
         "planned_answers_bounded": bounded,
-        "planned_cost": cost.batch if cost else None,
+        "planned_cost": (cost.synchronous if synchronous else cost.batch) if cost else None,
     }
 
 

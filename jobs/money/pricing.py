@@ -51,5 +51,12 @@ def per_token(price: ModelPrice | None) -> tuple[float, float] | None:
 
 
 def actual(job, prices: dict[str, ModelPrice]) -> Cost | None:
-    """What a job has cost so far, from the usage the provider reported."""
-    return cost(prices.get(job.model), job.reported_input_tokens, job.output_tokens)
+    """What a job has cost so far, from the usage the provider reported. `batch` is what was billed:
+    the Batch API's price, but the normal price for the rows Run now answered.
+    """
+    price = prices.get(job.model)
+    total = cost(price, job.reported_input_tokens, job.output_tokens)
+    now = cost(price, job.now_input_tokens, job.now_output_tokens)
+    if total is None or not (job.now_input_tokens or job.now_output_tokens):
+        return total
+    return Cost(batch=total.batch + now.saving, synchronous=total.synchronous)

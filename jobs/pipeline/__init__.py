@@ -3,6 +3,7 @@
     stage1_prepare → stage2_release → stage3_submit → stage4_poll → stage5_finish → stage6_results
     → (stage7_retry → stage3 …)
 
+or, for a small table, stage1_prepare → runnow (the normal API, at once) → stage5_finish → …,
 with `stop` (cancel, delete, clean up), `key_refusal` (a refused key pauses its jobs), `sweep`
 (work whose message was lost) and `review` (a row's request and answer). The moves each stage makes
 are declared in jobs.states.
@@ -16,6 +17,7 @@ happens inside a transaction. This package's names are the pipeline's public ste
 from jobs.pipeline.common import refresh_job_counters, request_spec
 from jobs.pipeline.key_refusal import key_refused, key_replaced
 from jobs.pipeline.review import row_exchange
+from jobs.pipeline.runnow import answer_now, run_now, switch_to_batch
 from jobs.pipeline.stage1_prepare import prepare_job, prompt_limit
 from jobs.pipeline.stage2_release import (
     approve_job,
@@ -46,6 +48,9 @@ __all__ = [
     "request_spec",
     "start_first_rows",
     "start_job",
+    "run_now",
+    "answer_now",
+    "switch_to_batch",
     "approve_job",
     "decline_job",
     "release_queued_batches",

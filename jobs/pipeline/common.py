@@ -154,6 +154,9 @@ def refresh_job_counters(job_id: int) -> None:
     """
     done = Q(status=Batch.Status.DONE)
     totals = Batch.objects.filter(job_id=job_id).aggregate(
+        # Before the aggregates named like these fields, which they would otherwise refer to.
+        now_in=Sum("reported_input_tokens", filter=Q(synchronous=True), default=0),
+        now_out=Sum("output_tokens", filter=Q(synchronous=True), default=0),
         succeeded=Sum("rows_succeeded", filter=done, default=0),
         waiting=Sum("request_count", filter=~done, default=0),
         not_sent=Sum(
@@ -176,6 +179,8 @@ def refresh_job_counters(job_id: int) -> None:
         input_tokens=totals["input_tokens"],
         reported_input_tokens=totals["reported_input_tokens"],
         output_tokens=totals["output_tokens"],
+        now_input_tokens=totals["now_in"],
+        now_output_tokens=totals["now_out"],
         updated_at=timezone.now(),
     )
 

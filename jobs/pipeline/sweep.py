@@ -28,4 +28,6 @@ def stalled_work(older_than: timedelta) -> dict[str, list[int]]:
         ),
         "submit": list(stale_batches.filter(status=Batch.Status.SUBMITTING).values_list("pk", flat=True)),
         "finish": list(stale_batches.filter(status=Batch.Status.DOWNLOADING).values_list("pk", flat=True)),
+        # Run now whose worker died: started again, from the rows its output file already holds.
+        "answer": list(stale_batches.filter(status=Batch.Status.ANSWERING).values_list("pk", flat=True)),
     }

@@ -109,11 +109,15 @@ class RemoteBatch:
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
+    """The wait the provider asked for, in seconds: `retry-after-ms` when sent (OpenAI's own, exact),
+    else `retry-after` in seconds."""
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) / scale
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 def _translate(exc: Exception) -> ProviderError:
@@ -287,7 +291,7 @@ class ProviderClient:
         self._call(self._sdk.files.delete, file_id)
 
     def complete(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """One synchronous request (the pilot run), answered as the batch line's body would be."""
+        """One synchronous request (the pilot run, Run now), answered as the batch line's body would be."""
         path = endpoint.removeprefix("/v1")
         response = self._call(self._sdk.post, path, body=body, cast_to=object)
         if not isinstance(response, dict):

@@ -22,7 +22,7 @@ from jobs import access, audit, errors, notify, pipeline, tasks
 from jobs.formats.reconcile import MAX_ATTEMPTS, RETRYABLE_CODES
 from jobs.formats.text import one_line
 from jobs.forms.jobs import row_numbers
-from jobs.models import AuditEvent, Job, ModelPrice
+from jobs.models import AuditEvent, Batch, Job, ModelPrice
 from jobs.money import estimates, gate, plans, pricing
 from jobs.views.common import XLSX_TYPE, get_job, rate_limit, staff_only
 
@@ -35,6 +35,10 @@ JOBS_PER_PAGE = 25
 # What the job page shows of each part: polling loads no more than this.
 BATCH_DISPLAY_FIELDS = [
     "updated_at",
+    "synchronous",
+    "switch_requested_at",
+    "throttled",
+    "throttled_seconds",
     "job_id",
     "index",
     "attempt",
@@ -104,9 +108,8 @@ def _version(job_changed, parts_changed) -> str:
 def _job_context(job: Job) -> dict:
     """Everything the job page and its fragment show, evaluated here: the template runs no query."""
     plan = plans.plan_for(job) if job.status == Job.Status.PLANNED else None
-    cost = pricing.cost(
-        ModelPrice.objects.filter(model=job.model).first(), job.reported_input_tokens, job.output_tokens
-    )
+    # What was billed: rows answered by Run now at the normal price, the others at the batch price.
+    cost = pricing.actual(job, {p.model: p for p in ModelPrice.objects.filter(model=job.model)})
     batches = list(job.batches.only(*BATCH_DISPLAY_FIELDS))
     # A job waiting for approval when no admin can be emailed waits until someone looks by chance.
     unheard = job.status == Job.Status.AWAITING_APPROVAL and not notify.admins_with_email().exists()
@@ -119,6 +122,7 @@ def _job_context(job: Job) -> dict:
         "plan": plan,
         "cost": cost,
         "admins_unheard": unheard,
+        "answering": next((b for b in batches if b.status == Batch.Status.ANSWERING), None),
         "version": _version(job.updated_at, max((b.updated_at for b in batches), default=None)),
     }
 
@@ -221,6 +225,40 @@ def start_first(request: HttpRequest, code) -> HttpResponse:
             "The first rows cost more than can be sent without an admin's approval; the admins have "
             "been asked.",
         )
+    return redirect("jobs:job_detail", job.code)
+
+
+@login_required
+@rate_limit("RATE_LIMIT_SUBMITS")
+@require_POST
+def run_now(request: HttpRequest, code) -> HttpResponse:
+    """The owner runs a small planned job now, through the normal API, at the normal price."""
+    job = get_job(request, code, change=True)
+    try:
+        batch_id = pipeline.run_now(job.pk)
+    except gate.Refused as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:job_detail", job.code)
+    if batch_id:
+        job.refresh_from_db()
+        audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
+        tasks.answer_now.delay_on_commit(batch_id)
+        messages.success(request, "Running now. This page follows the answers as they come.")
+    return redirect("jobs:job_detail", job.code)
+
+
+@login_required
+@require_POST
+def switch_to_batch(request: HttpRequest, code) -> HttpResponse:
+    """The owner sends the rows not answered yet through the Batch API instead, at half the price."""
+    job = get_job(request, code, change=True)
+    try:
+        if pipeline.switch_to_batch(job.pk):
+            messages.success(
+                request, "Switching: the rows answered so far are kept, the rest go through the Batch API."
+            )
+    except gate.Refused as exc:
+        messages.error(request, str(exc))
     return redirect("jobs:job_detail", job.code)
 
 
