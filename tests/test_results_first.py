@@ -1,8 +1,9 @@
 """The results CSV and its link come first; the Excel copy and the JSON Lines file follow.
 
 A job is complete, with its CSV downloadable, as soon as the CSV is written; a follow-up task on the
-files queue writes the Excel copy and the JSON Lines file (and indexes the answers for reuse), and the page says "Excel: being written…"
-(and keeps polling) until they are there, never a link to a file that does not exist yet.
+files queue writes the Excel copy and the JSON Lines file (and indexes the answers for reuse), and
+the page says "Excel: being written…" (and keeps polling) until they are there, never a link to a
+file that does not exist yet.
 """
 
 from datetime import timedelta
