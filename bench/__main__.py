@@ -1,4 +1,8 @@
-"""Run every benchmark, each in a fresh process, and print its figures."""
+"""Run every benchmark, each in a fresh process, and print its figures.
+
+The last two start the whole embedded stack: bench.e2e (a million-row job end to end, some 20
+minutes; BENCH_E2E_ROWS makes it smaller) and bench.poll_load (about 2 minutes).
+"""
 
 import os
 import subprocess
@@ -16,6 +20,8 @@ CASES = [
     ["bench.reconcile", "ours"],
     ["bench.reconcile", "reference"],
     ["bench.pages"],
+    ["bench.e2e"],
+    ["bench.poll_load"],
 ]
 
 
