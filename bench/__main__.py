@@ -1,6 +1,6 @@
 """Run every benchmark, each in a fresh process, and print its figures.
 
-The last two start the whole embedded stack: bench.e2e (a million-row job end to end, some 20
+The last two start the whole embedded stack: bench.e2e (a million-row job end to end, about 25
 minutes; BENCH_E2E_ROWS makes it smaller) and bench.poll_load (about 2 minutes).
 """
 

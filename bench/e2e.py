@@ -21,7 +21,7 @@ beside them finish_1m_page_s, the same start → the poll that first showed the 
 tutorial way) on the same rows, measured first in this process. The job's files are then
 downloaded through the pages and their rows counted.
 
-BENCH_E2E_ROWS sets the rows (1,000,000 by default: some 20 minutes on two busy cores).
+BENCH_E2E_ROWS sets the rows (1,000,000 by default: about 25 minutes on two busy cores).
 """
 
 import csv
