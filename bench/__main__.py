@@ -1,4 +1,8 @@
-"""Run every benchmark, each in a fresh process, and print its figures."""
+"""Run every benchmark, each in a fresh process, and print its figures.
+
+The last two start the whole embedded stack: bench.e2e (a million-row job end to end, about 25
+minutes; BENCH_E2E_ROWS makes it smaller) and bench.poll_load (about 2 minutes).
+"""
 
 import os
 import subprocess
@@ -18,6 +22,8 @@ CASES = [
     ["bench.count", "ids"],
     ["bench.count", "plain"],
     ["bench.pages"],
+    ["bench.e2e"],
+    ["bench.poll_load"],
 ]
 
 

@@ -91,13 +91,13 @@ MULTI_WORDS = WORDS + [
 ]
 
 
-def multi_csv(rows: int = 1_000_000) -> Path:
+def multi_csv(rows: int = 1_000_000, folder: Path = ROOT) -> Path:
     """Shaped like the million-row run of the scale issue: a title, a review with line breaks inside
-    the cell, a country, and two columns the prompt does not use; multilingual text. About 110 MB."""
-    path = ROOT / f"multi-{rows}.csv"
+    the cell, a country, and two columns the prompt does not use; multilingual text. About 150 MB."""
+    path = folder / f"multi-{rows}.csv"
     if path.exists():
         return path
-    ROOT.mkdir(exist_ok=True)
+    folder.mkdir(exist_ok=True)
     rng = random.Random(3)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:

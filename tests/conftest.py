@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from wsgiref import simple_server
 
@@ -275,16 +274,6 @@ def worker_process(live_server, tmp_path):
 def worker(worker_process):
     worker_process.start()
     return worker_process
-
-
-def wait_for(predicate, timeout: float = 90, interval: float = 0.25, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"Timed out after {timeout}s waiting for {message}")
 
 
 ARTIFACTS = ROOT / "test-artifacts"

@@ -5,9 +5,10 @@ Each test saves screenshots in test-artifacts/ for a person to look at.
 
 import pytest
 
+from bench.stack import wait_for
 from jobs import pipeline
 from jobs.models import Job
-from tests.conftest import screenshot, wait_for
+from tests.conftest import screenshot
 from tests.test_pipeline import new_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.browser]

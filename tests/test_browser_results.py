@@ -4,8 +4,9 @@ edited prompt. Screenshots at desktop and phone sizes go to test-artifacts/.
 
 import pytest
 
+from bench.stack import wait_for
 from jobs.models import Job
-from tests.conftest import screenshot, wait_for
+from tests.conftest import screenshot
 from tests.test_browser import log_in, sent_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.browser]

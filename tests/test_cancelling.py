@@ -10,9 +10,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from bench.stack import wait_for
 from jobs import pipeline, tasks
 from jobs.models import Batch, Job
-from tests.conftest import wait_for
 from tests.test_pipeline import drive, new_job, read_csv
 
 pytestmark = pytest.mark.django_db(transaction=True)

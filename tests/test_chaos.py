@@ -10,11 +10,11 @@ import time
 
 import pytest
 
+from bench.stack import wait_for
 from jobs import pipeline
 from jobs.models import Batch, Job
 from simulator import faults
 from simulator.models import SimBatch
-from tests.conftest import wait_for
 from tests.test_pipeline import drive, new_job, read_csv
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]

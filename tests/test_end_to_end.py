@@ -6,8 +6,9 @@ import io
 import pytest
 from django.urls import reverse
 
+from bench.stack import wait_for
 from jobs.models import Job
-from tests.conftest import REVIEW_TEXTS, REVIEWS_CSV, screenshot, wait_for
+from tests.conftest import REVIEW_TEXTS, REVIEWS_CSV, screenshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

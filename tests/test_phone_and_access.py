@@ -15,8 +15,9 @@ import openpyxl
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
+from bench.stack import wait_for
 from jobs.models import Job, PromptTemplate
-from tests.conftest import screenshot, wait_for
+from tests.conftest import screenshot
 from tests.test_browser import log_in, sent_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.browser]

@@ -6,11 +6,12 @@ import io
 import pytest
 from django.utils import timezone
 
+from bench.stack import wait_for
 from jobs import pipeline
 from jobs.formats import reconcile
 from jobs.models import Batch, Job
 from jobs.providers.client import ProviderClient
-from tests.conftest import REVIEW_TEXTS, make_dataset, wait_for
+from tests.conftest import REVIEW_TEXTS, make_dataset
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

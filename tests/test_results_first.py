@@ -1,8 +1,9 @@
 """The results CSV and its link come first; the Excel copy and the JSON Lines file follow.
 
 A job is complete, with its CSV downloadable, as soon as the CSV is written; a follow-up task on the
-files queue writes the Excel copy and the JSON Lines file, and the page says "Excel: being written…"
-(and keeps polling) until they are there, never a link to a file that does not exist yet.
+files queue writes the Excel copy and the JSON Lines file (and indexes the answers for reuse), and
+the page says "Excel: being written…" (and keeps polling) until they are there, never a link to a
+file that does not exist yet.
 """
 
 from datetime import timedelta
@@ -13,7 +14,7 @@ from django.urls import reverse
 from django_htmx.http import HTMX_STOP_POLLING
 
 from jobs import pipeline, tasks
-from jobs.models import Job
+from jobs.models import Job, ReusableAnswer
 from tests.conftest import REVIEW_TEXTS
 from tests.test_pipeline import drive, new_job
 
@@ -103,6 +104,18 @@ def test_the_other_formats_follow_the_latest_results_and_are_written_once(alice,
     pipeline.write_other_formats(job.pk)  # a second delivery of the task: nothing more
     job.refresh_from_db()
     assert (job.xlsx_file.name, job.jsonl_file.name) == written
+
+
+def test_the_answers_are_indexed_for_reuse_after_the_csv_not_before_it(alice, simulator_credential):
+    """Indexing a million answers takes minutes: the CSV and its link never wait for it."""
+    job = drive(new_job(alice, simulator_credential), other_formats=False)
+    assert job.status == Job.Status.COMPLETED and job.results_file
+    assert not ReusableAnswer.objects.filter(job=job).exists()
+    pipeline.write_other_formats(job.pk)
+    indexed = ReusableAnswer.objects.filter(job=job)
+    assert sorted(indexed.values_list("row", flat=True)) == list(range(1, len(REVIEW_TEXTS) + 1))
+    pipeline.write_other_formats(job.pk)  # a second delivery indexes nothing twice
+    assert indexed.count() == len(REVIEW_TEXTS)
 
 
 @pytest.mark.browser

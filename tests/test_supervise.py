@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import wait_for
+from bench.stack import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -54,9 +54,10 @@ REPLY_PRIMING = 3
 UNFRAMED_ENDPOINTS = ("/v1/embeddings", "/v1/completions", "/v1/moderations")
 
 
-def chat_tokens(model: str, messages: list[dict[str, str]]) -> int:
-    """The prompt tokens of a chat request's text messages, as the provider bills them."""
-    count = counter(model)
+def chat_tokens(model: str, messages: list[dict[str, str]], count: Callable[[str], int] | None = None) -> int:
+    """The prompt tokens of a chat request's text messages, as the provider bills them (`count`: the
+    model's counter, or one that remembers texts seen before)."""
+    count = count or counter(model)
     total = REPLY_PRIMING
     for message in messages:
         total += TOKENS_PER_MESSAGE

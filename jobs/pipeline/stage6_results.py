@@ -1,9 +1,10 @@
 """Stage 6, results: job `running` or `cancelling → finishing → completed`, `failed` or `cancelled`:
 the user's rows joined with every batch's outcomes, as the files people download.
 
-The results CSV (and the failures CSV) come first and complete the job; its Excel copy and its JSON
-Lines file are written right after, by a follow-up task (`write_other_formats`), so that they never
-hold the job's completion or its CSV link back: on a million rows Excel alone takes minutes.
+The results CSV (and the failures CSV) come first and complete the job; its JSON Lines file and its
+Excel copy are written right after, and its answers indexed for reuse, by a follow-up task
+(`write_other_formats`), so that they never hold the job's completion or its CSV link back: on a
+million rows Excel alone takes minutes, and so does the index.
 """
 
 import csv
@@ -81,8 +82,6 @@ def build_results(job_id: int) -> bool:
         failures.seek(0)
         job.results_file.save(f"{job.code}-results.csv", File(results.buffer), save=False)
         job.failures_file.save(f"{job.code}-failures.csv", File(failures.buffer), save=False)
-    with outcome_streams(job) as attempts:
-        reuse.index_answers(job, attempts)
     answered = counts.succeeded + counts.reused
     if job.cancel_requested_at:
         final = Job.Status.CANCELLED
@@ -114,13 +113,14 @@ def build_results(job_id: int) -> bool:
 
 def write_other_formats(job_id: int) -> None:
     """After the results CSV: the JSON Lines file, then the Excel copy (up to XLSX_MAX_ROWS rows:
-    larger results have none), each kept as soon as it is written.
+    larger results have none), each kept as soon as it is written, then the answers indexed for reuse.
 
     Each is stored only if the job still has the results it was written from: results built again
     meanwhile (a resend) have their own follow-up, and a second delivery of this task finds nothing
-    pending.
+    pending. A delivery cut short leaves them pending, so the sweeper sends it again; it writes only
+    what is missing, and the index again from the start.
     """
-    job = Job.objects.select_related("dataset").get(pk=job_id)
+    job = Job.objects.select_related("dataset", "credential").get(pk=job_id)
     if not job.formats_pending:
         return
     current = Job.objects.filter(pk=job.pk, formats_pending=True, results_file=job.results_file.name)
@@ -135,6 +135,18 @@ def write_other_formats(job_id: int) -> None:
         if not current.update(jsonl_file=name, updated_at=timezone.now()):
             job.jsonl_file.storage.delete(name)
             return
+    if not job.xlsx_file and not _write_xlsx(job, current):
+        return
+    if not current.exists():
+        return
+    with outcome_streams(job) as attempts:
+        reuse.index_answers(job, attempts)
+    current.update(formats_pending=False, updated_at=timezone.now())
+
+
+def _write_xlsx(job: Job, current) -> bool:
+    """The Excel copy of the results, if they fit a sheet, kept at once; False if the job has other
+    results by now."""
     xlsx, cut = "", 0
     with job.results_file.open("rb") as stored, io.TextIOWrapper(stored, "utf-8", newline="") as results:
         if _fits_excel(results):
@@ -144,11 +156,10 @@ def write_other_formats(job_id: int) -> None:
                 xlsx = job.xlsx_file.storage.save(
                     job.xlsx_file.field.generate_filename(job, f"{job.code}-results.xlsx"), File(workbook)
                 )
-    kept = current.update(
-        xlsx_file=xlsx, xlsx_cut_cells=cut, formats_pending=False, updated_at=timezone.now()
-    )
+    kept = current.update(xlsx_file=xlsx, xlsx_cut_cells=cut, updated_at=timezone.now())
     if xlsx and not kept:
         job.xlsx_file.storage.delete(xlsx)
+    return bool(kept)
 
 
 def _fits_excel(results: IO[str]) -> bool:
