@@ -169,3 +169,18 @@ def test_use_this_model_puts_it_in_the_jobs_form_and_asks_for_a_new_preview(
     assert "model-chosen" in response.headers["HX-Trigger-After-Settle"]
     refused = client.post(url, form_data(simulator_credential) | {"use_model": "ChatGPT"}).content.decode()
     assert "Choose a model from the list: “ChatGPT” is not one this key offers." in refused
+
+
+def test_a_refused_key_is_said_once_per_model_and_its_other_rows_are_not_sent(
+    client, alice, simulator_credential
+):
+    priced()
+    simulator_credential.set_api_key("sk-wrong")
+    simulator_credential.save()
+    dataset = make_dataset(alice)
+    client.force_login(alice)
+    text = client.post(reverse("jobs:compare", args=[dataset.code]), compare_data(simulator_credential))
+    text = text.content.decode()
+    assert text.count("The provider refused the key. An admin has to replace it.") == 3
+    assert text.count("Not sent: the provider refused the key.") == 3 * 4
+    assert all(run.cost == 0 for run in PilotRun.objects.all()) and PilotRun.objects.count() == 3

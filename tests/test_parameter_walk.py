@@ -179,7 +179,7 @@ def reads(w) -> dict[str, dict]:
         "datasets/<uuid:code>/preview/": {"POST": form},
         "datasets/<uuid:code>/pilot/": {"POST": form},
         "datasets/<uuid:code>/compare/": {
-            "POST": form | {"second_model": "gpt-4o", "third_model": "", "compare_rows": "2"}
+            "POST": form | {"second_model": "gpt-4o", "third_model": "", "compare_rows": "1"}
         },
         "datasets/<uuid:code>/use-model/": {"POST": form | {"use_model": "gpt-4o"}},
         "datasets/<uuid:code>/save-template/": {"POST": form | {"template_name": "Walked"}},
