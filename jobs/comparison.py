@@ -110,7 +110,7 @@ def run(job: Job, dataset: Dataset, user, models: list[str], rows: int) -> Compa
     # A model at a time would keep people waiting three times as long: the models go side by side, each
     # its rows in turn as the pilot sends them, so no model gets more than the pilot's one call at a time.
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        tried = list(pool.map(lambda jb: pilot.try_rows(client, job.endpoint, jb, first), builders))
+        tried = list(pool.map(lambda builder: pilot.try_rows(client, job.endpoint, builder, first), builders))
     costs = [pilot.settle(spend, trials) for spend, trials in zip(spends, tried, strict=True)]
     return _side_by_side(job, dataset, jobs, first, tried, costs)
 
