@@ -28,13 +28,15 @@ urlpatterns = [
     path("jobs/<uuid:code>/results/", results.results, name="results"),
     path("jobs/<uuid:code>/rows/<int:row>/", jobs.row_detail, name="row_detail"),
     path("jobs/<uuid:code>/download/<str:kind>/", jobs.download, name="download"),
-    # Datasets and mapping: upload, reading choices, the new-job form, its preview and pilot; templates.
+    # Datasets and mapping: upload, reading choices, the new-job form (preview, pilot, comparison); templates.
     path("upload/", datasets.upload, name="upload"),
     path("datasets/<uuid:code>/reading/", datasets.reading, name="reading"),
     path("datasets/<uuid:code>/count/", datasets.dataset_count, name="dataset_count"),
     path("datasets/<uuid:code>/new-job/", datasets.new_job, name="new_job"),
     path("datasets/<uuid:code>/preview/", datasets.preview, name="preview"),
     path("datasets/<uuid:code>/pilot/", datasets.pilot_run, name="pilot"),
+    path("datasets/<uuid:code>/compare/", datasets.compare, name="compare"),
+    path("datasets/<uuid:code>/use-model/", datasets.use_model, name="use_model"),
     path("datasets/<uuid:code>/save-template/", datasets.save_template, name="save_template"),
     path("templates/", datasets.templates, name="templates"),
     path("templates/<uuid:code>/delete/", datasets.template_delete, name="template_delete"),

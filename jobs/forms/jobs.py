@@ -49,7 +49,16 @@ def offered_models(credential: ProviderCredential | None) -> list[str]:
     return sorted(m for m in listed if _CHAT_MODEL.match(m) or _EMBEDDING_MODEL.match(m))
 
 
-def _model_choices(models: list[str]) -> list:
+def endpoint_problem(model: str | None, endpoint: str | None) -> str:
+    """Why this model cannot answer on this endpoint, in words; empty when it can (or either is unknown)."""
+    if not model or not endpoint or is_embedding_model(model) == (endpoint == Job.Endpoint.EMBEDDINGS):
+        return ""
+    if endpoint == Job.Endpoint.EMBEDDINGS:
+        return f"{model} answers in words, not embeddings: choose an embeddings model."
+    return f"{model} makes embeddings, not answers: choose the Embeddings endpoint or a chat model."
+
+
+def model_choices(models: list[str]) -> list:
     chat = [(m, m) for m in models if not is_embedding_model(m)]
     embeddings = [(m, m) for m in models if is_embedding_model(m)]
     return [("Chat completions and responses", chat), ("Embeddings", embeddings)]
@@ -158,7 +167,7 @@ class JobForm(forms.ModelForm):
         self.models = offered_models(chosen or default)
         self.fields["model"] = forms.ChoiceField(
             label="Model",
-            choices=_model_choices(self.models),
+            choices=model_choices(self.models),
             initial=DEFAULT_MODEL if DEFAULT_MODEL in self.models else None,
             error_messages={
                 "invalid_choice": "Choose a model from the list: “%(value)s” is not one this key offers."
@@ -219,15 +228,9 @@ class JobForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        model, endpoint = data.get("model"), data.get("endpoint")
-        if model and endpoint and is_embedding_model(model) != (endpoint == Job.Endpoint.EMBEDDINGS):
-            if endpoint == Job.Endpoint.EMBEDDINGS:
-                message = f"{model} answers in words, not embeddings: choose an embeddings model."
-            else:
-                message = (
-                    f"{model} makes embeddings, not answers: choose the Embeddings endpoint or a chat model."
-                )
-            self.add_error("model", message)
+        problem = endpoint_problem(data.get("model"), data.get("endpoint"))
+        if problem:
+            self.add_error("model", problem)
         try:
             self.instance.output_fields = output_fields(self.data, data.get("endpoint"))
         except schema.FieldError as exc:

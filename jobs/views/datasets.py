@@ -1,9 +1,10 @@
 """Uploading a table and mapping it into a prompt: the upload, reading choices, the row count, the
-new-job form with its live preview and pilot run, and saved templates.
+new-job form with its live preview, pilot run and model comparison, and saved templates.
 """
 
 import json
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,12 +13,13 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HTMX_STOP_POLLING
+from django_htmx.http import HTMX_STOP_POLLING, trigger_client_event
 
-from jobs import access, audit, datasets, pilot, pipeline, tasks
+from jobs import access, audit, comparison, datasets, pilot, pipeline, tasks
 from jobs.formats import prompts, schema, tokens, uniques
 from jobs.formats.requestfiles import RequestBuilder
 from jobs.formats.text import one_line
+from jobs.forms.comparison import ComparisonForm
 from jobs.forms.jobs import JobForm, output_fields
 from jobs.forms.uploads import ReadingForm, UploadForm
 from jobs.models import AuditEvent, Dataset, Job, ModelPrice, PromptTemplate
@@ -156,6 +158,7 @@ def new_job(request: HttpRequest, code) -> HttpResponse:
         "editing": editing,
         "reading_form": reading_form,
         "form": form,
+        "comparison_form": ComparisonForm(job_form=form),
         "previews": previews,
         "preview_message": preview_message,
         "id_problem": id_problem,
@@ -274,7 +277,58 @@ def pilot_run(request: HttpRequest, code) -> HttpResponse:
     return render(request, "jobs/new_job.html#pilot", context)
 
 
-def _named_errors(form: JobForm, fields) -> list[str]:
+@login_required
+@rate_limit("RATE_LIMIT_SUBMITS")
+@require_POST
+def compare(request: HttpRequest, code) -> HttpResponse:
+    """htmx: the first rows sent now to up to three models at once, their answers side by side."""
+    dataset = get_dataset(request, code)
+    form = JobForm(request.POST, columns=dataset.columns, user=request.user)
+    choice = ComparisonForm(request.POST, job_form=form)
+    problems = []
+    if dataset.status == Dataset.Status.INVALID or not form.is_valid():
+        problems = _named_errors(form, form.fields) or [dataset.error]
+    if not choice.is_valid():
+        problems += _named_errors(choice, choice.fields)
+    if problems:
+        return render(request, "jobs/_comparison.html", {"problems": problems})
+    job = form.save(commit=False)
+    models, rows = choice.cleaned_data["models"], choice.cleaned_data["compare_rows"]
+    try:
+        result = comparison.run(job, dataset, request.user, models, rows)
+    except gate.Refused as exc:
+        return render(request, "jobs/_comparison.html", {"problems": [str(exc)]})
+    for run in result.runs:
+        others = " and ".join(m for m in models if m != run.model)
+        audit.record(
+            request,
+            AuditEvent.Action.PILOT,
+            dataset=dataset,
+            credential=job.credential,
+            cost=run.cost,
+            detail=f"{len(result.rows)} rows of {run.model}, compared with {others}",
+        )
+    simulated = job.credential.kind == job.credential.Kind.SIMULATOR
+    context = {"comparison": result, "dataset": dataset, "simulated_provider": simulated}
+    return render(request, "jobs/_comparison.html", context)
+
+
+@login_required
+@require_POST
+def use_model(request: HttpRequest, code) -> HttpResponse:
+    """htmx: "Use this model" in a comparison: the form's model field with that model chosen (or why it
+    cannot be); the page then asks for a new preview of the requests."""
+    dataset = get_dataset(request, code)
+    data = request.POST.copy()
+    data["model"] = request.POST.get("use_model", "")
+    form = JobForm(data, columns=dataset.columns, user=request.user)
+    response = render(request, "jobs/new_job.html#model_field", {"form": form})
+    if not form.errors.get("model"):
+        trigger_client_event(response, "model-chosen", after="settle")
+    return response
+
+
+def _named_errors(form: forms.Form, fields) -> list[str]:
     """The errors of these fields and the form's own, each naming its field: the fragments that
     show them list them away from the fields, and "Enter a number." alone says not which.
     """
