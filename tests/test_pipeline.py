@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from jobs import pipeline
 from jobs.models import Batch, Job
+from jobs.pipeline import rawfiles
 from jobs.providers.client import ProviderClient
 from tests.conftest import REVIEW_TEXTS, make_dataset, wait_for
 
@@ -138,7 +139,7 @@ def test_a_restart_after_create_adopts_the_batch_instead_of_creating_another(
     [batch_id] = send(job)
     batch = Batch.objects.get(pk=batch_id)
     client = ProviderClient(simulator_credential)
-    with batch.input_file.open("rb") as fh:
+    with rawfiles.plain_copy(batch.input_file) as fh:
         remote_file = client.upload_batch_file(fh, f"batchdash-{batch.token}.jsonl")
     remote = client.create_batch(remote_file.id, job.endpoint, {pipeline.METADATA_KEY: str(batch.token)})
     Batch.objects.filter(pk=batch_id).update(submit_attempts=1, submit_started_at=timezone.now())

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from jobs import pipeline
 from jobs.models import Job, ModelPrice
+from jobs.pipeline import rawfiles
 from tests.test_pipeline import drive, new_job, read_csv
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,7 +42,7 @@ def job(alice, simulator_credential):
 def sent_bodies(job, attempt: int) -> dict[int, dict]:
     bodies = {}
     for batch in job.batches.filter(attempt=attempt):
-        with batch.input_file.open("rb") as fh:
+        with rawfiles.lines(batch.input_file) as fh:
             for line in fh:
                 request = orjson.loads(line)
                 bodies[int(request["custom_id"].split("-")[1])] = request["body"]

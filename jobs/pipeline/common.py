@@ -23,6 +23,7 @@ from jobs.formats.requestfiles import (
     split_requests,
 )
 from jobs.models import Batch, Job
+from jobs.pipeline import rawfiles
 from jobs.providers.client import ProviderClient, ProviderError, client_for
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:
         input_sha256=part.sha256,
     )
     with part.path.open("rb") as fh:
-        batch.input_file.save(f"{job.code}-{attempt}-{index}.jsonl", File(fh), save=False)
+        rawfiles.save(batch.input_file, f"{job.code}-{attempt}-{index}.jsonl", fh)
     part.path.unlink()
     return batch
 
@@ -70,7 +71,7 @@ def store_outcomes(batch: Batch, outcomes) -> reconcile.Summary:
 
 
 def expected_rows(batch: Batch) -> list[int]:
-    with batch.input_file.open("rb") as fh:
+    with rawfiles.lines(batch.input_file) as fh:
         return reconcile.expected_rows(fh)
 
 
@@ -154,7 +155,7 @@ def copy_requests(sources: list[Batch], rows: Iterable[int], *, max_requests: in
         attempts = [
             [
                 (
-                    stack.enter_context(b.input_file.open("rb")),
+                    stack.enter_context(rawfiles.lines(b.input_file)),
                     b.last_row,
                     b.input_tokens / max(b.request_count, 1),
                 )

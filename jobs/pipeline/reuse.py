@@ -23,6 +23,7 @@ from jobs.formats.reconcile import REUSED
 from jobs.formats.requestfiles import EMBEDDINGS, RequestBuilder, fingerprint, line_row
 from jobs.models import Job, ProviderCredential, ReusableAnswer
 from jobs.money import pricing
+from jobs.pipeline import rawfiles
 from jobs.pipeline.common import request_spec
 
 # Index entries written per query.
@@ -207,7 +208,7 @@ def index_answers(job: Job, attempts: list[list[Iterator[reconcile.Outcome]]]) -
     outcome = next(succeeded, None)
     entries = []
     for batch in sources:
-        with batch.input_file.open("rb") as fh:
+        with rawfiles.lines(batch.input_file) as fh:
             for line in fh:
                 row = line_row(line)
                 while outcome is not None and row is not None and outcome.row < row:

@@ -2,6 +2,7 @@
 provider's queue was full); an expired batch's unfinished rows go into a follow-up batch.
 """
 
+import contextlib
 import logging
 import tempfile
 import uuid
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from jobs.formats import reconcile
 from jobs.models import Batch, Job
+from jobs.pipeline import rawfiles
 from jobs.pipeline.common import (
     copy_requests,
     delete_provider_files,
@@ -58,17 +60,15 @@ def finish_batch(batch_id: int) -> bool:
         summary = _validation_failure(batch)
         error = "; ".join(e["message"] for e in batch.remote_errors[:3]) or "The provider rejected the batch."
     else:
-        streams = [
-            getattr(batch, f).open("rb") for f in ("output_file", "error_file") if getattr(batch, f).name
-        ]
-        try:
-            with tempfile.TemporaryFile() as out:
-                summary = reconcile.reconcile(expected_rows(batch), streams, job.endpoint, out)
-                out.seek(0)
-                batch.outcomes_file.save(f"{batch.token}-outcomes.jsonl", File(out), save=False)
-        finally:
-            for stream in streams:
-                stream.close()
+        with contextlib.ExitStack() as stack, tempfile.TemporaryFile() as out:
+            streams = [
+                stack.enter_context(rawfiles.lines(field))
+                for field in (batch.output_file, batch.error_file)
+                if field.name
+            ]
+            summary = reconcile.reconcile(expected_rows(batch), streams, job.endpoint, out)
+            out.seek(0)
+            batch.outcomes_file.save(f"{batch.token}-outcomes.jsonl", File(out), save=False)
         error = ""
         if batch.remote_status == "expired" and _follows_up(job, batch):
             follow_up = _follow_up_batches(batch)
@@ -89,7 +89,7 @@ def _download(client: ProviderClient, batch: Batch, remote_id: str, field: str) 
         for chunk in client.download_file(remote_id):
             tmp.write(chunk)
         tmp.seek(0)
-        getattr(batch, field).save(f"{batch.token}-{field}.jsonl", File(tmp), save=False)
+        rawfiles.save(getattr(batch, field), f"{batch.token}-{field}.jsonl", tmp)
     Batch.objects.filter(pk=batch.pk).update(**{field: getattr(batch, field).name})
 
 
