@@ -62,7 +62,7 @@ def drive(job: Job, timeout: float = 60, other_formats: bool = True) -> Job:
 
 
 def read_csv(field) -> list[list[str]]:
-    with field.open("rb") as fh:
+    with rawfiles.lines(field) as fh:
         text = fh.read().decode("utf-8")
     assert text.startswith("\ufeff")
     return list(csv.reader(io.StringIO(text[1:])))

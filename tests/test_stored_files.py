@@ -1,6 +1,6 @@
-"""What a job keeps in file storage, and how: raw request and provider files gzip-compressed and read
-back as lines wherever they are read, files stored before compression still read, and a default
-retention for the raw files that keeps outcomes and results.
+"""What a job keeps in file storage, and how: raw request and provider files and outcomes
+gzip-compressed and read back as lines wherever they are read, files stored before compression
+still read, and a default retention for the raw files that keeps outcomes and results.
 """
 
 import gzip
@@ -30,7 +30,7 @@ def stored_bytes(field) -> bytes:
         return fh.read()
 
 
-def test_request_and_provider_files_are_stored_gzip_compressed_and_read_back_as_lines(
+def test_request_provider_and_outcome_files_are_stored_gzip_compressed_and_read_back_as_lines(
     alice, simulator_credential, fast_simulator
 ):
     simulator_credential.max_requests_per_batch = 10
@@ -40,12 +40,16 @@ def test_request_and_provider_files_are_stored_gzip_compressed_and_read_back_as_
     batches = list(job.batches.order_by("index"))
     assert len(batches) == 3
     for batch in batches:
-        for field in (batch.input_file, batch.output_file):
+        for field in (batch.input_file, batch.output_file, batch.outcomes_file):
             assert field.name.endswith(".gz"), field.name
             lines = gzip.decompress(stored_bytes(field)).splitlines()
-            assert len(lines) == 10 and all(b'"custom_id":"row-' in line for line in lines), field.name
+            assert len(lines) == 10, field.name
+        request_lines = gzip.decompress(stored_bytes(batch.input_file)).splitlines()
+        assert all(line.startswith(b'{"custom_id":"row-') for line in request_lines)
         # The request file is much smaller compressed than what was sent.
         assert batch.input_file.size * 2 < batch.input_bytes
+    # The results too, the CSV in blocks that its pages are read from, both read back plain.
+    assert job.results_file.name.endswith(".gz") and job.jsonl_file.name.endswith(".gz")
     table = read_csv(job.results_file)
     assert [r[0] for r in table[1:]] == [f"Review number {i}: quite good" for i in range(1, ROWS + 1)]
     assert {r[2] for r in table[1:]} == {"succeeded"}

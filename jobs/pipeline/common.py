@@ -10,7 +10,6 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from django.core.files import File
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
@@ -66,7 +65,7 @@ def store_outcomes(batch: Batch, outcomes) -> reconcile.Summary:
     with tempfile.TemporaryFile() as out:
         summary = reconcile.write_outcomes(outcomes, out)
         out.seek(0)
-        batch.outcomes_file.save(f"{batch.token}-outcomes.jsonl", File(out), save=False)
+        rawfiles.save(batch.outcomes_file, f"{batch.token}-outcomes.jsonl", out)
     return summary
 
 
@@ -175,7 +174,7 @@ def outcome_streams(job: Job):
     batches = job.batches.exclude(outcomes_file="").order_by("attempt", "first_row")
     with contextlib.ExitStack() as stack:
         attempts = [
-            [reconcile.read_outcomes(stack.enter_context(b.outcomes_file.open("rb"))) for b in group]
+            [reconcile.read_outcomes(stack.enter_context(rawfiles.lines(b.outcomes_file))) for b in group]
             for _, group in itertools.groupby(batches, key=operator.attrgetter("attempt"))
         ]
         for unsent in (job.skipped_file, job.reused_file):

@@ -1,10 +1,12 @@
-"""Raw request and provider files: stored gzip-compressed, read back as plain lines.
+"""Files stored gzip-compressed and read back plain: raw request and provider files, each part's
+outcomes, and the results in CSV and JSON Lines.
 
-Request files repeat the same instructions and JSON keys on every line, and provider output
-files the same envelope, so they shrink several times over; they are read line by line from
-start to end (never by byte offset), which a gzip stream does as well as a plain file. The
-results CSV, which the results pages index by byte offset, stays plain. A file stored before
-compression (a name not ending in `.gz`) is read as it is.
+Request files repeat the same instructions and JSON keys on every line, provider output files
+and outcomes the same envelope, and results the upload's text, so they shrink several times
+over. Most are read line by line from start to end, which a gzip stream does as well as a plain
+file; the results CSV, read a page at a time from its index, is compressed in blocks
+(jobs.formats.blockgzip). A file stored before compression (a name not ending in `.gz`) is read
+as it is.
 """
 
 import contextlib
@@ -17,6 +19,8 @@ from typing import IO
 from django.core.files import File
 from django.db.models.fields.files import FieldFile
 
+from jobs.formats import blockgzip
+
 SUFFIX = ".gz"
 # zlib's default level: these files shrink almost as much as at 9, several times faster.
 LEVEL = 6
@@ -24,16 +28,44 @@ CHUNK = 1 << 20
 
 
 def save(field: FieldFile, name: str, source: IO[bytes]) -> None:
-    """Compress `source`, from where it stands, into storage as `field` (the model is not saved).
+    """Compress `source`, from where it stands, into storage as `field` (the model is not saved)."""
+    with compressed(source) as packed:
+        field.save(name + SUFFIX, File(packed), save=False)
 
-    The compressed copy goes through a temporary local file, so the storage gets one plain
-    upload of known size (S3 included).
-    """
+
+@contextlib.contextmanager
+def compressed(source: IO[bytes]) -> Iterator[IO[bytes]]:
+    """`source`, from where it stands, gzip-compressed into a temporary local file (at its start), so
+    that the storage gets one upload of known size (S3 included)."""
     with tempfile.TemporaryFile() as packed:
         with gzip.GzipFile(filename="", fileobj=packed, mode="wb", compresslevel=LEVEL, mtime=0) as gz:
             shutil.copyfileobj(source, gz, CHUNK)
         packed.seek(0)
+        yield packed
+
+
+def save_blocks(field: FieldFile, name: str, source: IO[bytes], offsets: list[int]) -> list[int]:
+    """Store `source` compressed in blocks cut at its index `offsets` (the model is not saved); returns
+    the index into the stored file, for `pages`."""
+    with tempfile.TemporaryFile() as packed:
+        starts = blockgzip.compress_blocks(source, packed, offsets, LEVEL)
+        packed.seek(0)
         field.save(name + SUFFIX, File(packed), save=False)
+    return starts
+
+
+@contextlib.contextmanager
+def pages(field: FieldFile) -> Iterator[IO[bytes]]:
+    """A stream of the stored file that seeks to the positions of its index (see save_blocks)."""
+    with field.open("rb") as stored:
+        yield blockgzip.BlockReader(stored) if field.name.endswith(SUFFIX) else stored
+
+
+def chunks(field: FieldFile) -> Iterator[bytes]:
+    """The plain content a block at a time, for a download streamed as it is read."""
+    with lines(field) as plain:
+        while chunk := plain.read(CHUNK):
+            yield chunk
 
 
 @contextlib.contextmanager

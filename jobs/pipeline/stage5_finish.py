@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files import File
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -68,7 +67,7 @@ def finish_batch(batch_id: int) -> bool:
             ]
             summary = reconcile.reconcile(expected_rows(batch), streams, job.endpoint, out)
             out.seek(0)
-            batch.outcomes_file.save(f"{batch.token}-outcomes.jsonl", File(out), save=False)
+            rawfiles.save(batch.outcomes_file, f"{batch.token}-outcomes.jsonl", out)
         error = ""
         if batch.remote_status == "expired" and _follows_up(job, batch):
             follow_up = _follow_up_batches(batch)
@@ -128,7 +127,7 @@ def _follows_up(job: Job, batch: Batch) -> bool:
 
 def _follow_up_batches(batch: Batch) -> list[Batch]:
     """Unsaved batches, of the next attempt, for the rows of `batch` that never ran."""
-    with batch.outcomes_file.open("rb") as fh:
+    with rawfiles.lines(batch.outcomes_file) as fh:
         rows = [o.row for o in reconcile.read_outcomes(fh) if not o.ok and o.code in FOLLOW_UP_CODES]
     if not rows:
         return []

@@ -24,6 +24,7 @@ from jobs.formats.text import one_line
 from jobs.forms.jobs import row_numbers
 from jobs.models import AuditEvent, Job, ModelPrice
 from jobs.money import gate, plans, pricing
+from jobs.pipeline import rawfiles
 from jobs.views.common import XLSX_TYPE, get_job, rate_limit, staff_only
 
 FAILURES_PER_PAGE = 50
@@ -370,9 +371,14 @@ def download(request: HttpRequest, code, kind: str) -> HttpResponse:
         }.get(kind, (None, "", ""))
         if not stored:
             raise Http404("There is no such file for this job.")
-        response = FileResponse(
-            stored.open("rb"), as_attachment=True, filename=filename, content_type=content_type
-        )
+        if stored.name.endswith(rawfiles.SUFFIX):
+            # Kept compressed: sent plain as it is read, whatever the client takes.
+            response = StreamingHttpResponse(rawfiles.chunks(stored), content_type=content_type)
+            response["Content-Disposition"] = content_disposition_header(True, filename)
+        else:
+            response = FileResponse(
+                stored.open("rb"), as_attachment=True, filename=filename, content_type=content_type
+            )
     response["Cache-Control"] = "private, no-store"
     audit.record(request, AuditEvent.Action.DOWNLOAD, job=job, detail=kind)
     return response
