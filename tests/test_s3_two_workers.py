@@ -14,6 +14,7 @@ import boto3
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.urls import reverse
 
 from jobs import pipeline, tasks
 from jobs.models import Batch, Job
@@ -66,8 +67,8 @@ def s3(shared_stack, settings, monkeypatch):
     server.stop()
 
 
-def stored_names(client) -> set[str]:
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+def stored_names(bucket) -> set[str]:
+    pages = bucket.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
     return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
 
@@ -82,9 +83,9 @@ def local_files(folder) -> list[str]:
 
 
 def test_two_workers_sharing_only_postgresql_redis_and_s3_finish_a_job_when_one_is_killed_mid_job(
-    alice, simulator_credential, s3, live_server, tmp_path, settings
+    alice, simulator_credential, s3, live_server, tmp_path, settings, client
 ):
-    client, env = s3
+    bucket, env = s3
 
     from batchdash.celery import app
 
@@ -94,7 +95,7 @@ def test_two_workers_sharing_only_postgresql_redis_and_s3_finish_a_job_when_one_
     simulator_credential.max_requests_per_batch = PER_PART
     simulator_credential.save()
     job = new_job(alice, simulator_credential, content=CONTENT, name="Two machines")
-    assert job.dataset.file.name in stored_names(client)  # the upload went to the bucket
+    assert job.dataset.file.name in stored_names(bucket)  # the upload went to the bucket
 
     workers = {}
     for name in ("first", "second"):
@@ -147,11 +148,16 @@ def test_two_workers_sharing_only_postgresql_redis_and_s3_finish_a_job_when_one_
     assert [r[0] for r in table[1:]] == [f"Review number {i}: quite good" for i in range(1, ROWS + 1)]
     assert {r[table[0].index("status")] for r in table[1:]} == {"succeeded"}
 
-    names = stored_names(client)
+    client.force_login(alice)
+    # The results page reads its page from the compressed CSV in the bucket, from the index.
+    page = client.get(reverse("jobs:results", args=[job.code]), {"page": 2}).content.decode()
+    assert "Review number 51: quite good" in page and "Review number 50: quite good" not in page
+
+    names = stored_names(bucket)
     assert job.results_file.name in names
     for batch in job.batches.all():
         assert {batch.input_file.name, batch.output_file.name, batch.outcomes_file.name} <= names
-        raw = client.get_object(Bucket=BUCKET, Key=batch.output_file.name)["Body"].read()
+        raw = bucket.get_object(Bucket=BUCKET, Key=batch.output_file.name)["Body"].read()
         assert gzip.decompress(raw).count(b"\n") == batch.request_count
     # Nothing of the job was kept on either machine's own disk.
     for name in ("first", "second"):
