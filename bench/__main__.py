@@ -16,6 +16,7 @@ CASES = [
     ["bench.reconcile", "ours"],
     ["bench.reconcile", "reference"],
     ["bench.pages"],
+    ["bench.disk"],
 ]
 
 
