@@ -252,6 +252,16 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# FILE_STORAGE=storages.backends.s3.S3Storage (django-storages) keeps the files in a bucket that
+# every machine reaches; AWS_S3_ENDPOINT_URL points it at any S3-compatible store. boto3 finds the
+# credentials itself (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the machine's role).
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME") or None
+AWS_LOCATION = env_str("AWS_LOCATION")
+# Private objects (the bucket's own policy), and a name never overwritten, as on a file system.
+AWS_DEFAULT_ACL = None
+AWS_S3_FILE_OVERWRITE = False
 WHITENOISE_USE_FINDERS = DEBUG
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
@@ -399,7 +409,7 @@ PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60.0)
 DELETE_PROVIDER_FILES = env_bool("DELETE_PROVIDER_FILES", True)
 # Days to keep the raw request and result files of finished jobs (0: forever). The
 # results, failures and per-row outcomes are always kept.
-RAW_FILE_RETENTION_DAYS = env_int("RAW_FILE_RETENTION_DAYS", 0)
+RAW_FILE_RETENTION_DAYS = env_int("RAW_FILE_RETENTION_DAYS", 30)
 # How many times a job's expired rows are sent again on their own in follow-up batches.
 MAX_AUTO_ATTEMPTS = env_int("MAX_AUTO_ATTEMPTS", 3)
 # A batch longer than this in `validating` or `finalizing` is flagged on its page.

@@ -24,6 +24,7 @@ CASES = [
     ["bench.pages"],
     ["bench.e2e"],
     ["bench.poll_load"],
+    ["bench.disk"],
 ]
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs import datasets, pipeline
+from jobs import datasets, pipeline, rawfiles
 from jobs.formats import tables
 from jobs.models import Dataset, Job, ProviderCredential
 
@@ -88,7 +88,7 @@ def prepared_prompts(owner, content: bytes, prompt: str) -> tuple[Dataset, Job, 
     assert job.status == Job.Status.PLANNED, job.error
     prompts = []
     for batch in job.batches.order_by("index"):
-        with batch.input_file.open("rb") as fh:
+        with rawfiles.lines(batch.input_file) as fh:
             prompts += [json.loads(line)["body"]["messages"][-1]["content"] for line in fh]
     return dataset, job, prompts
 

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from bench.stack import wait_for
-from jobs import pipeline
+from jobs import pipeline, rawfiles
 from jobs.formats import reconcile
 from jobs.models import Batch, Job
 from jobs.providers.client import ProviderClient
@@ -63,7 +63,7 @@ def drive(job: Job, timeout: float = 60, other_formats: bool = True) -> Job:
 
 
 def read_csv(field) -> list[list[str]]:
-    with field.open("rb") as fh:
+    with rawfiles.lines(field) as fh:
         text = fh.read().decode("utf-8")
     assert text.startswith("\ufeff")
     return list(csv.reader(io.StringIO(text[1:])))
@@ -140,7 +140,7 @@ def test_a_restart_after_create_adopts_the_batch_instead_of_creating_another(
     [batch_id] = send(job)
     batch = Batch.objects.get(pk=batch_id)
     client = ProviderClient(simulator_credential)
-    with batch.input_file.open("rb") as fh:
+    with rawfiles.plain_copy(batch.input_file) as fh:
         remote_file = client.upload_batch_file(fh, f"batchdash-{batch.token}.jsonl")
     remote = client.create_batch(remote_file.id, job.endpoint, {pipeline.METADATA_KEY: str(batch.token)})
     Batch.objects.filter(pk=batch_id).update(submit_attempts=1, submit_started_at=timezone.now())

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import pipeline
+from jobs import pipeline, rawfiles
 from jobs.models import Job, ModelPrice
 from tests.test_pipeline import drive, new_job, read_csv
 
@@ -41,7 +41,7 @@ def job(alice, simulator_credential):
 def sent_bodies(job, attempt: int) -> dict[int, dict]:
     bodies = {}
     for batch in job.batches.filter(attempt=attempt):
-        with batch.input_file.open("rb") as fh:
+        with rawfiles.lines(batch.input_file) as fh:
             for line in fh:
                 request = orjson.loads(line)
                 bodies[int(request["custom_id"].split("-")[1])] = request["body"]

@@ -1,12 +1,14 @@
 """The results view: the rows with their answers on screen, paged, searchable, filterable by status."""
 
 import contextlib
+import gzip
 import tempfile
 
 import pytest
 from django.urls import reverse
 
 from jobs.formats import reconcile
+from jobs.formats.blockgzip import BlockReader, compress_blocks
 from jobs.formats.exports import INDEX_STEP, write_results
 from jobs.formats.resultpages import read_page
 from jobs.models import Job
@@ -60,6 +62,16 @@ def results_file(rows: int):
 def test_a_far_page_is_read_from_the_index_and_filters_go_through_the_file():
     with results_file(2 * INDEX_STEP + 500) as (stream, counts):
         far_page_and_filters(stream, counts)
+
+
+def test_a_results_file_compressed_in_blocks_is_read_from_its_index_as_the_plain_one():
+    with results_file(2 * INDEX_STEP + 500) as (plain, counts), tempfile.TemporaryFile() as packed:
+        plain_size = plain.seek(0, 2)
+        counts.offsets = compress_blocks(plain, packed, counts.offsets)
+        assert packed.tell() * 3 < plain_size
+        packed.seek(0)
+        assert gzip.decompress(packed.read()).startswith(b"\xef\xbb\xbftext,answer")  # one gzip file
+        far_page_and_filters(BlockReader(packed), counts)
 
 
 def far_page_and_filters(stream, counts):

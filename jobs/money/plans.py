@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from jobs import rawfiles
 from jobs.formats import reconcile, tokens
 from jobs.formats.requestfiles import line_prompt_tokens, line_row
 from jobs.models import Batch, Job, ModelPrice
@@ -96,7 +97,7 @@ def run_now_offer(job: Job) -> RunNow | None:
     parts = list(
         job.batches.filter(status=Batch.Status.QUEUED).values_list("request_count", "input_tokens")[:2]
     )
-    if len(parts) != 1 or not parts[0][0]:
+    if len(parts) != 1 or not parts[0][0] or not rawfiles.local_paths():
         return None
     rows, tokens = parts[0]
     credential = job.credential
@@ -235,7 +236,7 @@ def estimate(job: Job, input_tokens: int, rows: int) -> pricing.Cost | None:
 def request_lines(batch: Batch, job: Job) -> Iterator[tuple[int, bytes, int]]:
     """(row, request line, prompt tokens) of a part's request file, in row order."""
     count = tokens.prompt_counter(job.model, job.endpoint)
-    with batch.input_file.open("rb") as stream:
+    with rawfiles.lines(batch.input_file) as stream:
         for line in stream:
             row = line_row(line)
             if row is not None:

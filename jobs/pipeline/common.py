@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from django.core.files import File
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from jobs import rawfiles
 from jobs.formats import reconcile, schema
 from jobs.formats.requestfiles import (
     BatchFile,
@@ -58,7 +58,7 @@ def new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:
         input_sha256=part.sha256,
     )
     with part.path.open("rb") as fh:
-        batch.input_file.save(f"{job.code}-{attempt}-{index}.jsonl", File(fh), save=False)
+        rawfiles.save(batch.input_file, f"{job.code}-{attempt}-{index}.jsonl", fh)
     part.path.unlink()
     return batch
 
@@ -67,12 +67,12 @@ def store_outcomes(batch: Batch, outcomes) -> reconcile.Summary:
     with tempfile.TemporaryFile() as out:
         summary = reconcile.write_outcomes(outcomes, out)
         out.seek(0)
-        batch.outcomes_file.save(f"{batch.token}-outcomes.jsonl", File(out), save=False)
+        rawfiles.save(batch.outcomes_file, f"{batch.token}-outcomes.jsonl", out)
     return summary
 
 
 def expected_rows(batch: Batch) -> list[int]:
-    with batch.input_file.open("rb") as fh:
+    with rawfiles.lines(batch.input_file) as fh:
         return reconcile.expected_rows(fh)
 
 
@@ -193,7 +193,7 @@ def copy_requests(sources: list[Batch], rows: Iterable[int], *, max_requests: in
         attempts = [
             [
                 (
-                    stack.enter_context(b.input_file.open("rb")),
+                    stack.enter_context(rawfiles.lines(b.input_file)),
                     b.last_row,
                     b.input_tokens / max(b.request_count, 1),
                 )
@@ -213,7 +213,7 @@ def outcome_streams(job: Job):
     batches = job.batches.exclude(outcomes_file="").order_by("attempt", "first_row")
     with contextlib.ExitStack() as stack:
         attempts = [
-            [reconcile.read_outcomes(stack.enter_context(b.outcomes_file.open("rb"))) for b in group]
+            [reconcile.read_outcomes(stack.enter_context(rawfiles.lines(b.outcomes_file))) for b in group]
             for _, group in itertools.groupby(batches, key=operator.attrgetter("attempt"))
         ]
         for unsent in (job.skipped_file, job.reused_file):

@@ -17,6 +17,7 @@ import orjson
 from django.core.files import File
 from django.db.models import Q
 
+from jobs import rawfiles
 from jobs.formats import reconcile
 from jobs.formats.exports import latest_outcomes
 from jobs.formats.reconcile import REUSED
@@ -207,7 +208,7 @@ def index_answers(job: Job, attempts: list[list[Iterator[reconcile.Outcome]]]) -
     outcome = next(succeeded, None)
     entries = []
     for batch in sources:
-        with batch.input_file.open("rb") as fh:
+        with rawfiles.lines(batch.input_file) as fh:
             for line in fh:
                 row = line_row(line)
                 while outcome is not None and row is not None and outcome.row < row:

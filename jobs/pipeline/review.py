@@ -1,5 +1,6 @@
 """A row's request and the provider's answer, read on demand from our copies for the review page."""
 
+from jobs import rawfiles
 from jobs.formats.requestfiles import custom_id as custom_id_of
 from jobs.formats.requestfiles import (
     line_row,
@@ -16,14 +17,14 @@ def row_exchange(job: Job, row: int) -> tuple[bytes | None, bytes | None]:
     for batch in candidates:
         if not batch.input_file.name:
             continue
-        with batch.input_file.open("rb") as fh:
+        with rawfiles.lines(batch.input_file) as fh:
             request = next((line for line in fh if line_row(line) == row), None)
         if request is None:
             continue
         custom_id = f'"custom_id":"{custom_id_of(row)}"'.encode()
         for field in (batch.output_file, batch.error_file):
             if field.name:
-                with field.open("rb") as fh:
+                with rawfiles.lines(field) as fh:
                     answer = next((line for line in fh if custom_id in line.replace(b'": "', b'":"')), None)
                 if answer is not None:
                     return request, answer

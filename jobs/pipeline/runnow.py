@@ -26,11 +26,11 @@ import time
 from decimal import Decimal
 
 import orjson
-from django.core.files import File
 from django.db import transaction
 from django.db.models import F, Max, Sum
 from django.utils import timezone
 
+from jobs import rawfiles
 from jobs.formats import reconcile
 from jobs.models import Batch, Job
 from jobs.money import gate, plans
@@ -147,7 +147,7 @@ def answer_now(batch_id: int) -> bool:
     client = client_for(credential)
     per_row = batch.input_tokens / max(batch.request_count, 1) + plans.answer_bound(job).tokens
     position, stop = 0, ""
-    with batch.input_file.open("rb") as requests, open(path, "ab") as out:
+    with rawfiles.lines(batch.input_file) as requests, open(path, "ab") as out:
         for line in requests:
             if line.isspace():
                 continue
@@ -302,7 +302,7 @@ def _hand_over(batch: Batch, answered: int, *, cancelled: bool) -> bool:
     ]
     for kept in copy_requests([batch], rows[:answered], **limits):
         with kept.path.open("rb") as fh:
-            batch.input_file.save(f"{job.code}-{batch.attempt}-{batch.index}-now.jsonl", File(fh), save=False)
+            rawfiles.save(batch.input_file, f"{job.code}-{batch.attempt}-{batch.index}-now.jsonl", fh)
     with transaction.atomic():
         moved = batch.transition(
             Batch.Status.ANSWERING,

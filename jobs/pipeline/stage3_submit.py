@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from jobs import rawfiles
 from jobs.models import Batch, Job
 from jobs.pipeline.common import cancel_remote, fail_batch_rows, mark_not_sent, settle
 from jobs.providers.client import AuthError, PermanentError, RetryableError, client_for
@@ -53,7 +54,7 @@ def submit_batch(batch_id: int) -> bool:
         if not batch.remote_file_id:
             remote_file = client.find_file(filename) if recovering else None
             if remote_file is None:
-                with batch.input_file.open("rb") as fh:
+                with rawfiles.plain_copy(batch.input_file) as fh:
                     remote_file = client.upload_batch_file(fh, filename)
             Batch.objects.filter(pk=batch.pk).update(remote_file_id=remote_file.id)
             batch.remote_file_id = remote_file.id

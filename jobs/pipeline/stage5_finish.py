@@ -2,17 +2,18 @@
 provider's queue was full); an expired batch's unfinished rows go into a follow-up batch.
 """
 
+import contextlib
 import logging
 import tempfile
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files import File
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from jobs import rawfiles
 from jobs.formats import reconcile
 from jobs.models import Batch, Job
 from jobs.pipeline.common import (
@@ -59,17 +60,15 @@ def finish_batch(batch_id: int) -> bool:
         summary = _validation_failure(batch)
         error = "; ".join(e["message"] for e in batch.remote_errors[:3]) or "The provider rejected the batch."
     else:
-        streams = [
-            getattr(batch, f).open("rb") for f in ("output_file", "error_file") if getattr(batch, f).name
-        ]
-        try:
-            with tempfile.TemporaryFile() as out:
-                summary = reconcile.reconcile(expected_rows(batch), streams, job.endpoint, out)
-                out.seek(0)
-                batch.outcomes_file.save(f"{batch.token}-outcomes.jsonl", File(out), save=False)
-        finally:
-            for stream in streams:
-                stream.close()
+        with contextlib.ExitStack() as stack, tempfile.TemporaryFile() as out:
+            streams = [
+                stack.enter_context(rawfiles.lines(field))
+                for field in (batch.output_file, batch.error_file)
+                if field.name
+            ]
+            summary = reconcile.reconcile(expected_rows(batch), streams, job.endpoint, out)
+            out.seek(0)
+            rawfiles.save(batch.outcomes_file, f"{batch.token}-outcomes.jsonl", out)
         error = ""
         if batch.remote_status == "expired" and _follows_up(job, batch):
             follow_up = _follow_up_batches(batch)
@@ -93,7 +92,7 @@ def _download(client: ProviderClient, batch: Batch, remote_id: str, field: str) 
         for chunk in client.download_file(remote_id):
             tmp.write(chunk)
         tmp.seek(0)
-        getattr(batch, field).save(f"{batch.token}-{field}.jsonl", File(tmp), save=False)
+        rawfiles.save(getattr(batch, field), f"{batch.token}-{field}.jsonl", tmp)
     Batch.objects.filter(pk=batch.pk).update(**{field: getattr(batch, field).name})
 
 
@@ -132,7 +131,7 @@ def _follows_up(job: Job, batch: Batch) -> bool:
 
 def _follow_up_batches(batch: Batch) -> list[Batch]:
     """Unsaved batches, of the next attempt, for the rows of `batch` that never ran."""
-    with batch.outcomes_file.open("rb") as fh:
+    with rawfiles.lines(batch.outcomes_file) as fh:
         rows = [o.row for o in reconcile.read_outcomes(fh) if not o.ok and o.code in FOLLOW_UP_CODES]
     if not rows:
         return []

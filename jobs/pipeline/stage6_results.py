@@ -16,7 +16,7 @@ from typing import IO
 from django.core.files import File
 from django.utils import timezone
 
-from jobs import datasets, notify
+from jobs import datasets, notify, rawfiles
 from jobs.formats import reconcile
 from jobs.formats.exports import XLSX_MAX_ROWS, iter_jsonl, latest_outcomes, write_results, write_xlsx
 from jobs.models import Batch, Job, RowFailure
@@ -80,7 +80,10 @@ def build_results(job_id: int) -> bool:
         RowFailure.objects.bulk_create(failed_rows)
         results.seek(0)
         failures.seek(0)
-        job.results_file.save(f"{job.code}-results.csv", File(results.buffer), save=False)
+        # Compressed in blocks at the index's rows: a page is still read from near where it starts.
+        offsets = rawfiles.save_blocks(
+            job.results_file, f"{job.code}-results.csv", results.buffer, counts.offsets
+        )
         job.failures_file.save(f"{job.code}-failures.csv", File(failures.buffer), save=False)
     answered = counts.succeeded + counts.reused
     if job.cancel_requested_at:
@@ -91,7 +94,7 @@ def build_results(job_id: int) -> bool:
         Job.Status.FINISHING,
         final,
         results_file=job.results_file.name,
-        results_offsets=counts.offsets,
+        results_offsets=offsets,
         failures_file=job.failures_file.name,
         xlsx_file="",
         xlsx_cut_cells=0,
@@ -129,9 +132,10 @@ def write_other_formats(job_id: int) -> None:
             for chunk in results_jsonl(job):
                 jsonl.write(chunk)
             jsonl.seek(0)
-            name = job.jsonl_file.storage.save(
-                job.jsonl_file.field.generate_filename(job, f"{job.code}-results.jsonl"), File(jsonl)
-            )
+            with rawfiles.compressed(jsonl) as packed:
+                name = job.jsonl_file.storage.save(
+                    job.jsonl_file.field.generate_filename(job, f"{job.code}-results.jsonl.gz"), File(packed)
+                )
         if not current.update(jsonl_file=name, updated_at=timezone.now()):
             job.jsonl_file.storage.delete(name)
             return
@@ -148,7 +152,7 @@ def _write_xlsx(job: Job, current) -> bool:
     """The Excel copy of the results, if they fit a sheet, kept at once; False if the job has other
     results by now."""
     xlsx, cut = "", 0
-    with job.results_file.open("rb") as stored, io.TextIOWrapper(stored, "utf-8", newline="") as results:
+    with rawfiles.lines(job.results_file) as stored, io.TextIOWrapper(stored, "utf-8", newline="") as results:
         if _fits_excel(results):
             with tempfile.TemporaryFile() as workbook:
                 cut = write_xlsx(results, workbook, sheet=job.name)

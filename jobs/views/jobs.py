@@ -18,7 +18,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from jobs import access, audit, errors, notify, pipeline, tasks
+from jobs import access, audit, errors, notify, pipeline, rawfiles, tasks
 from jobs.formats.reconcile import MAX_ATTEMPTS, RETRYABLE_CODES
 from jobs.formats.text import one_line
 from jobs.forms.jobs import row_numbers
@@ -459,9 +459,14 @@ def download(request: HttpRequest, code, kind: str) -> HttpResponse:
         }.get(kind, (None, "", ""))
         if not stored:
             raise Http404("There is no such file for this job.")
-        response = FileResponse(
-            stored.open("rb"), as_attachment=True, filename=filename, content_type=content_type
-        )
+        if stored.name.endswith(rawfiles.SUFFIX):
+            # Kept compressed: sent plain as it is read, whatever the client takes.
+            response = StreamingHttpResponse(rawfiles.chunks(stored), content_type=content_type)
+            response["Content-Disposition"] = content_disposition_header(True, filename)
+        else:
+            response = FileResponse(
+                stored.open("rb"), as_attachment=True, filename=filename, content_type=content_type
+            )
     response["Cache-Control"] = "private, no-store"
     audit.record(request, AuditEvent.Action.DOWNLOAD, job=job, detail=kind)
     return response

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from jobs import rawfiles
 from jobs.formats.resultpages import read_page
 from jobs.formats.text import one_line
 from jobs.views.common import get_job
@@ -41,7 +42,7 @@ def results(request: HttpRequest, code) -> HttpResponse:
     shown_at = [*range(len(columns)), *(range(len(columns) + 1, status_at) if fields else [len(columns)])]
     page = None
     if job.results_file:
-        with job.results_file.open("rb") as stream:
+        with rawfiles.pages(job.results_file) as stream:
             page = read_page(
                 stream,
                 job.results_offsets,
