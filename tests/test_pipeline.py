@@ -257,7 +257,7 @@ def test_a_rejection_naming_a_line_that_is_no_line_number_fails_the_rows_with_a_
     assert pipeline.finish_batch(batch_id) is True
 
     batch = Batch.objects.get(pk=batch_id)
-    with batch.outcomes_file.open("rb") as fh:
+    with rawfiles.lines(batch.outcomes_file) as fh:
         outcomes = {o.row: o for o in reconcile.read_outcomes(fh)}
     assert (outcomes[3].code, outcomes[3].message) == ("invalid_model", "Bad model.")
     assert outcomes[1].code == "invalid_request"

@@ -11,10 +11,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from bench.stack import wait_for
 from jobs import pipeline
 from jobs.models import Job
 from simulator import faults
-from tests.conftest import wait_for
 from tests.test_pipeline import new_job, send, step
 
 pytestmark = pytest.mark.django_db(transaction=True)

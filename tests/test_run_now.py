@@ -11,7 +11,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from jobs import pipeline
+from jobs import pipeline, rawfiles
 from jobs.formats import reconcile
 from jobs.models import Batch, Job, ModelPrice
 from jobs.money import gate, plans
@@ -54,7 +54,7 @@ def finish(job: Job) -> Job:
 
 
 def outcomes(batch: Batch) -> list[reconcile.Outcome]:
-    with batch.outcomes_file.open("rb") as fh:
+    with rawfiles.lines(batch.outcomes_file) as fh:
         return list(reconcile.read_outcomes(fh))
 
 

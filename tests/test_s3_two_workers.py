@@ -16,9 +16,10 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.urls import reverse
 
+from bench.stack import wait_for
 from jobs import pipeline, tasks
 from jobs.models import Batch, Job
-from tests.conftest import Worker, wait_for
+from tests.conftest import Worker
 from tests.test_pipeline import new_job, read_csv
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
