@@ -85,7 +85,7 @@ def test_the_analyst_reads_another_sheet_applies_a_template_reuses_a_table_and_d
     page.get_by_role("button", name="Use it").click()
     page.get_by_test_id("preview-prompt").first.wait_for()
     assert page.get_by_test_id("preview-prompt").first.inner_text() == "Is order A-1 complete?"
-    assert page.get_by_label("Model").input_value() == "gpt-4o"
+    assert page.get_by_label("Model", exact=True).input_value() == "gpt-4o"
     assert page.get_by_label("Share with").input_value() == str(team.pk)
     assert page.get_by_label("Empty rows").input_value() == "any"
     assert page.get_by_label("Name of field 1").input_value() == "complete"

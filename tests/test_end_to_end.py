@@ -76,7 +76,7 @@ def test_a_person_does_the_whole_journey_in_a_browser(
     page.get_by_label("Your table").set_input_files(str(csv_path))
     page.get_by_role("button", name="Upload and continue").click()
 
-    page.get_by_label("Model").select_option("gpt-4o-mini")
+    page.get_by_label("Model", exact=True).select_option("gpt-4o-mini")
     page.get_by_label("Prompt for each row").fill("Is this review positive or negative? ")
     page.get_by_role("button", name="{{ Review Text }}").click()  # inserts the column at the cursor
     assert page.get_by_label("Prompt for each row").input_value() == (
@@ -99,8 +99,10 @@ def test_a_person_does_the_whole_journey_in_a_browser(
     progress = page.locator("#job-progress")
     progress.get_by_text("Completed").wait_for(timeout=120_000)
     assert page.get_by_test_id("percent").inner_text() == "100%"
-    # Polling has stopped: the finished fragment carries no trigger.
-    assert progress.get_attribute("hx-get") is None
+    # Polling stops once the Excel and JSON Lines copies (written after the CSV) are ready: the
+    # finished fragment then carries no trigger.
+    page.get_by_role("link", name="Excel").wait_for(timeout=60_000)
+    wait_for(lambda: progress.get_attribute("hx-get") is None, timeout=10, message="polling to stop")
     screenshot(page, "04-job-completed")
 
     with page.expect_download() as download_info:

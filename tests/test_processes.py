@@ -42,6 +42,7 @@ FILES = [
     tasks.build_results,
     tasks.write_other_formats,
     tasks.clean_up_files,
+    tasks.answer_now,
 ]
 
 
