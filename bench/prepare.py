@@ -32,6 +32,8 @@ DATASETS = {
 
 
 def ours(path: Path, out: Path, system: str, prompt: str) -> int:
+    from django.conf import settings
+
     from jobs.formats import tables, tokens
     from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
 
@@ -52,6 +54,7 @@ def ours(path: Path, out: Path, system: str, prompt: str) -> int:
             skip=lambda row, code, prompt_tokens: None,
             skip_empty="all",
             max_prompt_tokens=128_000,
+            processes=settings.PREPARE_PROCESSES,
         )
         return sum(part.request_count for part in parts)
 

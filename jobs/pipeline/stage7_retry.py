@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
@@ -116,6 +117,7 @@ def resend_with_prompt(job_id: int, rows: Iterable[int], *, system_prompt: str, 
             max_requests=credential.max_requests_per_batch,
             max_bytes=credential.max_bytes_per_batch,
             count_tokens=tokens.prompt_counter(job.model),
+            processes=settings.PREPARE_PROCESSES,
         )
         try:
             for index, part in enumerate(parts):
