@@ -1,11 +1,16 @@
 """A long table's request lines made by a pool of processes: the same files, reports and errors as one."""
 
+import csv
+import io
 import logging
 
 import pytest
 
+from jobs import pipeline, tasks
 from jobs.formats import requestlines, tokens
 from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
+from jobs.models import Job
+from tests.conftest import make_dataset, wait_for
 
 COLUMNS = ["Title", "Review", "Country"]
 ROWS = requestlines.POOL_AFTER_ROWS + 5_000
@@ -111,3 +116,36 @@ def test_a_lone_surrogate_is_counted_as_the_tokenizer_s_public_api_counts_it():
     text = "broken \ud800 text"
     public = bpe_openai.get_encoding("o200k_base").encode_ordinary(text)
     assert tokens.counter("gpt-4o-mini")(text) == len(public)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_worker_prepares_a_long_table_in_a_pool_into_the_same_files_as_one_process(
+    alice, simulator_credential, worker_process, settings
+):
+    # The worker's pool children are forked by Celery; the prepare pool is spawned from one of them.
+    worker_process.env["PREPARE_PROCESSES"] = "2"
+    worker_process.start()
+    text = io.StringIO()
+    csv.writer(text).writerows([COLUMNS, *(cells for _, cells in table())])
+    dataset = make_dataset(alice, text.getvalue().encode(), "long.csv")
+    fields = dict(owner=alice, dataset=dataset, credential=simulator_credential, model="gpt-4o-mini")
+    fields |= dict(user_prompt=PROMPT, temperature=0, empty_rows=Job.EmptyRows.ALL)
+    pooled = Job.objects.create(name="In a pool", **fields)
+    tasks.prepare_job.delay(pooled.pk)
+    wait_for(lambda: Job.objects.get(pk=pooled.pk).status != Job.Status.PREPARING, message="the plan")
+    settings.PREPARE_PROCESSES = 1
+    alone = Job.objects.create(name="In one process", **fields)
+    pipeline.prepare_job(alone.pk)
+
+    def made(job):
+        job.refresh_from_db()
+        files = [job.skipped_file, job.copies_file] + [b.input_file for b in job.batches.order_by("index")]
+        counts = (job.status, job.rows_total, job.input_tokens, job.rows_skipped, job.rows_copied)
+        return counts, [(f.open("rb").read(), f.close())[0] if f else None for f in files]
+
+    assert made(pooled) == made(alone)
+    (status, rows, _, skipped, copied), files = made(alone)
+    # The CSV's empty rows are blank lines, which the reader leaves out before prepare sees them.
+    assert status == Job.Status.PLANNED and rows > 10_000 and copied > 1000 and all(files[1:])
+    assert "Request lines made by 1 more processes." in worker_process.log_path.read_text()

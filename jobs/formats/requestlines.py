@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing import process as mp_process
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,15 @@ def _encode(rows: list[int], systems: list[str] | None, users: list[str]) -> Enc
 
 
 def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterator[tuple[Block, Encoded]]:
+    # A Celery worker's children are billiard's processes, which multiprocessing takes for its own:
+    # daemonic (it refuses to start processes from those, lest they outlive them), with a key of
+    # billiard's type that it cannot send to a spawned process. While the pool lives, this process's
+    # settings are those of a plain one. The pool cannot outlive it: it is shut down below, and a pool
+    # process whose parent dies ends at once, as the pipe it reads its blocks from closes.
+    current = multiprocessing.current_process()
+    settings = current._config
+    plain = {key: value for key, value in settings.items() if key != "daemon"}
+    current._config = plain | {"authkey": mp_process.AuthenticationString(current.authkey)}
     pool = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start, initargs=(encoder,)
     )
@@ -135,6 +145,7 @@ def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterato
     finally:
         # Stopped early (an error, a row over the size limit) or done: nothing more is worked on.
         pool.shutdown(wait=True, cancel_futures=True)
+        current._config = settings
 
 
 def _oldest(waiting: deque[list]) -> tuple[Block, Encoded]:
