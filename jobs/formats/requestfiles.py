@@ -356,8 +356,14 @@ def write_batch_files(
 
 def _emptiness_test(used: list[int], which: str) -> Callable[[list[str]], bool]:
     """Whether all (or, with `which="any"`, any) of the cells a template uses are blank."""
-    test = any if which == "any" else all
-    return lambda cells: test(not cells[i] or cells[i].isspace() for i in used)
+    if not used:  # a prompt without columns: no cell is used, so all are blank and none is
+        return lambda cells: which != "any"
+    # Once per row: the cells are taken and tested by C code (itemgetter, join, map), no Python loop.
+    cells_of = operator.itemgetter(*used) if len(used) > 1 else lambda cells: (cells[used[0]],)
+    if which == "any":
+        return lambda cells: "" in (values := cells_of(cells)) or any(map(str.isspace, values))
+    # All blank exactly when their text put together is empty or only spaces.
+    return lambda cells: not (text := "".join(cells_of(cells))) or text.isspace()
 
 
 def split_requests(
