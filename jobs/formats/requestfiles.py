@@ -283,7 +283,7 @@ def write_batch_files(
     used = builder.used_columns
     # The usual case, one column in the prompt, is tested inline: this runs once per row.
     only = used[0] if skip_empty and len(used) == 1 else None
-    is_empty = _emptiness_test(used, skip_empty) if skip_empty and only is None else None
+    is_empty = requestlines.blank_test(used, skip_empty) if skip_empty and only is None else None
 
     # Rows already seen, by a key standing for their texts: within one job every request has the same
     # settings, so its texts alone tell it apart. A keyed 64-bit hash of them beside their CRC-32
@@ -352,18 +352,6 @@ def write_batch_files(
     return split_requests(
         itertools.starmap(to_write, made), directory, max_requests=max_requests, max_bytes=max_bytes
     )
-
-
-def _emptiness_test(used: list[int], which: str) -> Callable[[list[str]], bool]:
-    """Whether all (or, with `which="any"`, any) of the cells a template uses are blank."""
-    if not used:  # a prompt without columns: no cell is used, so all are blank and none is
-        return lambda cells: which != "any"
-    # Once per row: the cells are taken and tested by C code (itemgetter, join, map), no Python loop.
-    cells_of = operator.itemgetter(*used) if len(used) > 1 else lambda cells: (cells[used[0]],)
-    if which == "any":
-        return lambda cells: "" in (values := cells_of(cells)) or any(map(str.isspace, values))
-    # All blank exactly when their text put together is empty or only spaces.
-    return lambda cells: not (text := "".join(cells_of(cells))) or text.isspace()
 
 
 def split_requests(

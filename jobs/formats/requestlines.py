@@ -8,14 +8,18 @@ through the same `Encoder`, so the files written are the same bytes.
 
 The pool's processes are spawned, not forked: the caller may be a Celery worker's child holding
 database connections and threads, and a fresh interpreter inherits neither. Each loads only the
-pure formats and its own tokenizer (about 110 MB, loaded at its first count); the reading process
+pure formats and its own tokenizer (about 70 MB, loaded at its first count); the reading process
 then never loads one. At most two blocks per pool process are in flight, so memory stays bounded
 however long the table, and the pool is shut down when the caller stops, early or not.
+
+Also here, the test the reading process applies to every row before it goes into a block: whether
+the cells its prompt uses are blank (`blank_test`).
 """
 
 import itertools
 import logging
 import multiprocessing
+import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -54,6 +58,18 @@ class Encoded:
     lines: list[bytes]
     tokens: list[int]
     marks: list[str] | None
+
+
+def blank_test(used: list[int], which: str) -> Callable[[list[str]], bool]:
+    """Whether all (or, with `which="any"`, any) of the cells a template uses are blank."""
+    if not used:  # a prompt without columns: no cell is used, so all are blank and none is
+        return lambda cells: which != "any"
+    # Once per row: the cells are taken and tested by C code (itemgetter, join, map), no Python loop.
+    cells_of = operator.itemgetter(*used) if len(used) > 1 else lambda cells: (cells[used[0]],)
+    if which == "any":
+        return lambda cells: "" in (values := cells_of(cells)) or any(map(str.isspace, values))
+    # All blank exactly when their text put together is empty or only spaces.
+    return lambda cells: not (text := "".join(cells_of(cells))) or text.isspace()
 
 
 class Encoder:
