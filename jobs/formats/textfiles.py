@@ -259,7 +259,7 @@ class _Reading:
 
 
 # Characters read at a time from a file whose lines end in LF, to be split into lines in one go.
-CHUNK_CHARS = 1 << 20
+CHUNK_CHARS = 1 << 16
 
 
 def _lines(text_stream, delimiter: str, lf: bool, at: _Reading) -> Iterator[str]:
