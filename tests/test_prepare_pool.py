@@ -6,11 +6,12 @@ import logging
 
 import pytest
 
+from bench.stack import wait_for
 from jobs import pipeline, rawfiles, tasks
 from jobs.formats import requestlines, tokens
 from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
 from jobs.models import Job
-from tests.conftest import make_dataset, wait_for
+from tests.conftest import make_dataset
 
 COLUMNS = ["Title", "Review", "Country"]
 ROWS = requestlines.POOL_AFTER_ROWS + 5_000
