@@ -4,12 +4,13 @@ import csv
 import io
 import logging
 
+import orjson
 import pytest
 
 from bench.stack import wait_for
 from jobs import pipeline, rawfiles, tasks
 from jobs.formats import requestlines, tokens
-from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
+from jobs.formats.requestfiles import CHAT, EMBEDDINGS, RequestBuilder, RequestSpec, write_batch_files
 from jobs.models import Job
 from tests.conftest import make_dataset
 
@@ -34,8 +35,13 @@ def table():
             yield row, [f"title {row}", f"review {row}\nsecond line {row % 7}", "US"]
 
 
-def prepare(tmp_path, processes, *, system="", max_bytes=10**9, max_prompt_tokens=300, answered_marks=()):
-    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", system, PROMPT, 0), COLUMNS)
+def prepare(
+    tmp_path, processes, *, system="", max_bytes=10**9, max_prompt_tokens=300, answered_marks=(), model=None
+):
+    endpoint, model = (EMBEDDINGS, model) if model else (CHAT, "gpt-4o-mini")
+    builder = RequestBuilder(
+        RequestSpec(endpoint, model, system, PROMPT, 0 if endpoint == CHAT else None), COLUMNS
+    )
     # Each kind of report goes to a file of its own (reuse.Answered): its order within the kind counts.
     reports = {"skip": [], "answered": [], "same_as": []}
     known = set(answered_marks)
@@ -46,7 +52,7 @@ def prepare(tmp_path, processes, *, system="", max_bytes=10**9, max_prompt_token
         directory,
         max_requests=4_000,
         max_bytes=max_bytes,
-        count_tokens=tokens.prompt_counter("gpt-4o-mini", CHAT),
+        count_tokens=tokens.prompt_counter(model, endpoint),
         skip=lambda row, code, prompt_tokens: reports["skip"].append((row, code, prompt_tokens)),
         skip_empty="all",
         max_prompt_tokens=max_prompt_tokens,
@@ -87,6 +93,16 @@ def test_a_pool_of_processes_writes_the_same_bytes_and_reports_as_one_process(tm
     # Reported in row order, whatever process made the lines.
     for kind in reports.values():
         assert kind == sorted(kind)
+
+
+def test_an_embeddings_table_is_counted_in_a_pool_as_its_texts_alone_like_one_process(tmp_path):
+    """The pool's processes receive the counter with its endpoint: an embeddings input has no framing."""
+    alone = prepare(tmp_path / "alone", 1, model="text-embedding-3-small")
+    assert prepare(tmp_path / "pooled", 2, model="text-embedding-3-small") == alone
+    files, contents, _ = alone
+    count = tokens.counter("text-embedding-3-small")
+    inputs = [orjson.loads(line)["body"]["input"] for data in contents.values() for line in data.splitlines()]
+    assert len(inputs) > ROWS * 0.8 and sum(f[5] for f in files) == sum(map(count, inputs))
 
 
 def test_a_request_over_the_size_limit_is_named_by_its_row_with_a_pool_too(tmp_path, caplog):
