@@ -272,6 +272,9 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 1024**3)
+# Processes that prepare a long table (the worker's own and PREPARE_PROCESSES - 1 that count tokens
+# beside it; jobs.formats.requestlines). 1: all in the worker's process.
+PREPARE_PROCESSES = max(env_int("PREPARE_PROCESSES", os.cpu_count() or 1), 1)
 # A body sent without a Content-Length (Transfer-Encoding: chunked) is read up to this many bytes:
 # the largest upload plus room for the multipart framing around it.
 CHUNKED_BODY_MAX_BYTES = env_int("CHUNKED_BODY_MAX_BYTES", UPLOAD_MAX_BYTES + 1024**2)

@@ -1,8 +1,11 @@
-"""Timing and peak memory of one benchmark process."""
+"""Timing and peak memory of one benchmark process, and of the processes it starts."""
 
+import os
 import resource
+import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 
 @contextmanager
@@ -16,6 +19,52 @@ def stopwatch():
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_kb(pid: str) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # ended meanwhile
+        return 0
+    _, _, rest = status.partition("VmRSS:")
+    return int(rest.split()[0]) if rest else 0
+
+
+def _children() -> list[str]:
+    me = str(os.getpid())
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            # The parent's pid is the 4th field, after the name in parentheses (which may hold spaces).
+            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1] == me:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+@contextmanager
+def tree_peak_rss(interval: float = 0.1):
+    """The peak of this process's resident memory plus its children's (a prepare pool and its resource
+    tracker), summed at each sample every `interval` seconds; at least this process's own peak.
+    """
+    result = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        peak = 0
+        while not stop.wait(interval):
+            peak = max(peak, _rss_kb("self") + sum(map(_rss_kb, _children())))
+        result["mb"] = peak / 1024
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        sampler.join()
+        result["mb"] = max(result["mb"], peak_rss_mb())
 
 
 def report(name: str, value: float, unit: str, digits: int = 0) -> None:

@@ -5,7 +5,8 @@ per row and json.dumps, building the same request lines and counting no tokens. 
 `reviews` (one column in the prompt) and `multi` (a system prompt and three columns of
 multilingual text with line breaks inside cells). Run as
 `python -m bench.prepare ours|reference reviews|multi`, each in its own process so that peak
-memory is the step's own.
+memory is the step's own: that of this process and of the processes it starts (PREPARE_PROCESSES,
+by default one per core: this one reads, the others count tokens), summed, sampled every 0.1 s.
 """
 
 import csv
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench.data import multi_csv, reviews_csv
-from bench.measure import peak_rss_mb, report, stopwatch
+from bench.measure import report, stopwatch, tree_peak_rss
 
 PROMPT = "Classify the sentiment of this review as positive, negative or neutral: {{ Review Text }}"
 MODEL = "gpt-4o-mini"
@@ -32,6 +33,8 @@ DATASETS = {
 
 
 def ours(path: Path, out: Path, system: str, prompt: str) -> int:
+    from django.conf import settings
+
     from jobs.formats import tables, tokens
     from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
 
@@ -52,6 +55,7 @@ def ours(path: Path, out: Path, system: str, prompt: str) -> int:
             skip=lambda row, code, prompt_tokens: None,
             skip_empty="all",
             max_prompt_tokens=128_000,
+            processes=settings.PREPARE_PROCESSES,
         )
         return sum(part.request_count for part in parts)
 
@@ -87,11 +91,11 @@ def main(which: str, dataset: str = "reviews") -> None:
     make, system, prompt = DATASETS[dataset]
     path = make()
     name = "prepare" if dataset == "reviews" else f"prepare_{dataset}"
-    with tempfile.TemporaryDirectory() as tmp, stopwatch() as timing:
+    with tempfile.TemporaryDirectory() as tmp, tree_peak_rss() as memory, stopwatch() as timing:
         rows = (ours if which == "ours" else reference)(path, Path(tmp), system, prompt)
     if which == "ours":
         report(f"{name}_rows_per_s", rows / timing["seconds"], "rows/s")
-        report(f"{name}_peak_rss_mb", peak_rss_mb(), "MB")
+        report(f"{name}_peak_rss_mb", memory["mb"], "MB")
     else:
         report(f"{name}_reference_rows_per_s", rows / timing["seconds"], "rows/s")
 

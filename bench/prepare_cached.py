@@ -61,6 +61,8 @@ def index_job():
 
 def prepare(path: Path, out: Path, job=None) -> int:
     """bench.prepare's step, with the app's reuse when a job is given; the rows it went through."""
+    from django.conf import settings
+
     from jobs.formats import tables, tokens
     from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec, write_batch_files
     from jobs.pipeline import reuse
@@ -83,6 +85,7 @@ def prepare(path: Path, out: Path, job=None) -> int:
             lookup=answered.lookup if answered else None,
             answered=answered.answered if answered else None,
             same_as=answered.same_as if answered else None,
+            processes=settings.PREPARE_PROCESSES,
         )
         sent = sum(part.request_count for part in parts)
         return sent + (job.rows_reused + job.rows_copied if job else 0)

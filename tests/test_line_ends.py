@@ -100,3 +100,28 @@ def test_the_prepared_requests_hold_one_request_per_record_with_its_cr(alice, li
     assert (dataset.row_count, len(dataset.preview)) == (4, 4)
     assert job.rows_total == 4
     assert prompts == [f"Language of: {row[1]}" for row in TWEETS]
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_a_long_file_is_read_the_same_across_its_chunks_with_each_problem_naming_its_line(line_end):
+    from jobs.formats.textfiles import CHUNK_CHARS
+
+    # Lines of about 50 characters: the file spans several chunks of CHUNK_CHARS.
+    count = 3 * CHUNK_CHARS // 50
+    lines = ["id,text,lang"] + [f"{n},review number {n} with some words in it,en" for n in range(1, count)]
+    lines[count // 3] = f'{count // 3},"a quoted cell{line_end}over two lines",fr'  # straddles a line end
+    lines[count // 2] = f"{count // 2},a lone\rCR,de"
+    lines[count - 5] = "short row"
+    data = (line_end.join(lines) + line_end).encode()
+    log = tables.ProblemLog()
+    info = tables.inspect(io.BytesIO(data), "long.csv")
+    rows = dict(tables.iter_rows(io.BytesIO(data), info, short_rows="skip", problems=log))
+
+    assert len(rows) == count - 2  # the short row left out
+    assert rows[count // 3] == [str(count // 3), f"a quoted cell{line_end}over two lines", "fr"]
+    assert rows[count // 2] == [str(count // 2), "a lone\rCR", "de"]
+    assert rows[count - 5] == [str(count - 4), f"review number {count - 4} with some words in it", "en"]
+    # The quoted cell takes two physical lines: the short row is one line further down.
+    assert [p.message for p in log.items] == [
+        f"Line {count - 5 + 2} has 1 cells but the header has 3; the row was skipped."
+    ]

@@ -119,3 +119,21 @@ def test_it_counts_prompt_tokens_per_file(tmp_path):
         )
     )
     assert [p.input_tokens for p in parts] == [30, 30]
+
+
+@pytest.mark.parametrize(("which", "left_out"), [("all", [2, 3]), ("any", [2, 3, 4, 5]), (None, [])], ids=str)
+def test_rows_whose_used_cells_are_blank_are_left_out_as_the_setting_says(tmp_path, which, left_out):
+    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", "{{ a }} and {{ c }}"), ["a", "b", "c"])
+    table = [["x", "", "y"], ["", "x", ""], [" \t", "x", "\n"], ["x", "", ""], ["", "", " y"]]
+    skipped = []
+    parts = write_batch_files(
+        enumerate(table, start=1),
+        builder,
+        tmp_path,
+        max_requests=10,
+        max_bytes=10**6,
+        skip=lambda row, code, tokens: skipped.append((row, code)),
+        skip_empty=which,
+    )
+    assert sum(part.request_count for part in parts) == len(table) - len(left_out)
+    assert skipped == [(row, "skipped_empty") for row in left_out]

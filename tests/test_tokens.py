@@ -1,5 +1,7 @@
 """Token counts: the tokenizer, and prompts counted as the provider bills them, against published counts."""
 
+import pickle
+
 import pytest
 
 from jobs.formats import tokens
@@ -112,3 +114,25 @@ def test_texts_count_as_the_cookbook_compares_the_encodings(text, cl100k, o200k)
     assert tokens.counter("gpt-4")(text) == cl100k
     assert tokens.counter("gpt-4o")(text) == o200k
     assert tokens.counter("gpt-4o-mini")("tiktoken is great!") == 6
+
+
+@pytest.mark.parametrize(
+    "model, endpoint, system, user, published",
+    [
+        ("gpt-4o-mini", CHAT, "", "Who won the World Cup in 2022?", 17),
+        ("text-embedding-ada-002", EMBEDDINGS, "", "The food was delicious and the waiter...", 8),
+    ],
+)
+def test_a_prompt_counter_sent_to_a_pool_process_counts_for_its_model_and_endpoint(
+    model, endpoint, system, user, published
+):
+    """The prepare pool sends the counter to each process: it travels as its model and endpoint (not a
+    tokenizer of ~110 MB) and counts there as it does here, framing included or not, the published
+    counts of the tests above."""
+    count = tokens.prompt_counter(model, endpoint)
+    assert count(system, user) == published
+    sent = pickle.dumps(count)
+    assert len(sent) < 300
+    received = pickle.loads(sent)
+    assert received(system, user) == published
+    assert received("Answer in French.", user) == count("Answer in French.", user)

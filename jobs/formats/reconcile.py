@@ -14,7 +14,8 @@ from typing import IO, Any
 
 import orjson
 
-from jobs.formats.requestfiles import CHAT, EMBEDDINGS, line_row
+from jobs.formats.requestfiles import CHAT, EMBEDDINGS
+from jobs.formats.requestreads import line_row
 
 # Failures worth sending again as they are; anything else needs the user to change something.
 RETRYABLE_CODES = frozenset(

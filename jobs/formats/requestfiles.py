@@ -7,18 +7,17 @@ order the provider returns them in.
 """
 
 import hashlib
-import heapq
 import itertools
-import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from zlib import crc32
 
 import orjson
 
+from jobs.formats import requestlines
 from jobs.formats.prompts import CompiledTemplate, compile_template
 
 CHAT = "/v1/chat/completions"
@@ -77,6 +76,7 @@ class RequestBuilder:
 
     def __init__(self, spec: RequestSpec, columns: list[str]):
         self.spec = spec
+        self.columns = columns
         self.url = spec.endpoint
         self._system = compile_template(spec.system_prompt, columns) if spec.system_prompt else None
         self._user: CompiledTemplate = compile_template(spec.user_prompt, columns)
@@ -109,6 +109,10 @@ class RequestBuilder:
                         "type": "json_schema",
                         "json_schema": {"name": "row_answer", "strict": True, "schema": spec.output_schema},
                     }
+
+    def __reduce__(self):
+        # Rebuilt from its settings in another process (its compiled renderers do not pickle).
+        return RequestBuilder, (self.spec, self.columns)
 
     def texts(self, cells: list[str]) -> tuple[str, str]:
         """The system and user text a row produces."""
@@ -208,9 +212,6 @@ class RequestBuilder:
         return parts
 
 
-# Rows rendered per block handed to split_requests: fewer generator switches per row.
-BLOCK = 1000
-
 # A character that cannot appear in the constant parts of a request, to find where values go.
 _MARK = "\x00batchdash:"
 
@@ -228,6 +229,20 @@ class BatchFile:
     sha256: str = ""
 
 
+@dataclass
+class Lines:
+    """Request lines ready to write, in row order: their rows, the lines (each ending in a line break)
+    and their prompt tokens. split_requests writes a block that fits the current file in one go.
+    """
+
+    rows: list[int]
+    lines: list[bytes]
+    tokens: list[int]
+
+    def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
+        return zip(self.rows, self.lines, self.tokens, strict=True)
+
+
 def write_batch_files(
     rows: Iterable[tuple[int, list[str]]],
     builder: RequestBuilder,
@@ -242,6 +257,7 @@ def write_batch_files(
     lookup: Callable[[list[str]], dict[str, Any]] | None = None,
     answered: Callable[[int, Any], None] | None = None,
     same_as: Callable[[int, int], None] | None = None,
+    processes: int = 1,
 ) -> Iterator[BatchFile]:
     """Write rows as JSONL request files of at most `max_requests` lines and `max_bytes` bytes.
 
@@ -250,81 +266,94 @@ def write_batch_files(
     when given, adds up the prompt tokens of each file. Rows whose used columns are all
     empty (`skip_empty="all"`) or any of them empty (`skip_empty="any"`), and rows whose
     prompt is over `max_prompt_tokens`, are left out and reported as
-    `skip(row, "skipped_empty" or "too_long", tokens)`.
+    `skip(row, "skipped_empty" or "too_long", tokens)`, in row order.
     With `lookup(fingerprints)`, called once per block of rows, a row whose fingerprint it
     returns an earlier answer for is not written but reported as `answered(row, that answer)`;
     with `same_as`, a row whose request is identical to an earlier row's is not written but
     reported as `same_as(row, that row)`.
+    With `processes` > 1, a long table's lines are made and counted by that many processes
+    (requestlines; `count_tokens` must then be picklable, as tokens.prompt_counter's is): the
+    same bytes, the same reports.
     Raises ValueError if a single request is larger than `max_bytes`.
     """
-    line_of = builder.line
     render_user = builder._user.render
     render_system = builder._system.render if builder._system and builder.fixed_system is None else None
-    fixed_system = builder.fixed_system or ""
     used = builder.used_columns
     # The usual case, one column in the prompt, is tested inline: this runs once per row.
     only = used[0] if skip_empty and len(used) == 1 else None
-    is_empty = _emptiness_test(used, skip_empty) if skip_empty and only is None else None
+    is_empty = requestlines.blank_test(used, skip_empty) if skip_empty and only is None else None
 
     # Rows already seen, by a key standing for their texts: within one job every request has the same
     # settings, so its texts alone tell it apart. A keyed 64-bit hash of them beside their CRC-32
     # (96 bits, a false match beyond any table's reach) is five times cheaper than a fingerprint.
     first_row: dict[int, int] | None = {} if same_as else None
 
-    def requests() -> Iterator[list[tuple[int, bytes, int]]]:
-        block: list = []
-        add = block.append
+    def blocks() -> Iterator[requestlines.Block]:
+        """The rows to send, rendered, in blocks; repeats reported as they are met."""
+        block = requestlines.Block(systems=[] if render_system else None)
+        add_row, add_user, add_system = block.rows.append, block.users.append, block.systems
         for row, cells in rows:
             if only is not None:
                 cell = cells[only]
                 if not cell or cell.isspace():
-                    skip(row, "skipped_empty", 0)
+                    block.empty.append(row)
                     continue
             elif is_empty and is_empty(cells):
-                skip(row, "skipped_empty", 0)
+                block.empty.append(row)
                 continue
             user = render_user(cells)
-            system = render_system(cells) if render_system else fixed_system
+            system = render_system(cells) if render_system else ""
             if first_row is not None:
                 first = first_row.setdefault(hash((system, user)) << 32 | crc32(user.encode()), row)
                 if first != row:
                     same_as(row, first)
                     continue
-            tokens = count_tokens(system, user) if count_tokens else 0
-            if max_prompt_tokens and tokens > max_prompt_tokens:
+            add_row(row)
+            add_user(user)
+            if add_system is not None:
+                add_system.append(system)
+            if len(block.rows) >= requestlines.BLOCK:
+                yield block
+                block = requestlines.Block(systems=[] if render_system else None)
+                add_row, add_user, add_system = block.rows.append, block.users.append, block.systems
+        yield block
+
+    def to_write(block: requestlines.Block, done: requestlines.Encoded) -> Lines:
+        """The block's lines to write; the rows left out of it (empty, too long, answered) reported."""
+        limit = max_prompt_tokens
+        too_long = limit and done.tokens and max(done.tokens) > limit
+        if not (block.empty or too_long or lookup):
+            return Lines(block.rows, done.lines, done.tokens)
+        earlier = lookup(done.marks) if lookup else {}
+        empty = iter(block.empty)
+        next_empty = next(empty, None)
+        kept = Lines([], [], [])
+        for index, row in enumerate(block.rows):
+            while next_empty is not None and next_empty < row:
+                skip(next_empty, "skipped_empty", 0)
+                next_empty = next(empty, None)
+            tokens = done.tokens[index]
+            if too_long and tokens > limit:
                 skip(row, "too_long", tokens)
-                continue
-            # With lookups, the texts wait for their block's lookup before becoming lines.
-            add((row, system, user, tokens) if lookup else (row, line_of(row, system, user) + b"\n", tokens))
-            if len(block) >= BLOCK:
-                yield not_answered(block) if lookup else block
-                block = []
-                add = block.append
-        yield not_answered(block) if lookup else block
-
-    def not_answered(block: list[tuple[int, str, str, int]]) -> list[tuple[int, bytes, int]]:
-        """The lines of the block's rows that have no earlier answer; those that have are reported."""
-        marks = [builder.fingerprint(system, user) for _, system, user, _ in block]
-        earlier = lookup(marks)
-        lines = []
-        for (row, system, user, tokens), mark in zip(block, marks, strict=True):
-            if mark in earlier:
-                answered(row, earlier[mark])
+            elif earlier and done.marks[index] in earlier:
+                answered(row, earlier[done.marks[index]])
             else:
-                lines.append((row, line_of(row, system, user) + b"\n", tokens))
-        return lines
+                kept.rows.append(row)
+                kept.lines.append(done.lines[index])
+                kept.tokens.append(tokens)
+        for row in itertools.chain([next_empty] if next_empty is not None else [], empty):
+            skip(row, "skipped_empty", 0)
+        return kept
 
-    return split_requests(requests(), directory, max_requests=max_requests, max_bytes=max_bytes)
-
-
-def _emptiness_test(used: list[int], which: str) -> Callable[[list[str]], bool]:
-    """Whether all (or, with `which="any"`, any) of the cells a template uses are blank."""
-    test = any if which == "any" else all
-    return lambda cells: test(not cells[i] or cells[i].isspace() for i in used)
+    encoder = requestlines.Encoder(builder, count_tokens, fingerprints=lookup is not None)
+    made = requestlines.encoded(encoder, blocks(), processes)
+    return split_requests(
+        itertools.starmap(to_write, made), directory, max_requests=max_requests, max_bytes=max_bytes
+    )
 
 
 def split_requests(
-    blocks: Iterable[list[tuple[int, bytes, int]]], directory: Path, *, max_requests: int, max_bytes: int
+    blocks: Iterable[Iterable[tuple[int, bytes, int]]], directory: Path, *, max_requests: int, max_bytes: int
 ) -> Iterator[BatchFile]:
     """Write (row, request line, prompt tokens), given in blocks, into files within the provider's limits."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -348,110 +377,40 @@ def split_requests(
         part.sha256 = digest.hexdigest()
         return part
 
-    for row, line, line_tokens in itertools.chain.from_iterable(blocks):
-        length = len(line)
-        if length > max_bytes:
-            raise ValueError(
-                f"Row {row} makes a request of {length:,} bytes, over the limit of {max_bytes:,}."
-            )
-        if part is not None and (count >= max_requests or size + length > max_bytes):
-            yield close()
-            part = None
-        if part is None:
-            part = BatchFile(path=directory / f"part-{index:05d}.jsonl", first_row=row, last_row=row)
-            index += 1
-            handle = part.path.open("wb")
-            digest = hashlib.sha256()
-            count = size = tokens = 0
-        buffer.append(line)
-        if len(buffer) >= 1000:
-            flush()
-        last_row = row
-        count += 1
-        size += length
-        tokens += line_tokens
+    for block in blocks:
+        if isinstance(block, Lines) and part is not None and count + len(block.rows) <= max_requests:
+            # The usual case: a whole block of lines fits the file being written.
+            data = b"".join(block.lines)
+            if size + len(data) <= max_bytes:
+                buffer.append(data)
+                flush()
+                if block.rows:
+                    last_row = block.rows[-1]
+                count += len(block.rows)
+                size += len(data)
+                tokens += sum(block.tokens)
+                continue
+        for row, line, line_tokens in block:
+            length = len(line)
+            if length > max_bytes:
+                raise ValueError(
+                    f"Row {row} makes a request of {length:,} bytes, over the limit of {max_bytes:,}."
+                )
+            if part is not None and (count >= max_requests or size + length > max_bytes):
+                yield close()
+                part = None
+            if part is None:
+                part = BatchFile(path=directory / f"part-{index:05d}.jsonl", first_row=row, last_row=row)
+                index += 1
+                handle = part.path.open("wb")
+                digest = hashlib.sha256()
+                count = size = tokens = 0
+            buffer.append(line)
+            if len(buffer) >= 1000:
+                flush()
+            last_row = row
+            count += 1
+            size += length
+            tokens += line_tokens
     if part is not None:
         yield close()
-
-
-_CUSTOM_ID_PREFIX = b'{"custom_id":"'
-
-
-def line_row(line: bytes) -> int | None:
-    """The row number of one of our request lines, read without parsing the whole line."""
-    if line.startswith(_CUSTOM_ID_PREFIX):
-        end = line.index(b'"', len(_CUSTOM_ID_PREFIX))
-        return row_of(line[len(_CUSTOM_ID_PREFIX) : end].decode())
-    return row_of(orjson.loads(line).get("custom_id", ""))  # not in our usual key order
-
-
-def line_prompt_tokens(line: bytes, count_prompt: Callable[[str, str], int]) -> int:
-    """The prompt tokens of one of our request lines, counted from its texts as prepare counted them
-    (tokens.prompt_counter): the per-row figure a request file does not keep."""
-    body = orjson.loads(line)["body"]
-    if "messages" in body:
-        texts = {m["role"]: m["content"] for m in body["messages"]}
-        return count_prompt(texts.get("system", ""), texts["user"])
-    return count_prompt(body.get("instructions", ""), body["input"])
-
-
-def select_requests(
-    sources: Iterable[tuple[IO[bytes], int, float]], rows: Iterable[int]
-) -> Iterator[tuple[int, bytes, int]]:
-    """The request lines of the given rows, copied from earlier request files.
-
-    `sources` are (request file, its last row, prompt tokens per line) in row order and
-    `rows` is sorted, so one pass over both is enough, and a file holding none of the
-    rows is not read. A resent request is byte for byte the one first sent, whatever
-    happened to the template since. Tokens per line are the source file's average.
-    """
-    wanted = iter(rows)
-    target = next(wanted, None)
-    for stream, last_row, tokens_per_line in sources:
-        if target is None:
-            return
-        if target > last_row:
-            continue
-        for line in stream:
-            row = line_row(line)
-            if row is None:
-                continue
-            while target is not None and target < row:
-                target = next(wanted, None)
-            if row == target:
-                yield row, line if line.endswith(b"\n") else line + b"\n", round(tokens_per_line)
-                target = next(wanted, None)
-            if target is None or target > last_row:
-                break
-
-
-def latest_requests(
-    attempts: list[list[tuple[IO[bytes], int, float]]], rows: Iterable[int]
-) -> Iterator[tuple[int, bytes, int]]:
-    """The request lines of the given rows, each as the latest attempt that had it sent it.
-
-    `attempts` holds, oldest first, each attempt's request files as select_requests takes them
-    (an attempt's parts never share a row). Every file is read once, merged by row: heapq.merge is
-    stable, so of a row's lines the latest attempt's comes last. A row resent with an edited prompt
-    is sent again with that prompt.
-    """
-    merged = heapq.merge(*(_request_lines(sources) for sources in attempts), key=operator.itemgetter(0))
-    wanted = iter(rows)
-    target = next(wanted, None)
-    for row, group in itertools.groupby(merged, key=operator.itemgetter(0)):
-        while target is not None and target < row:
-            target = next(wanted, None)
-        if target is None:
-            return
-        if row == target:
-            *_, latest = group
-            yield latest
-            target = next(wanted, None)
-
-
-def _request_lines(sources: Iterable[tuple[IO[bytes], int, float]]) -> Iterator[tuple[int, bytes, int]]:
-    for stream, _, tokens_per_line in sources:
-        for line in stream:
-            row = line_row(line)
-            if row is not None:
-                yield row, line if line.endswith(b"\n") else line + b"\n", round(tokens_per_line)

@@ -10,6 +10,7 @@ import codecs
 import csv
 import io
 import itertools
+import operator
 import re
 from collections.abc import Iterator
 
@@ -247,51 +248,85 @@ def no_rows_reason(kinds: set[str], width: int, delimiter: str | None, sample: s
 
 
 class _Reading:
-    """Where the line reader is: the last line handed out, the first of the current record, whether
-    the next line starts a record (`fresh`, set by `records` before each), and whether a lone CR
-    was swapped out of the current record."""
+    """Where the line reader is: the first line of the record csv.reader is reading (set by `records`
+    before each, from the reader's count of lines), and whether a lone CR was swapped out of it."""
 
-    __slots__ = ("line", "start", "fresh", "had_cr")
+    __slots__ = ("start", "had_cr")
 
     def __init__(self):
-        self.line = self.start = 0
-        self.fresh = True
+        self.start = 1
         self.had_cr = False
+
+
+# Characters read at a time from a file whose lines end in LF, to be split into lines in one go.
+CHUNK_CHARS = 1 << 16
 
 
 def _lines(text_stream, delimiter: str, lf: bool, at: _Reading) -> Iterator[str]:
     """The physical lines csv.reader asks for, checked before it splits them.
 
-    A line asked for while `at.fresh` is unset continues a record: the reader is inside a quoted
-    cell (only a quote carries a record over a line end).
+    A file whose lines end in LF is read a chunk at a time and each chunk checked whole: one with
+    no lone CR and no line of MAX_COLUMNS separators, the usual case, is handed over without a step
+    of Python per line. Other chunks, and files read by CR lines, are checked line by line.
     """
-    readline = text_stream.readline
     number = 0
-    while line := readline(MAX_LINE_CHARS):
-        number += 1
-        at.line = number
-        continuing = not at.fresh
-        if at.fresh:
-            at.start, at.fresh = number, False
-        if lf and "\r" in line:
-            end = 2 if line.endswith("\r\n") else 1 if line.endswith("\n") else 0
-            body = line[: len(line) - end]
-            if "\r" in body:
-                line = body.replace("\r", _CR) + line[len(body) :]
-                at.had_cr = True
-        # The csv module would build a list of every cell first: a 60 MB line of commas is
-        # sixty million of them. Count on the raw line (cheap) and refuse before that.
-        if line.count(delimiter) >= MAX_COLUMNS and _cells_on_line(line, delimiter, continuing):
-            raise TableError(
-                f"Line {number} has more than {MAX_COLUMNS:,} cells; a table may have at most "
-                f"{MAX_COLUMNS:,} columns. Check the separator, or fix that line in the file."
-            )
-        if len(line) == MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
-            raise TableError(
-                f"Line {number} is longer than {MAX_LINE_CHARS:,} characters, more than a row of a "
-                "table can be. Check that the file is a table, or split that line."
-            )
-        yield line
+    if not lf:
+        for line in iter(lambda: text_stream.readline(MAX_LINE_CHARS), ""):
+            number += 1
+            yield _checked(line, number, delimiter, lf, at)
+        return
+    tail = ""
+    while chunk := text_stream.read(CHUNK_CHARS):
+        text = tail + chunk
+        end = text.rfind("\n") + 1
+        text, tail = text[:end], text[end:]
+        lines = text.split("\n")
+        lines.pop()  # what follows the last line end: the tail
+        # A CR only before an LF (Windows line ends) is no lone CR.
+        lone_cr = "\r" in text and text.count("\r") != text.count("\r\n")
+        if (
+            lone_cr
+            or len(text) >= MAX_LINE_CHARS
+            or (lines and max(map(str.count, lines, itertools.repeat(delimiter))) >= MAX_COLUMNS)
+        ):
+            for line in lines:
+                number += 1
+                yield _checked(line + "\n", number, delimiter, lf, at)
+        else:
+            yield from map(operator.add, lines, itertools.repeat("\n"))
+            number += len(lines)
+        if len(tail) >= MAX_LINE_CHARS:  # the next line has no end in sight: its head is checked
+            _checked(tail[:MAX_LINE_CHARS], number + 1, delimiter, lf, at)
+    if tail:
+        yield _checked(tail, number + 1, delimiter, lf, at)
+
+
+def _checked(line: str, number: int, delimiter: str, lf: bool, at: _Reading) -> str:
+    """One physical line, number `number`, checked; a lone CR in it swapped for csv.reader."""
+    if lf and "\r" in line:
+        end = 2 if line.endswith("\r\n") else 1 if line.endswith("\n") else 0
+        body = line[: len(line) - end]
+        if "\r" in body:
+            line = body.replace("\r", _CR) + line[len(body) :]
+            at.had_cr = True
+    # The csv module would build a list of every cell first: a 60 MB line of commas is
+    # sixty million of them. Count on the raw line (cheap) and refuse before that.
+    continuing = number != at.start  # inside a quoted cell: only a quote carries a record over a line end
+    if line.count(delimiter) >= MAX_COLUMNS and _cells_on_line(line, delimiter, continuing):
+        raise TableError(
+            f"Line {number} has more than {MAX_COLUMNS:,} cells; a table may have at most "
+            f"{MAX_COLUMNS:,} columns. Check the separator, or fix that line in the file."
+        )
+    if len(line.rstrip("\r\n") if lf else line) >= MAX_LINE_CHARS and (lf or not line.endswith(("\n", "\r"))):
+        _too_long(number)
+    return line
+
+
+def _too_long(number: int) -> None:
+    raise TableError(
+        f"Line {number} is longer than {MAX_LINE_CHARS:,} characters, more than a row of a "
+        "table can be. Check that the file is a table, or split that line."
+    )
 
 
 def _cells_on_line(line: str, delimiter: str, in_quote: bool) -> bool:
@@ -328,7 +363,7 @@ def records(text_stream, delimiter: str, lf: bool) -> Iterator[tuple[int, list[s
     lines = _Reading()
     reader = csv.reader(_lines(text_stream, delimiter, lf, lines), delimiter=delimiter, strict=False)
     while True:
-        lines.fresh = True
+        lines.start = reader.line_num + 1
         if lines.had_cr:
             lines.had_cr = False
         try:
@@ -340,14 +375,15 @@ def records(text_stream, delimiter: str, lf: bool) -> Iterator[tuple[int, list[s
                     'characters, more than a model reads. If a quote (") opens it and is never '
                     "closed, close it; otherwise shorten that cell."
                 ) from exc
-            raise TableError(f"The file cannot be read as a table near line {lines.line}: {exc}.") from exc
+            near = reader.line_num
+            raise TableError(f"The file cannot be read as a table near line {near}: {exc}.") from exc
         if cells is None:
             return
         if len(cells) > MAX_COLUMNS:  # over several lines of a quoted cell
             raise TableError(
-                f"Line {lines.line} has {len(cells):,} cells; a table may have at most {MAX_COLUMNS:,} "
+                f"Line {reader.line_num} has {len(cells):,} cells; a table may have at most {MAX_COLUMNS:,} "
                 "columns. Check the separator, or fix that line in the file."
             )
         if lines.had_cr:
             cells = [cell.replace(_CR, "\r") for cell in cells]
-        yield lines.line, cells
+        yield reader.line_num, cells

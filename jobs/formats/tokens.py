@@ -4,13 +4,38 @@ tiktoken downloads its BPE files at first use, which cannot work without interne
 bpe-openai bundles o200k_base and cl100k_base and gives the same tokens. Its native
 tokenizer can count without building the token list, which is what the prepare step
 needs for millions of rows.
+
+Only its native module is loaded: importing the bpe_openai package reads the ranks of every
+encoding it knows into Python dictionaries (about 65 MB and a second or more per process, in
+each process that counts), which counting never uses.
 """
 
+import importlib.machinery
+import importlib.util
+import sys
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
+from types import ModuleType
 
-import bpe_openai
-from bpe_openai import _bindings
+_NATIVE = "bpe_openai._bindings"
+
+
+def _native() -> ModuleType:
+    """bpe-openai's native module, loaded from its file without running the package's __init__.
+
+    Registered under its own name, so that a later `import bpe_openai` uses this one: a native
+    module can be initialised only once per process.
+    """
+    if _NATIVE not in sys.modules:
+        package = importlib.util.find_spec("bpe_openai")  # finds it without importing it
+        (path,) = Path(package.submodule_search_locations[0]).glob("_bindings*.so")
+        loader = importlib.machinery.ExtensionFileLoader(_NATIVE, str(path))
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(_NATIVE, loader))
+        loader.exec_module(module)
+        sys.modules[_NATIVE] = module
+    return sys.modules[_NATIVE]
+
 
 # Models before GPT-4o use cl100k_base; everything newer uses o200k_base.
 _CL100K_PREFIXES = ("gpt-4-", "gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
@@ -27,14 +52,14 @@ def encoding_name(model: str) -> str:
 
 @cache
 def _counter(name: str) -> Callable[[str], int]:
-    native = _bindings.tokenizer_for_encoding(name).count
-    encode = bpe_openai.get_encoding(name).encode_ordinary
+    native = _native().tokenizer_for_encoding(name).count
 
     def count(text: str) -> int:
         try:
             return native(text)
-        except UnicodeEncodeError:  # lone surrogates: the public API cleans them first
-            return len(encode(text))
+        except UnicodeEncodeError:
+            # Lone surrogates, which UTF-8 cannot hold: replaced as bpe-openai's public API does.
+            return native(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
 
     return count
 
@@ -68,23 +93,48 @@ def chat_tokens(model: str, messages: list[dict[str, str]], count: Callable[[str
     return total
 
 
-def prompt_counter(model: str, endpoint: str) -> Callable[[str, str], int]:
+class PromptCounter:
     """Tokens of a row's (system, user) texts as a request to `endpoint` bills them: the texts, and for a
-    chat or responses request the framing of a system message (when there is one) and a user message."""
-    count = counter(model)
-    if endpoint in UNFRAMED_ENDPOINTS:
-        return lambda system, user: count(user)
-    user_framing = REPLY_PRIMING + TOKENS_PER_MESSAGE + count("user")
-    system_framing = TOKENS_PER_MESSAGE + count("system")
-    # The instructions are usually the same for every row: counted once, not once per row.
-    last_system: list = [None, 0]
+    chat or responses request the framing of a system message (when there is one) and a user message.
 
-    def count_prompt(system: str, user: str) -> int:
-        total = count(user) + user_framing
+    Pickled as its model and endpoint alone, and the tokenizer (about 110 MB) is loaded, and the
+    framing counted, at the first count: a process that hands its rows to a pool of others to count
+    never loads one.
+    """
+
+    def __init__(self, model: str, endpoint: str):
+        self.model = model
+        self.endpoint = endpoint
+        self._framed = endpoint not in UNFRAMED_ENDPOINTS
+        self._count: Callable[[str], int] | None = None
+        self._user_framing = self._system_framing = 0
+        # The instructions are usually the same for every row: counted once, not once per row.
+        self._last_system: str | None = None
+        self._last_system_tokens = 0
+
+    def __reduce__(self):
+        return PromptCounter, (self.model, self.endpoint)
+
+    def __call__(self, system: str, user: str) -> int:
+        count = self._count or self._load()
+        if not self._framed:
+            return count(user)
+        total = count(user) + self._user_framing
         if system:
-            if system is not last_system[0] and system != last_system[0]:
-                last_system[0], last_system[1] = system, count(system)
-            total += last_system[1] + system_framing
+            if system is not self._last_system and system != self._last_system:
+                self._last_system, self._last_system_tokens = system, count(system)
+            total += self._last_system_tokens + self._system_framing
         return total
 
-    return count_prompt
+    def _load(self) -> Callable[[str], int]:
+        count = counter(self.model)
+        if self._framed:
+            self._user_framing = REPLY_PRIMING + TOKENS_PER_MESSAGE + count("user")
+            self._system_framing = TOKENS_PER_MESSAGE + count("system")
+        self._count = count
+        return count
+
+
+def prompt_counter(model: str, endpoint: str) -> PromptCounter:
+    """A function of (system, user) that counts a request's prompt tokens for `model` at `endpoint`."""
+    return PromptCounter(model, endpoint)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from jobs import rawfiles
 from jobs.formats import reconcile, tokens
-from jobs.formats.requestfiles import line_prompt_tokens, line_row
+from jobs.formats.requestreads import line_prompt_tokens, line_row
 from jobs.models import Batch, Job, ModelPrice
 from jobs.money import gate, pricing
 

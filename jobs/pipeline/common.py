@@ -20,10 +20,9 @@ from jobs.formats import reconcile, schema
 from jobs.formats.requestfiles import (
     BatchFile,
     RequestSpec,
-    latest_requests,
-    select_requests,
     split_requests,
 )
+from jobs.formats.requestreads import latest_requests, select_requests
 from jobs.models import Batch, Job
 from jobs.providers.client import ProviderClient, ProviderError, client_for
 

@@ -21,7 +21,8 @@ from jobs import rawfiles
 from jobs.formats import reconcile
 from jobs.formats.exports import latest_outcomes
 from jobs.formats.reconcile import REUSED
-from jobs.formats.requestfiles import EMBEDDINGS, RequestBuilder, fingerprint, line_row
+from jobs.formats.requestfiles import EMBEDDINGS, RequestBuilder, fingerprint
+from jobs.formats.requestreads import line_row
 from jobs.models import Job, ProviderCredential, ReusableAnswer
 from jobs.money import pricing
 from jobs.pipeline.common import request_spec

@@ -2,9 +2,7 @@
 
 from jobs import rawfiles
 from jobs.formats.requestfiles import custom_id as custom_id_of
-from jobs.formats.requestfiles import (
-    line_row,
-)
+from jobs.formats.requestreads import line_row
 from jobs.models import Job
 
 

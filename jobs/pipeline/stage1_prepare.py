@@ -7,6 +7,7 @@ rows that cannot be sent (empty, or longer than the model accepts) are set aside
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
@@ -138,6 +139,7 @@ def _first_batches(job: Job) -> list[Batch]:
             lookup=answered.lookup,
             answered=answered.answered,
             same_as=answered.same_as,
+            processes=settings.PREPARE_PROCESSES,
         )
         batches = [new_batch(job, part, attempt=1, index=index) for index, part in enumerate(parts)]
         answered.save()

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from django.conf import settings
 from django.db.models import Max
 
 from jobs import datasets
@@ -121,6 +122,7 @@ def resend_with_prompt(job_id: int, rows: Iterable[int], *, system_prompt: str, 
             max_requests=credential.max_requests_per_batch,
             max_bytes=credential.max_bytes_per_batch,
             count_tokens=tokens.prompt_counter(job.model, job.endpoint),
+            processes=settings.PREPARE_PROCESSES,
         )
         try:
             for index, part in enumerate(parts):
