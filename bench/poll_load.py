@@ -9,7 +9,9 @@ poll_load_errors (polls that failed or answered anything but 200, 204 or 286). A
 """
 
 import os
+import collections
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +65,8 @@ def main() -> None:
     report("poll_load_median_ms", statistics.median(timings), "ms", digits=1)
     report("poll_load_polls", len(timings), "")
     report("poll_load_errors", len(errors), "")
+    if errors:  # what they were, for whoever reads the figures
+        print("poll_load errors:", dict(collections.Counter(errors)), file=sys.stderr)
 
 
 if __name__ == "__main__":
