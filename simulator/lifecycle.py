@@ -180,7 +180,9 @@ def validate(batch: SimBatch) -> SimBatch:
         project=batch.project, validated=False, created__lte=batch.created
     ).order_by("created", "id")
     for other in waiting:
-        if (other.created, other.id) <= (batch.created, batch.id):
+        # Another reader may have checked it since the list was read: a check takes seconds.
+        unchecked = SimBatch.objects.filter(pk=other.pk, validated=False).exists()
+        if unchecked and (other.created, other.id) <= (batch.created, batch.id):
             _check(other)
     batch.refresh_from_db()
     return batch
