@@ -2,8 +2,10 @@
 
 validating → in_progress (counts rising) → finalizing → completed, or failed (validation),
 expired (the 24 h window, with partial output) and cancelling → cancelled. Time runs
-SIMULATOR_SPEED times faster than the wall clock. When a batch is first seen at its end,
-its output and error files are written once, and the result is stored.
+SIMULATOR_SPEED times faster than the wall clock. As OpenAI does, the create call answers
+at once and the input file is checked afterwards: here when the batch is first seen past its
+validating phase (`validate`). When a batch is first seen at its end, its output and error
+files are written once, and the result is stored.
 """
 
 import math
@@ -15,8 +17,8 @@ import orjson
 from django.conf import settings
 from django.core.files import File
 
-from simulator import answers, clock, storage
-from simulator.models import SimBatch
+from simulator import answers, clock, storage, validation
+from simulator.models import SimBatch, SimFile
 
 # Simulated seconds: realistic for a small batch at SIMULATOR_SPEED=1.
 VALIDATING_S = 30.0
@@ -85,6 +87,105 @@ def state(batch: SimBatch, now: float | None = None) -> State:
         stamps["cancelling_at"] = cancel_at
     real = {key: batch.created + value / speed for key, value in stamps.items()}
     return State(status, done, real)
+
+
+def _token_limit_error(model: str) -> dict:
+    return {
+        "code": "token_limit_exceeded",
+        "line": None,
+        "param": None,
+        "message": f"Enqueued token limit reached for {model} in organization org-simulator. "
+        f"Limit: {settings.SIMULATOR_ENQUEUED_TOKEN_LIMIT:,} enqueued tokens. Please try "
+        "again once some in_progress batches have been completed.",
+    }
+
+
+def _over_token_limit(batch: SimBatch, checked: validation.Checked) -> bool:
+    """Whether the batch's tokens, with those of the project's earlier batches of the same model
+    still enqueued when its validation ends, pass the budget. Each key has its own budget, so
+    that one key's batches never hold up another's."""
+    if not checked.model:
+        return False
+    at = batch.created + _phases(batch)[0] / settings.SIMULATOR_SPEED
+    earlier = SimBatch.objects.filter(
+        project=batch.project,
+        model=checked.model,
+        validated=True,
+        errors__isnull=True,
+        created__lte=batch.created,
+    ).exclude(pk=batch.pk)
+    in_flight = sum(
+        other.input_tokens
+        for other in earlier
+        if (other.created, other.id) < (batch.created, batch.id)
+        and state(other, now=at).status not in TERMINAL
+    )
+    return in_flight + checked.input_tokens > settings.SIMULATOR_ENQUEUED_TOKEN_LIMIT
+
+
+def _check(batch: SimBatch) -> None:
+    """Check the batch's input file and store what was found, once (the first check stored wins)."""
+    sim_file = SimFile.objects.filter(pk=batch.input_file_id, project=batch.project).first()
+    if sim_file is None:
+        checked = validation.Checked(
+            errors=[
+                {
+                    "code": "invalid_request",
+                    "line": None,
+                    "param": "file_id",
+                    "message": f"Cannot find file {batch.input_file_id}, or organization "
+                    "org-simulator does not have access to it.",
+                }
+            ]
+        )
+    else:
+        with storage.open(batch.input_file_id) as source:
+            checked = validation.check_file(source, batch.endpoint)
+    errors = checked.errors
+    if not errors and "validation_failure" in batch.faults:
+        params = batch.faults["validation_failure"]
+        errors = [
+            {
+                "code": params.get("code", "invalid_request"),
+                "line": params.get("line"),
+                "param": params.get("param"),
+                "message": params.get("message", "Simulated validation failure."),
+            }
+        ]
+    if not errors and ("token_limit" in batch.faults or _over_token_limit(batch, checked)):
+        errors = [_token_limit_error(checked.model)]
+    SimBatch.objects.filter(pk=batch.pk, validated=False).update(
+        validated=True,
+        model=checked.model,
+        input_tokens=checked.input_tokens,
+        failing=checked.failing,
+        errors=errors or None,
+    )
+
+
+def validate(batch: SimBatch) -> SimBatch:
+    """Check the batch's file once its validating phase is over (or it ended sooner, cancelled).
+
+    The project's earlier batches waiting for their check are checked first, in the order they
+    were created: their tokens count against this one's enqueued-token budget. Checking one of
+    them before its own phase is over shows nowhere: its errors appear only once it has ended.
+    """
+    if batch.validated:
+        return batch
+    current = state(batch)
+    elapsed = (clock.now() - batch.created) * settings.SIMULATOR_SPEED
+    if elapsed < _phases(batch)[0] and current.status not in TERMINAL:
+        return batch
+    waiting = SimBatch.objects.filter(
+        project=batch.project, validated=False, created__lte=batch.created
+    ).order_by("created", "id")
+    for other in waiting:
+        # Another reader may have checked it since the list was read: a check takes seconds.
+        unchecked = SimBatch.objects.filter(pk=other.pk, validated=False).exists()
+        if unchecked and (other.created, other.id) <= (batch.created, batch.id):
+            _check(other)
+    batch.refresh_from_db()
+    return batch
 
 
 def _result_lines(batch: SimBatch, done: int, end_status: str):
@@ -192,6 +293,7 @@ def settle(batch: SimBatch) -> SimBatch:
     """Bring a batch up to date: at its end, write its files exactly once."""
     if batch.final:
         return batch
+    batch = validate(batch)
     current = state(batch)
     if current.status not in TERMINAL:
         return batch
@@ -207,9 +309,10 @@ def settle(batch: SimBatch) -> SimBatch:
     return batch
 
 
-def present(batch: SimBatch) -> dict:
-    """The Batch object as the API returns it."""
-    batch = settle(batch)
+def present(batch: SimBatch, *, just_created: bool = False) -> dict:
+    """The Batch object as the API returns it; `just_created`: as the create call answers, at once,
+    whatever the speed of simulated time (it neither checks the file nor moves the batch on)."""
+    batch = batch if just_created else settle(batch)
     if batch.final:
         status, stamps = batch.final["status"], batch.final["stamps"]
         completed, failed = batch.final["completed"], batch.final["failed"]
@@ -219,7 +322,7 @@ def present(batch: SimBatch) -> dict:
             batch.final["usage"],
         )
     else:
-        current = state(batch)
+        current = state(batch, now=batch.created if just_created else None)
         status, stamps = current.status, current.stamps
         failed = sum(1 for index in batch.failing if index < current.done)
         completed, output_id, error_id, usage = current.done - failed, None, None, None

@@ -47,6 +47,9 @@ class SimBatch(models.Model):
     failing = models.JSONField(default=list)
     errors = models.JSONField(null=True)
     faults = models.JSONField(default=dict)
+    # Whether the input file has been checked (errors, model, input_tokens and failing set):
+    # OpenAI answers the create call first and validates afterwards (simulator.lifecycle).
+    validated = models.BooleanField(default=True)
     cancel_requested = models.FloatField(null=True)
     # Set once the batch has reached its end and its files exist.
     final = models.JSONField(null=True)

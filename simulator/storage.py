@@ -41,6 +41,24 @@ def open(file_id: str):  # noqa: A001 - mirrors the storage API it wraps
     return default_storage.open(SimFile.objects.get(pk=file_id).path, "rb")
 
 
+def count_requests(file_id: str, project: str) -> int:
+    """How many requests (non-blank lines) a project's file holds, unchecked; 0 if it has no such file.
+
+    Cheap enough for the create call, which must know a batch's size for its timeline.
+    """
+    sim_file = SimFile.objects.filter(pk=file_id, project=project).first()
+    if sim_file is None:
+        return 0
+    count, tail = 0, b""
+    with default_storage.open(sim_file.path, "rb") as source:
+        # By blocks: iterating a storage File line by line is ten times slower.
+        while block := source.read(1 << 20):
+            lines = (tail + block).split(b"\n")
+            tail = lines.pop()
+            count += sum(1 for line in lines if line.strip())
+    return count + (1 if tail.strip() else 0)
+
+
 def delete(file_id: str) -> None:
     sim_file = SimFile.objects.filter(pk=file_id).first()
     if sim_file:

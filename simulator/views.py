@@ -310,72 +310,25 @@ def batches(request: HttpRequest) -> HttpResponse:
         raise ApiError(
             400, "Invalid 'input_file_id': expected a file id.", param="input_file_id", code="invalid_value"
         )
-    sim_file = SimFile.objects.filter(pk=input_file_id, project=request.sim_project).first()
     batch_faults = faults.take_batch_faults()
-    if sim_file is None:
-        checked = validation.Checked(
-            errors=[
-                {
-                    "code": "invalid_request",
-                    "line": None,
-                    "param": "file_id",
-                    "message": f"Cannot find file {input_file_id}, or organization "
-                    "org-simulator does not have access to it.",
-                }
-            ]
-        )
-    else:
-        with storage.open(input_file_id) as source:
-            checked = validation.check_file(source, endpoint)
-    errors = checked.errors
-    if not errors and "validation_failure" in batch_faults:
+    if "validation_failure" in batch_faults:
+        # The key is known only now: a message that echoes it is written out at create.
         params = batch_faults["validation_failure"]
-        errors = [
-            {
-                "code": params.get("code", "invalid_request"),
-                "line": params.get("line"),
-                "param": params.get("param"),
-                "message": _echo(params.get("message", "Simulated validation failure."), request.sim_key),
-            }
-        ]
-    if not errors and ("token_limit" in batch_faults or _over_token_limit(request, checked)):
-        errors = [
-            {
-                "code": "token_limit_exceeded",
-                "line": None,
-                "param": None,
-                "message": f"Enqueued token limit reached for {checked.model} in organization org-simulator. "
-                f"Limit: {settings.SIMULATOR_ENQUEUED_TOKEN_LIMIT:,} enqueued tokens. Please try "
-                "again once some in_progress batches have been completed.",
-            }
-        ]
+        params["message"] = _echo(params.get("message", "Simulated validation failure."), request.sim_key)
+    # OpenAI answers at once, `validating`; the file is checked afterwards (lifecycle.validate).
     batch = SimBatch.objects.create(
         id=storage.new_id("batch_", 32, "0123456789abcdef"),
         project=request.sim_project,
         endpoint=endpoint,
         input_file_id=input_file_id,
         metadata=metadata,
-        model=checked.model,
         created=clock.now(),
-        total=checked.total,
-        input_tokens=checked.input_tokens,
-        failing=checked.failing,
-        errors=errors or None,
+        total=storage.count_requests(input_file_id, request.sim_project),
+        validated=False,
         faults=batch_faults,
         output_expires_after=output_ttl,
     )
-    return _json(lifecycle.present(batch))
-
-
-def _over_token_limit(request: HttpRequest, checked: validation.Checked) -> bool:
-    """Each key has its own enqueued-token budget, so that one key's batches never hold up another's."""
-    if checked.errors or not checked.model:
-        return False
-    waiting = SimBatch.objects.filter(
-        project=request.sim_project, model=checked.model, final__isnull=True, errors__isnull=True
-    )
-    in_flight = sum(b.input_tokens for b in waiting if lifecycle.state(b).status not in lifecycle.TERMINAL)
-    return in_flight + checked.input_tokens > settings.SIMULATOR_ENQUEUED_TOKEN_LIMIT
+    return _json(lifecycle.present(batch, just_created=True))
 
 
 def _list_batches(request: HttpRequest) -> HttpResponse:

@@ -82,6 +82,8 @@ def test_a_full_provider_queue_sends_the_batch_back_to_ours_and_the_job_goes_on(
     [batch_id] = send(job)
     pipeline.submit_batch(batch_id)
     first_token = Batch.objects.get(pk=batch_id).token
+    # As with OpenAI, the create call answers at once; the limit is found by the check after it.
+    assert Batch.objects.get(pk=batch_id).remote_status == "validating"
     assert pipeline.poll_batch(batch_id)  # the provider failed it with token_limit_exceeded
     assert not pipeline.finish_batch(batch_id)
 

@@ -119,7 +119,9 @@ def test_a_batch_line_of_the_wrong_type_fails_validation_on_its_line(api, bad, p
     batch = {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
     created = api.post("/simulator/v1/batches", batch, content_type="application/json", **KEY)
     assert created.status_code == 200, created.content
-    [error] = created.json()["errors"]["data"]
+    assert created.json()["status"] == "validating", "the create call answers before checking the file"
+    failed = api.get(f"/simulator/v1/batches/{created.json()['id']}", **KEY)
+    [error] = failed.json()["errors"]["data"]
     assert (error["line"], error["param"]) == (2, param)
 
 
