@@ -8,8 +8,8 @@ polls. Prints poll_load_p95_ms (the time a poll takes as the viewer sees it, ove
 poll_load_errors (polls that failed or answered anything but 200, 204 or 286). About 2 minutes.
 """
 
-import os
 import collections
+import os
 import statistics
 import sys
 import tempfile
