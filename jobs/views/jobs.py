@@ -167,21 +167,32 @@ def start(request: HttpRequest, code) -> HttpResponse:
     except gate.Refused as exc:
         messages.error(request, str(exc))
         return redirect("jobs:job_detail", job.code)
+    return _after_sending(
+        request,
+        job,
+        started,
+        sent="Sent. This page follows the job; you can close it and come back.",
+        waiting="This job costs more than can be sent without an admin's approval. "
+        "The admins have been asked; it starts as soon as one approves it.",
+    )
+
+
+def _after_sending(
+    request, job: Job, started: bool, *, sent: str, waiting: str, detail: str = ""
+) -> HttpResponse:
+    """What follows a send through the gate: audited, then its parts scheduled (or, every row answered
+    before, its results built) or the admins asked, and the owner told which."""
     job.refresh_from_db()
+    if started or job.status == Job.Status.AWAITING_APPROVAL:
+        audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost, detail=detail)
     if started:
-        audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
         tasks.schedule_batches.delay_on_commit()
         if pipeline.start_results(job.pk):  # every row was answered before: nothing to send
             tasks.build_results.delay_on_commit(job.pk)
-        messages.success(request, "Sent. This page follows the job; you can close it and come back.")
+        messages.success(request, sent)
     elif job.status == Job.Status.AWAITING_APPROVAL:
-        audit.record(request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost)
         notify.approval_needed(job)
-        messages.info(
-            request,
-            "This job costs more than can be sent without an admin's approval. "
-            "The admins have been asked; it starts as soon as one approves it.",
-        )
+        messages.info(request, waiting)
     return redirect("jobs:job_detail", job.code)
 
 
@@ -206,26 +217,16 @@ def start_first(request: HttpRequest, code) -> HttpResponse:
     except gate.Refused as exc:
         messages.error(request, str(exc))
         return redirect("jobs:job_detail", job.code)
-    job.refresh_from_db()
-    if started or job.status == Job.Status.AWAITING_APPROVAL:
-        audit.record(
-            request, AuditEvent.Action.SUBMIT, job=job, cost=job.estimated_cost, detail=f"first {rows} rows"
-        )
-    if started:
-        tasks.schedule_batches.delay_on_commit()
-        messages.success(
-            request,
-            f"Sent the first {rows:,} rows. The other {job.rows_total - rows:,} are not sent; they can be "
-            "sent from this page once the budget has room.",
-        )
-    elif job.status == Job.Status.AWAITING_APPROVAL:
-        notify.approval_needed(job)
-        messages.info(
-            request,
-            "The first rows cost more than can be sent without an admin's approval; the admins have "
-            "been asked.",
-        )
-    return redirect("jobs:job_detail", job.code)
+    return _after_sending(
+        request,
+        job,
+        started,
+        sent=f"Sent the first {rows:,} rows. The other {job.rows_total - rows:,} are not sent; they can be "
+        "sent from this page once the budget has room.",
+        waiting="The first rows cost more than can be sent without an admin's approval; the admins have "
+        "been asked.",
+        detail=f"first {rows} rows",
+    )
 
 
 @login_required
