@@ -66,6 +66,8 @@ def test_an_expired_part_that_was_followed_up_is_superseded_and_its_rows_never_c
     assert {work for _, work, _, _ in steps} == {5}  # a follow-up continues the same rows
     page = client.get(reverse("jobs:job_detail", args=[job.code])).content.decode()
     assert "superseded by part 1 (attempt 2)" in page
+    # The estimate report does not call the follow-up's rows unanswered either.
+    assert "Estimate against reported" in page and "came back without usage" not in page
 
 
 def test_rows_sent_again_add_to_the_work_and_what_was_done_never_drops(alice, simulator_credential, settings):

@@ -133,7 +133,8 @@ def job_detail(request: HttpRequest, code) -> HttpResponse:
     job = get_job(request, code)
     context = _job_context(job)
     # Not in the polled fragment: a finished job's report is drawn with the page, from what it holds.
-    unanswered = sum(b.rows_failed for b in context["batches"])
+    # Rows of an expired part that its follow-up answered are not unanswered.
+    unanswered = sum(b.rows_failed_here for b in context["batches"])
     context["estimates"] = estimates.for_job(job, context["cost"], unanswered)
     return render(request, "jobs/job_detail.html", context)
 
