@@ -251,7 +251,8 @@ def _finalize(batch: SimBatch, current: State) -> dict:
         "failed": 0,
         "usage": None,
     }
-    if current.status == "failed":
+    # A file that failed its check had no request taken, even when the batch was cancelled first.
+    if current.status == "failed" or batch.errors:
         return final
     rng = random.Random(batch.id)
     usage_in = usage_out = 0

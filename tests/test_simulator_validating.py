@@ -81,3 +81,15 @@ def test_a_batch_created_while_another_holds_the_enqueued_tokens_fails_with_toke
     third = create(sdk, orjson.dumps(chat(3, long)) + b"\n")
     moving_clock["t"] += 100_000
     assert sdk.batches.retrieve(third.id).status == "completed", "the first batch no longer holds its tokens"
+
+
+def test_a_batch_with_a_bad_line_cancelled_while_validating_ends_cancelled_with_no_files(
+    sdk, moving_clock, speed
+):
+    batch = create(sdk, orjson.dumps(chat(1)) + b"\n{not json\n")
+    assert sdk.batches.cancel(batch.id).status == "cancelling"
+    moving_clock["t"] += 100_000
+    cancelled = sdk.batches.retrieve(batch.id)
+    assert cancelled.status == "cancelled" and cancelled.cancelled_at
+    assert (cancelled.output_file_id, cancelled.error_file_id) == (None, None)
+    assert cancelled.request_counts.completed == cancelled.request_counts.failed == 0
