@@ -32,6 +32,16 @@ def plain_static_files(settings):
 
 
 @pytest.fixture(autouse=True)
+def closed_provider_clients():
+    """Each test's provider clients are closed after it: left open (a new credential each test), their
+    kept-alive connections held as many live-server threads and PostgreSQL connections, past 100."""
+    from jobs.providers.client import close_clients
+
+    yield
+    close_clients()
+
+
+@pytest.fixture(autouse=True)
 def fresh_rate_limits():
     """Rate-limit counters live in the cache; each test starts with none."""
     from django.core.cache import cache

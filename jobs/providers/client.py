@@ -178,6 +178,15 @@ def client_for(credential: ProviderCredential) -> "ProviderClient":
     return client
 
 
+def close_clients() -> None:
+    """Close and forget every client of this process. A client dropped without closing keeps its
+    kept-alive connections open until it is collected, and the server at the other end a thread
+    (and, for the tests' simulator, a database connection) for each: the tests, which make a new
+    credential each, close them between tests."""
+    while _CLIENTS:
+        _CLIENTS.popitem()[1].close()
+
+
 class ProviderClient:
     """The calls Batchdash makes, named after what they are for. Thread-safe (the SDK's client is)."""
 
@@ -199,6 +208,9 @@ class ProviderClient:
                 project=credential.project or None,
                 **common,
             )
+
+    def close(self) -> None:
+        self._sdk.close()
 
     def _call(self, fn, *args, **kwargs):
         try:
