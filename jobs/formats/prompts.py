@@ -1,17 +1,19 @@
 """Prompt templates: `{{ Column name }}` placeholders filled from a row, and nothing else.
 
-User text is never handed to a template engine or to str.format: a placeholder is
+User text is never handed to a template engine, nor used as a format string: a placeholder is
 looked up literally by header name (spaces, accents and punctuation included) and
-replaced in a single pass, so a cell that contains `{{ other }}` stays as it is.
+replaced in a single pass, so a cell that contains `{{ other }}` or `{0}` stays as it is.
 A header that the plain form cannot hold (braces, quotes, backslashes, line breaks,
 spaces at either end) is written quoted, as a JSON string: `{{ "{{x}}" }}`; `placeholder()` writes the
 form every header needs, and the column buttons insert what it writes.
 """
 
+import itertools
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 PLACEHOLDER = re.compile(r'\{\{\s*(?:"((?:[^"\\]|\\.)*)"|(.+?))\s*\}\}')
 _NEEDS_QUOTES = re.compile(r'[{}"\\\x00-\x1f]|^\s|\s$|^$')
@@ -46,6 +48,20 @@ class CompiledTemplate:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "render", _renderer(self.parts, self.columns))
+
+    def render_many(self, rows: list[list[str]]) -> list[str]:
+        """render() of each row, in a loop that runs no Python per row: the literal parts, braces
+        doubled, make a format string whose fields are the cells' positions, and str.format fills
+        them in (the cells are its arguments, never read as a format).
+        """
+        return list(itertools.starmap(self._format, rows))
+
+    @cached_property
+    def _format(self) -> Callable[..., str]:
+        literal = [part.replace("{", "{{").replace("}", "}}") for part in self.parts]
+        fields = [f"{{{column}}}" for column in self.columns]
+        pieces = itertools.chain.from_iterable(itertools.zip_longest(literal, fields, fillvalue=""))
+        return "".join(pieces).format
 
 
 def _renderer(parts: tuple[str, ...], columns: tuple[int, ...]) -> Callable[[list[str]], str]:

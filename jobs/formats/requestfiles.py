@@ -6,8 +6,10 @@ rows always produce the same bytes, and results can be joined back to rows whate
 order the provider returns them in.
 """
 
+import functools
 import hashlib
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -138,30 +140,44 @@ class RequestBuilder:
 
     def line(self, row: int, system: str, user: str) -> bytes:
         """The JSONL request line of a row, from the texts it rendered to."""
+        data, _ = self.lines([row], [orjson.dumps(user)], [orjson.dumps(system)])
+        return data[:-1]
+
+    def lines(
+        self, rows: list[int], users: list[bytes], systems: list[bytes] | None
+    ) -> tuple[bytes, list[int]]:
+        """The request lines of rows, each ending in a line break, joined, and the length of each, from
+        their texts serialised (orjson.dumps; `systems` None when the instructions are the same for all).
+
+        Only the row number and the texts differ between lines: the rest was serialised once, and the
+        pieces are put together by C loops (slice assignment, map), with no Python step per row.
+        """
         parts = self._line_parts
-        if len(parts) == 3:
-            return b"".join((parts[0], str(row).encode(), parts[1], orjson.dumps(user), parts[2]))
-        return b"".join(
-            (
-                parts[0],
-                str(row).encode(),
-                parts[1],
-                orjson.dumps(system),
-                parts[2],
-                orjson.dumps(user),
-                parts[3],
-            )
-        )
+        ids = list(map(str.encode, map(str, rows)))
+        texts = [ids, users] if len(parts) == 3 else [ids, systems, users]
+        # Per row: parts[0], id, parts[1], text, ..., the last part and a line break.
+        row_pieces = [piece for part in parts[:-1] for piece in (part, b"")] + [parts[-1] + b"\n"]
+        pieces = row_pieces * len(rows)
+        for slot, values in enumerate(texts):
+            pieces[2 * slot + 1 :: len(row_pieces)] = values
+        fixed = sum(map(len, parts)) + 1
+        lengths = map(fixed.__add__, map(sum, zip(*(map(len, values) for values in texts), strict=True)))
+        return b"".join(pieces), list(lengths)
 
     def fingerprint(self, system: str, user: str) -> str:
         """fingerprint(url, body) of a row's request, from the texts it rendered to, without building it."""
+        return self.fingerprints([orjson.dumps(user)], [orjson.dumps(system)])[0]
+
+    def fingerprints(self, users: list[bytes], systems: list[bytes] | None) -> list[str]:
+        """fingerprint() of many rows, from their texts serialised as for lines()."""
         parts, user_first = self._canonical_parts
         if len(parts) == 2:
-            text = b"".join((parts[0], orjson.dumps(user), parts[1]))
+            texts = map(operator.add, map(parts[0].__add__, users), itertools.repeat(parts[1]))
         else:
-            first, second = (user, system) if user_first else (system, user)
-            text = b"".join((parts[0], orjson.dumps(first), parts[1], orjson.dumps(second), parts[2]))
-        return hashlib.blake2b(text, digest_size=16).hexdigest()
+            first, second = (users, systems) if user_first else (systems, users)
+            start, middle, end = map(itertools.repeat, parts)
+            texts = map(b"".join, zip(start, first, middle, second, end, strict=False))
+        return list(map(_HEX, map(_DIGEST, texts)))
 
     @cached_property
     def spec_fingerprint(self) -> str:
@@ -214,6 +230,9 @@ class RequestBuilder:
 
 # A character that cannot appear in the constant parts of a request, to find where values go.
 _MARK = "\x00batchdash:"
+# A fingerprint's hash of canonical bytes, as C callables map() can run.
+_DIGEST = functools.partial(hashlib.blake2b, digest_size=16)
+_HEX = operator.methodcaller("hexdigest")
 
 
 @dataclass
@@ -231,16 +250,31 @@ class BatchFile:
 
 @dataclass
 class Lines:
-    """Request lines ready to write, in row order: their rows, the lines (each ending in a line break)
-    and their prompt tokens. split_requests writes a block that fits the current file in one go.
+    """Request lines ready to write, in row order: their rows, the lines joined (each ending in a line
+    break), the length of each and their prompt tokens. split_requests writes a block that fits the
+    current file in one go.
     """
 
     rows: list[int]
-    lines: list[bytes]
+    data: bytes
+    lengths: list[int]
     tokens: list[int]
 
     def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
-        return zip(self.rows, self.lines, self.tokens, strict=True)
+        ends = list(itertools.accumulate(self.lengths))
+        lines = map(self.data.__getitem__, itertools.starmap(slice, zip([0, *ends][:-1], ends, strict=True)))
+        return zip(self.rows, lines, self.tokens, strict=True)
+
+    def only(self, indexes: list[int]) -> "Lines":
+        """The lines at these positions."""
+        lines = list(self)
+        kept = [lines[index] for index in indexes]
+        return Lines(
+            [row for row, _, _ in kept],
+            b"".join(line for _, line, _ in kept),
+            [len(line) for _, line, _ in kept],
+            [tokens for _, _, tokens in kept],
+        )
 
 
 def write_batch_files(
@@ -275,13 +309,14 @@ def write_batch_files(
     (requestlines; `count_tokens` must then be picklable, as tokens.prompt_counter's is): the
     same bytes, the same reports.
     Raises ValueError if a single request is larger than `max_bytes`.
+
+    Rows are taken a block at a time and each step runs over the whole block in C (map, compress,
+    str.format), not once per row in Python: this is the loop of tables with millions of rows.
     """
-    render_user = builder._user.render
-    render_system = builder._system.render if builder._system and builder.fixed_system is None else None
-    used = builder.used_columns
-    # The usual case, one column in the prompt, is tested inline: this runs once per row.
-    only = used[0] if skip_empty and len(used) == 1 else None
-    is_empty = requestlines.blank_test(used, skip_empty) if skip_empty and only is None else None
+    render_user = builder._user.render_many
+    render_system = builder._system.render_many if builder._system and builder.fixed_system is None else None
+    kept_rows = requestlines.kept_rows(builder.used_columns, skip_empty) if skip_empty else None
+    rows = iter(rows)
 
     # Rows already seen, by a key standing for their texts: within one job every request has the same
     # settings, so its texts alone tell it apart. A keyed 64-bit hash of them beside their CRC-32
@@ -290,44 +325,42 @@ def write_batch_files(
 
     def blocks() -> Iterator[requestlines.Block]:
         """The rows to send, rendered, in blocks; repeats reported as they are met."""
-        block = requestlines.Block(systems=[] if render_system else None)
-        add_row, add_user, add_system = block.rows.append, block.users.append, block.systems
-        for row, cells in rows:
-            if only is not None:
-                cell = cells[only]
-                if not cell or cell.isspace():
-                    block.empty.append(row)
-                    continue
-            elif is_empty and is_empty(cells):
-                block.empty.append(row)
-                continue
-            user = render_user(cells)
-            system = render_system(cells) if render_system else ""
+        while taken := list(itertools.islice(rows, requestlines.BLOCK)):
+            numbers, cells = map(list, zip(*taken, strict=True))
+            empty: list[int] = []
+            keep = kept_rows(cells) if kept_rows else None
+            if keep is not None:
+                empty = list(itertools.compress(numbers, map(operator.not_, keep)))
+                numbers, cells = _kept(numbers, keep), _kept(cells, keep)
+            users = render_user(cells)
+            systems = render_system(cells) if render_system else None
             if first_row is not None:
-                first = first_row.setdefault(hash((system, user)) << 32 | crc32(user.encode()), row)
-                if first != row:
-                    same_as(row, first)
-                    continue
-            add_row(row)
-            add_user(user)
-            if add_system is not None:
-                add_system.append(system)
-            if len(block.rows) >= requestlines.BLOCK:
-                yield block
-                block = requestlines.Block(systems=[] if render_system else None)
-                add_row, add_user, add_system = block.rows.append, block.users.append, block.systems
-        yield block
+                texts = map(hash, zip(systems, users, strict=True)) if systems else map(hash, users)
+                hashes = map(operator.lshift, texts, itertools.repeat(32))
+                keys = map(operator.or_, hashes, map(crc32, map(str.encode, users)))
+                firsts = list(map(first_row.setdefault, keys, numbers))
+                if firsts != numbers:
+                    keep = list(map(operator.eq, firsts, numbers))
+                    for row, first in zip(numbers, firsts, strict=True):
+                        if row != first:
+                            same_as(row, first)
+                    numbers, users = _kept(numbers, keep), _kept(users, keep)
+                    systems = _kept(systems, keep) if systems is not None else None
+            yield requestlines.Block(numbers, systems, users, empty)
 
     def to_write(block: requestlines.Block, done: requestlines.Encoded) -> Lines:
         """The block's lines to write; the rows left out of it (empty, too long, answered) reported."""
+        lines = Lines(block.rows, done.data, done.lengths, done.tokens)
         limit = max_prompt_tokens
         too_long = limit and done.tokens and max(done.tokens) > limit
-        if not (block.empty or too_long or lookup):
-            return Lines(block.rows, done.lines, done.tokens)
         earlier = lookup(done.marks) if lookup else {}
+        if not (too_long or earlier):
+            for row in block.empty:
+                skip(row, "skipped_empty", 0)
+            return lines
         empty = iter(block.empty)
         next_empty = next(empty, None)
-        kept = Lines([], [], [])
+        kept = []
         for index, row in enumerate(block.rows):
             while next_empty is not None and next_empty < row:
                 skip(next_empty, "skipped_empty", 0)
@@ -338,18 +371,20 @@ def write_batch_files(
             elif earlier and done.marks[index] in earlier:
                 answered(row, earlier[done.marks[index]])
             else:
-                kept.rows.append(row)
-                kept.lines.append(done.lines[index])
-                kept.tokens.append(tokens)
+                kept.append(index)
         for row in itertools.chain([next_empty] if next_empty is not None else [], empty):
             skip(row, "skipped_empty", 0)
-        return kept
+        return lines.only(kept)
 
     encoder = requestlines.Encoder(builder, count_tokens, fingerprints=lookup is not None)
     made = requestlines.encoded(encoder, blocks(), processes)
     return split_requests(
         itertools.starmap(to_write, made), directory, max_requests=max_requests, max_bytes=max_bytes
     )
+
+
+def _kept(values: list, keep: list) -> list:
+    return list(itertools.compress(values, keep))
 
 
 def split_requests(
@@ -380,7 +415,7 @@ def split_requests(
     for block in blocks:
         if isinstance(block, Lines) and part is not None and count + len(block.rows) <= max_requests:
             # The usual case: a whole block of lines fits the file being written.
-            data = b"".join(block.lines)
+            data = block.data
             if size + len(data) <= max_bytes:
                 buffer.append(data)
                 flush()

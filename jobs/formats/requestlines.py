@@ -1,25 +1,30 @@
 """Blocks of rendered rows → their request lines, prompt tokens and fingerprints, here or on other cores.
 
 Pure, the worker half of requestfiles.write_batch_files. Counting tokens (bpe-openai: native, but it
-holds the GIL) is about half of the prepare step, so on a big table the reading process hands blocks
-of rendered texts to a pool of other processes, which count, serialise and fingerprint them, and
-takes the results back in the order it sent them. Whatever the number of processes, every block goes
-through the same `Encoder`, so the files written are the same bytes.
+holds the GIL) is most of the prepare step's work, so on a big table the reading process hands blocks
+of rendered texts to a pool of other processes, which count them, and takes the counts back in the
+order it sent them; it serialises and fingerprints each block itself meanwhile (cheaper here than
+sending the lines back, a quarter of a pool process's time when they were made there). Whatever the
+number of processes, every block goes through the same `Encoder`, so the files written are the same
+bytes. Every step runs over a whole block in C loops (map, slice assignment), not once per row.
 
 The pool's processes are spawned, not forked: the caller may be a Celery worker's child holding
 database connections and threads, and a fresh interpreter inherits neither. Each loads only the
 pure formats and its own tokenizer (about 70 MB, loaded at its first count); the reading process
-then never loads one. At most two blocks per pool process are in flight, so memory stays bounded
+then never loads one. At most IN_FLIGHT blocks per pool process are in flight, so memory stays bounded
 however long the table, and the pool is shut down when the caller stops, early or not.
 
-Also here, the test the reading process applies to every row before it goes into a block: whether
-the cells its prompt uses are blank (`blank_test`).
+Also here, the test the reading process applies to every block before it is rendered: which rows
+have text in the cells their prompt uses (`kept_rows`).
 """
 
+import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
 import operator
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -28,15 +33,19 @@ from dataclasses import dataclass, field
 from multiprocessing import process as mp_process
 from typing import Any
 
+import orjson
+
 log = logging.getLogger(__name__)
 
-# Rows rendered per block: fewer switches and messages per row, little memory per block.
-BLOCK = 1000
+# Rows rendered per block: enough that a block's steps run in C with few messages between processes,
+# few enough that a block's objects stay in the processor's caches (2,000 was a third slower than 500).
+BLOCK = 500
 # A table is handed to a pool only past this many rows: below, starting processes and loading
 # tokenizers costs more than it saves.
-POOL_AFTER_ROWS = 10 * BLOCK
-# Blocks in flight per pool process: one being worked on, one waiting, so no process idles.
-IN_FLIGHT = 2
+POOL_AFTER_ROWS = 10_000
+# Blocks in flight per pool process: while a pool process starts (about half a second), this one
+# reads on rather than waits; about 5 MB of texts.
+IN_FLIGHT = 64
 
 
 @dataclass
@@ -53,29 +62,40 @@ class Block:
 
 @dataclass
 class Encoded:
-    """A block's request lines (each ending in a line break), prompt tokens and, when asked, fingerprints."""
+    """A block's request lines joined (each ending in a line break), the length of each, their prompt
+    tokens and, when asked, their fingerprints. One bytes object rather than a line each: a pool
+    process sends it back, and the reading process writes it, in one piece.
+    """
 
-    lines: list[bytes]
+    data: bytes
+    lengths: list[int]
     tokens: list[int]
     marks: list[str] | None
 
 
-def blank_test(used: list[int], which: str) -> Callable[[list[str]], bool]:
-    """Whether all (or, with `which="any"`, any) of the cells a template uses are blank."""
+def kept_rows(used: list[int], which: str) -> Callable[[list[list[str]]], list | None]:
+    """For a block of rows' cells, which to keep (truthy) and which are empty, or None when all are
+    kept: empty when all (or, with `which="any"`, any) of the cells the template uses are blank.
+    """
     if not used:  # a prompt without columns: no cell is used, so all are blank and none is
-        return lambda cells: which != "any"
-    # Once per row: the cells are taken and tested by C code (itemgetter, join, map), no Python loop.
-    cells_of = operator.itemgetter(*used) if len(used) > 1 else lambda cells: (cells[used[0]],)
-    if which == "any":
-        return lambda cells: "" in (values := cells_of(cells)) or any(map(str.isspace, values))
-    # All blank exactly when their text put together is empty or only spaces.
-    return lambda cells: not (text := "".join(cells_of(cells))) or text.isspace()
+        return lambda block: None if which == "any" else [False] * len(block)
+    combine = all if which == "any" else any
+
+    def kept(block: list[list[str]]) -> list | None:
+        # A cell with text has text once stripped: one C loop per used column, none per row.
+        texts = [list(map(str.strip, map(operator.itemgetter(column), block))) for column in used]
+        keep = texts[0] if len(texts) == 1 else list(map(combine, zip(*texts, strict=True)))
+        return None if all(keep) else keep
+
+    return kept
 
 
 class Encoder:
     """Turns a block's texts into lines, tokens and fingerprints; picklable, to be sent to a pool.
 
-    `builder` is a requestfiles.RequestBuilder and `count_tokens` a function of (system, user).
+    `builder` is a requestfiles.RequestBuilder and `count_tokens` a function of (system, user), or a
+    tokens.PromptCounter, whose `many` counts a block without a Python step per row; so are the lines
+    and fingerprints made, each text serialised once for both.
     """
 
     def __init__(self, builder: Any, count_tokens: Callable[[str, str], int] | None, fingerprints: bool):
@@ -83,18 +103,26 @@ class Encoder:
         self.count_tokens = count_tokens
         self.fingerprints = fingerprints
 
-    def __call__(self, rows: list[int], systems: list[str] | None, users: list[str]) -> Encoded:
+    def __call__(
+        self, rows: list[int], systems: list[str] | None, users: list[str], tokens: list[int] | None = None
+    ) -> Encoded:
+        """The block's lines and fingerprints, with its `tokens` when they were counted elsewhere."""
         builder = self.builder
-        line = builder.line
-        if systems is None:
-            systems = [builder.fixed_system or ""] * len(users)
-        texts = list(zip(systems, users, strict=True))
-        lines = [line(row, system, user) + b"\n" for row, (system, user) in zip(rows, texts, strict=True)]
+        dumped_users = list(map(orjson.dumps, users))
+        dumped_systems = list(map(orjson.dumps, systems)) if systems is not None else None
+        data, lengths = builder.lines(rows, dumped_users, dumped_systems)
+        marks = builder.fingerprints(dumped_users, dumped_systems) if self.fingerprints else None
+        return Encoded(data, lengths, self.count(systems, users) if tokens is None else tokens, marks)
+
+    def count(self, systems: list[str] | None, users: list[str]) -> list[int]:
+        """The prompt tokens of a block's rows."""
         count = self.count_tokens
-        tokens = [count(system, user) for system, user in texts] if count else [0] * len(rows)
-        mark = builder.fingerprint
-        marks = [mark(system, user) for system, user in texts] if self.fingerprints else None
-        return Encoded(lines, tokens, marks)
+        if count is None:
+            return [0] * len(users)
+        if hasattr(count, "many"):
+            return count.many(self.builder.fixed_system, users, systems)
+        systems = systems or [self.builder.fixed_system or ""] * len(users)
+        return [count(system, user) for system, user in zip(systems, users, strict=True)]
 
 
 def encoded(encoder: Encoder, blocks: Iterable[Block], processes: int) -> Iterator[tuple[Block, Encoded]]:
@@ -104,15 +132,48 @@ def encoded(encoder: Encoder, blocks: Iterable[Block], processes: int) -> Iterat
     blocks = iter(blocks)
     head: list[Block] = []
     rows = 0
-    if processes > 1:
-        for block in blocks:
-            head.append(block)
-            rows += len(block.rows)
-            if rows > POOL_AFTER_ROWS:
-                yield from _in_pool(encoder, itertools.chain(head, blocks), processes - 1)
-                return
-    for block in itertools.chain(head, blocks):
-        yield block, encoder(block.rows, block.systems, block.users)
+    with _no_full_scans():
+        if processes > 1:
+            for block in blocks:
+                head.append(block)
+                rows += len(block.rows)
+                if rows > POOL_AFTER_ROWS:
+                    yield from _in_pool(encoder, itertools.chain(head, blocks), processes - 1)
+                    return
+        for block in itertools.chain(head, blocks):
+            yield block, encoder(block.rows, block.systems, block.users)
+
+
+@contextlib.contextmanager
+def _no_full_scans() -> Iterator[None]:
+    """The objects alive before the table is read left out of the garbage collector's scans.
+
+    Reading a table makes millions of short-lived lists (a row's cells), and a block in flight keeps
+    some alive long enough to reach the oldest generation, whose collections then walk every object
+    of the process (Django's, the worker's): a quarter of the reading process's time on a big table.
+    Frozen, they are not walked, and the youngest generation is collected less often; all is as it
+    was when the table is done.
+    """
+    global _reading, _thresholds
+    with _gc_lock:  # tables read at once in threads: the first sets, the last puts back
+        if not _reading:
+            _thresholds = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(100_000, *_thresholds[1:])
+        _reading += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _reading -= 1
+            if not _reading:
+                gc.set_threshold(*_thresholds)
+                gc.unfreeze()
+
+
+_gc_lock = threading.Lock()
+_reading = 0
+_thresholds = gc.get_threshold()
 
 
 # The encoder of a pool process, set once when it starts rather than sent with every block.
@@ -122,10 +183,14 @@ _encoder: Encoder | None = None
 def _start(encoder: Encoder) -> None:
     global _encoder
     _encoder = encoder
+    # A pool process keeps nothing between blocks: its collections need not walk what it imported,
+    # nor run every 700 lists it receives.
+    gc.freeze()
+    gc.set_threshold(100_000)
 
 
-def _encode(rows: list[int], systems: list[str] | None, users: list[str]) -> Encoded:
-    return _encoder(rows, systems, users)
+def _count(systems: list[str] | None, users: list[str]) -> list[int]:
+    return _encoder.count(systems, users)
 
 
 def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterator[tuple[Block, Encoded]]:
@@ -147,11 +212,11 @@ def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterato
     try:
         for block in blocks:
             waiting.append([block, None])
-            waiting[-1][1] = pool.submit(_encode, block.rows, block.systems, block.users)
+            waiting[-1][1] = pool.submit(_count, block.systems, block.users)
             if len(waiting) >= workers * IN_FLIGHT:
-                yield _oldest(waiting)
+                yield _oldest(encoder, waiting)
         while waiting:
-            yield _oldest(waiting)
+            yield _oldest(encoder, waiting)
     except BrokenProcessPool:
         # A pool process died (killed, out of memory, could not start): the blocks it had, and the
         # rest, are made here, the same bytes, only slower.
@@ -164,8 +229,8 @@ def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterato
         current._config = settings
 
 
-def _oldest(waiting: deque[list]) -> tuple[Block, Encoded]:
+def _oldest(encoder: Encoder, waiting: deque[list]) -> tuple[Block, Encoded]:
     block, future = waiting[0]
-    done = future.result()
+    tokens = future.result()
     waiting.popleft()
-    return block, done
+    return block, encoder(block.rows, block.systems, block.users, tokens)

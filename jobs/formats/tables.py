@@ -26,6 +26,8 @@ pandas hold them, unquoted); a file whose lone CRs outnumber its LFs is read by 
 
 import codecs
 import io
+import itertools
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -229,14 +231,9 @@ def _skip_blank(records, log: ProblemLog) -> Iterator[tuple[int, list[str]]]:
 
 
 def _rows(
-    records, width: int, log: ProblemLog, long_rows: str, short_rows: str
+    records, width: int, log: ProblemLog, long_rows: str, short_rows: str, number: int = 0
 ) -> Iterator[tuple[int, list[str]]]:
-    """Data rows as (row number, cells of exactly `width`), numbered from 1 over the rows kept.
-
-    The hot loop of every full pass, so a row of the right width whose first cell has text
-    costs one length check and one strip.
-    """
-    number = 0
+    """Data rows as (row number, cells of exactly `width`), numbered on from `number` over the rows kept."""
     for line, cells in records:
         count = len(cells)
         if count == width and (cells[0].strip() or not _is_blank(cells)):
@@ -299,15 +296,57 @@ def iter_rows(
     """
     log = problems if problems is not None else ProblemLog()
     if info.format == "xlsx":
-        yield from _xlsx_rows(stream, info, log)
-        return
+        return _xlsx_rows(stream, info, log)
+    return _Rows.from_iterable(_csv_row_blocks(stream, info, log, long_rows, short_rows))
+
+
+class _Rows(itertools.chain):
+    """Blocks of rows put end to end by C code, with no step of Python per row between the reader
+    and the caller; closed as a generator is (the file's reader finished while its file is open)."""
+
+    @classmethod
+    def from_iterable(cls, blocks):
+        rows = super().from_iterable(blocks)
+        rows._blocks = blocks
+        return rows
+
+    def close(self) -> None:
+        self._blocks.close()
+
+
+def _csv_row_blocks(
+    stream: BinaryIO, info: TableInfo, log: ProblemLog, long_rows: str, short_rows: str
+) -> Iterator[list[tuple[int, list[str]]]]:
+    """iter_rows of a CSV file, a block of rows at a time.
+
+    A block whose records all have the header's width and text in their first cell, the usual case,
+    is numbered whole; the others go through _rows, record by record, with their lines.
+    """
     encoding = info.encoding or "utf-8"
     lf = _has_lf(stream, encoding)
     text = io.TextIOWrapper(stream, encoding=encoding, errors="strict", newline="\n" if lf else "")
-    records = textfiles.records(text, info.delimiter or ",", lf)
+    width = len(info.columns)
+    number = 0
+    header = True
     try:
-        next(_skip_blank(records, ProblemLog()), None)  # the header
-        yield from _rows(records, len(info.columns), log, long_rows, short_rows)
+        for last_line, records in textfiles.record_blocks(text, info.delimiter or ",", lf):
+            lines = None
+            if header:  # the first record with text is the header
+                lines = textfiles.record_lines(records, last_line)
+                first = next((i for i, cells in enumerate(records) if not _is_blank(cells)), None)
+                if first is None:
+                    continue
+                header = False
+                records, lines = records[first + 1 :], lines[first + 1 :]
+            if all(map(width.__eq__, map(len, records))) and all(map(str.strip, map(_FIRST, records))):
+                yield list(zip(range(number + 1, number + len(records) + 1), records, strict=True))
+                number += len(records)
+                continue
+            lines = lines or textfiles.record_lines(records, last_line)
+            # A row at a time, so that those before a row that stops the reading are had first.
+            for row in _rows(zip(lines, records, strict=True), width, log, long_rows, short_rows, number):
+                number = row[0]
+                yield [row]
     except UnicodeDecodeError as exc:
         line = _line_of_bad_bytes(stream, encoding)
         raise TableError(
@@ -316,6 +355,9 @@ def iter_rows(
         ) from exc
     finally:
         text.detach()
+
+
+_FIRST = operator.itemgetter(0)
 
 
 def _has_lf(stream: BinaryIO, encoding: str) -> bool:

@@ -10,7 +10,6 @@ import codecs
 import csv
 import io
 import itertools
-import operator
 import re
 from collections.abc import Iterator
 
@@ -249,56 +248,64 @@ def no_rows_reason(kinds: set[str], width: int, delimiter: str | None, sample: s
 
 class _Reading:
     """Where the line reader is: the first line of the record csv.reader is reading (set by `records`
-    before each, from the reader's count of lines), and whether a lone CR was swapped out of it."""
+    before each, from the reader's count of lines; None when read in blocks), and whether a lone CR
+    was swapped out of it."""
 
     __slots__ = ("start", "had_cr")
 
-    def __init__(self):
-        self.start = 1
+    def __init__(self, start: int | None = 1):
+        self.start = start
         self.had_cr = False
 
 
-# Characters read at a time from a file whose lines end in LF, to be split into lines in one go.
-CHUNK_CHARS = 1 << 16
+class _RecordByRecord(Exception):
+    """A check in block reading that needs to know where a record starts."""
+
+
+# Characters read at a time from a file whose lines end in LF, checked in one go: few enough that a
+# chunk of a narrow table holds fewer than MAX_COLUMNS separators, so its lines need no count.
+CHUNK_CHARS = 1 << 14
 
 
 def _lines(text_stream, delimiter: str, lf: bool, at: _Reading) -> Iterator[str]:
     """The physical lines csv.reader asks for, checked before it splits them.
 
     A file whose lines end in LF is read a chunk at a time and each chunk checked whole: one with
-    no lone CR and no line of MAX_COLUMNS separators, the usual case, is handed over without a step
-    of Python per line. Other chunks, and files read by CR lines, are checked line by line.
+    no lone CR and no line long enough to hold MAX_COLUMNS separators, the usual case, is handed
+    over as a StringIO, whose lines csv.reader takes without a step of Python per line. Other
+    chunks, and files read by CR lines, are checked line by line.
     """
-    number = 0
     if not lf:
-        for line in iter(lambda: text_stream.readline(MAX_LINE_CHARS), ""):
-            number += 1
-            yield _checked(line, number, delimiter, lf, at)
-        return
+        lines = iter(lambda: text_stream.readline(MAX_LINE_CHARS), "")
+        return (_checked(line, number, delimiter, lf, at) for number, line in enumerate(lines, 1))
+    return itertools.chain.from_iterable(_lf_chunks(text_stream, delimiter, at))
+
+
+def _lf_chunks(text_stream, delimiter: str, at: _Reading) -> Iterator[Iterator[str]]:
+    """The lines of a file whose lines end in LF, a chunk of whole lines at a time (see _lines)."""
+    number = 0  # lines handed over so far
     tail = ""
     while chunk := text_stream.read(CHUNK_CHARS):
         text = tail + chunk
         end = text.rfind("\n") + 1
         text, tail = text[:end], text[end:]
-        lines = text.split("\n")
-        lines.pop()  # what follows the last line end: the tail
         # A CR only before an LF (Windows line ends) is no lone CR.
         lone_cr = "\r" in text and text.count("\r") != text.count("\r\n")
-        if (
-            lone_cr
-            or len(text) >= MAX_LINE_CHARS
-            or (lines and max(map(str.count, lines, itertools.repeat(delimiter))) >= MAX_COLUMNS)
-        ):
-            for line in lines:
-                number += 1
-                yield _checked(line + "\n", number, delimiter, lf, at)
-        else:
-            yield from map(operator.add, lines, itertools.repeat("\n"))
+        # A chunk of few separators has no line of too many; the lines of the others are counted.
+        lines = text.split("\n")[:-1] if text.count(delimiter) >= MAX_COLUMNS else None
+        many = lines is not None and max(map(str.count, lines, itertools.repeat(delimiter))) >= MAX_COLUMNS
+        if lone_cr or len(text) >= MAX_LINE_CHARS or many:
+            lines = lines if lines is not None else text.split("\n")[:-1]
+            numbered = enumerate(lines, number + 1)
+            yield (_checked(line + "\n", at_line, delimiter, True, at) for at_line, line in numbered)
             number += len(lines)
+        elif text:
+            yield io.StringIO(text)
+            number += text.count("\n")
         if len(tail) >= MAX_LINE_CHARS:  # the next line has no end in sight: its head is checked
-            _checked(tail[:MAX_LINE_CHARS], number + 1, delimiter, lf, at)
+            _checked(tail[:MAX_LINE_CHARS], number + 1, delimiter, True, at)
     if tail:
-        yield _checked(tail, number + 1, delimiter, lf, at)
+        yield iter([_checked(tail, number + 1, delimiter, True, at)])
 
 
 def _checked(line: str, number: int, delimiter: str, lf: bool, at: _Reading) -> str:
@@ -311,6 +318,8 @@ def _checked(line: str, number: int, delimiter: str, lf: bool, at: _Reading) -> 
             at.had_cr = True
     # The csv module would build a list of every cell first: a 60 MB line of commas is
     # sixty million of them. Count on the raw line (cheap) and refuse before that.
+    if line.count(delimiter) >= MAX_COLUMNS and at.start is None:
+        raise _RecordByRecord  # read in blocks, where a record starts is not known: see record_blocks
     continuing = number != at.start  # inside a quoted cell: only a quote carries a record over a line end
     if line.count(delimiter) >= MAX_COLUMNS and _cells_on_line(line, delimiter, continuing):
         raise TableError(
@@ -387,3 +396,52 @@ def records(text_stream, delimiter: str, lf: bool) -> Iterator[tuple[int, list[s
         if lines.had_cr:
             cells = [cell.replace(_CR, "\r") for cell in cells]
         yield reader.line_num, cells
+
+
+# Records per block of record_blocks.
+BLOCK_RECORDS = 500
+
+
+def record_blocks(text_stream, delimiter: str, lf: bool) -> Iterator[tuple[int, list[list[str]]]]:
+    """The records of `records`, a block at a time: (the last line of the block, its records).
+
+    csv.reader's records are taken by islice, with no step of Python per record, the loop of every
+    full pass over a table; a record's own line, when a message needs it, is counted back from the
+    block's last line (record_lines). What needs to know where each record starts (a line of
+    MAX_COLUMNS separators, and csv's errors, whose messages name the line a cell starts on) sends
+    the reading back to the start of the file to go on record by record from where the blocks
+    stopped: the same records, the same messages. A file read by CR lines is read record by record.
+    """
+    if not lf:
+        yield from ((line, [cells]) for line, cells in records(text_stream, delimiter, lf))
+        return
+    at = _Reading(start=None)
+    reader = csv.reader(_lines(text_stream, delimiter, lf, at), delimiter=delimiter, strict=False)
+    done = 0
+    try:
+        while block := list(itertools.islice(reader, BLOCK_RECORDS)):
+            if max(map(len, block)) > MAX_COLUMNS:
+                raise _RecordByRecord
+            if at.had_cr:
+                at.had_cr = False
+                block = [[cell.replace(_CR, "\r") for cell in cells] for cells in block]
+            done += len(block)
+            yield reader.line_num, block
+        return
+    except (csv.Error, _RecordByRecord):
+        text_stream.seek(0)
+    again = records(text_stream, delimiter, lf)
+    for _ in itertools.islice(again, done):
+        pass
+    yield from ((line, [cells]) for line, cells in again)
+
+
+def record_lines(block: list[list[str]], last_line: int) -> list[int]:
+    """The last line of each record of a block that ends on `last_line`: a record takes one line and
+    one more for each line break inside its cells (csv keeps them, and only they carry a record on)."""
+    lines = []
+    for cells in reversed(block):
+        lines.append(last_line)
+        last_line -= 1 + sum(map(str.count, cells, itertools.repeat("\n")))
+    lines.reverse()
+    return lines

@@ -51,8 +51,13 @@ def encoding_name(model: str) -> str:
 
 
 @cache
+def _native_count(name: str) -> Callable[[str], int]:
+    return _native().tokenizer_for_encoding(name).count
+
+
+@cache
 def _counter(name: str) -> Callable[[str], int]:
-    native = _native().tokenizer_for_encoding(name).count
+    native = _native_count(name)
 
     def count(text: str) -> int:
         try:
@@ -107,6 +112,7 @@ class PromptCounter:
         self.endpoint = endpoint
         self._framed = endpoint not in UNFRAMED_ENDPOINTS
         self._count: Callable[[str], int] | None = None
+        self._native: Callable[[str], int] | None = None
         self._user_framing = self._system_framing = 0
         # The instructions are usually the same for every row: counted once, not once per row.
         self._last_system: str | None = None
@@ -126,7 +132,24 @@ class PromptCounter:
             total += self._last_system_tokens + self._system_framing
         return total
 
+    def many(self, system: str | None, users: list[str], systems: list[str] | None = None) -> list[int]:
+        """The counts of many rows at once, the same as calling this for each: the rows share
+        `system`, or each has its own in `systems`. Without a Python step per row when they share it.
+        """
+        count = self._count or self._load()
+        if systems is not None:
+            return list(map(self, systems, users))
+        try:
+            counts = list(map(self._native, users))
+        except UnicodeEncodeError:  # a lone surrogate somewhere: each text through the careful count
+            counts = list(map(count, users))
+        if not self._framed:
+            return counts
+        extra = self(system or "", "")  # the framing and the instructions, the same for every row
+        return list(map(extra.__add__, counts))
+
     def _load(self) -> Callable[[str], int]:
+        self._native = _native_count(encoding_name(self.model))
         count = counter(self.model)
         if self._framed:
             self._user_framing = REPLY_PRIMING + TOKENS_PER_MESSAGE + count("user")
