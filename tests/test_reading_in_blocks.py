@@ -63,9 +63,7 @@ def messy_table(seed: int) -> bytes:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("short_rows", ["pad", "skip"])
-def test_a_messy_table_gives_the_same_rows_lines_and_problems_in_blocks_as_record_by_record(
-    seed, short_rows
-):
+def test_a_messy_table_gives_the_same_rows_lines_and_problems_in_blocks_as_record_by_record(seed, short_rows):
     data = messy_table(seed)
     expected = record_by_record(data, long_rows="skip", short_rows=short_rows)
     assert len(expected[0]) > 4 * textfiles.BLOCK_RECORDS and len(expected[1]) > 500

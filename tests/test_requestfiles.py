@@ -3,6 +3,7 @@ import hashlib
 import orjson
 import pytest
 
+from jobs.formats import requestlines
 from jobs.formats.requestfiles import (
     CHAT,
     EMBEDDINGS,
@@ -137,3 +138,21 @@ def test_rows_whose_used_cells_are_blank_are_left_out_as_the_setting_says(tmp_pa
     )
     assert sum(part.request_count for part in parts) == len(table) - len(left_out)
     assert skipped == [(row, "skipped_empty") for row in left_out]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["plain", "é ü 配送", 'quote " and backslash \\', "line\nbreak\ttab"],
+        ["a NUL \x00 inside", "next"],
+        ["the escape \\u0000 written out", "next"],
+        ["ends with a backslash \\", "\\u0000 starts with one"],
+        ["one"],
+        [],
+    ],
+)
+def test_a_block_of_texts_serialised_in_one_call_is_each_text_serialised_alone(texts):
+    alone = [orjson.dumps(text)[1:-1] for text in texts]
+    assert requestlines.json_bodies(texts) == alone
+    assert requestlines.json_bodies(requestlines.joined(texts)) == alone
+    assert requestlines.separate(requestlines.joined(texts)) == texts

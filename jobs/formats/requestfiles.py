@@ -140,14 +140,15 @@ class RequestBuilder:
 
     def line(self, row: int, system: str, user: str) -> bytes:
         """The JSONL request line of a row, from the texts it rendered to."""
-        data, _ = self.lines([row], [orjson.dumps(user)], [orjson.dumps(system)])
+        data, _ = self.lines([row], [requestlines.json_body(user)], [requestlines.json_body(system)])
         return data[:-1]
 
     def lines(
         self, rows: list[int], users: list[bytes], systems: list[bytes] | None
     ) -> tuple[bytes, list[int]]:
         """The request lines of rows, each ending in a line break, joined, and the length of each, from
-        their texts serialised (orjson.dumps; `systems` None when the instructions are the same for all).
+        their texts as JSON string bodies (requestlines.json_bodies; `systems` None when the
+        instructions are the same for all).
 
         Only the row number and the texts differ between lines: the rest was serialised once, and the
         pieces are put together by C loops (slice assignment, map), with no Python step per row.
@@ -166,11 +167,11 @@ class RequestBuilder:
 
     def fingerprint(self, system: str, user: str) -> str:
         """fingerprint(url, body) of a row's request, from the texts it rendered to, without building it."""
-        return self.fingerprints([orjson.dumps(user)], [orjson.dumps(system)])[0]
+        return self.fingerprints([requestlines.json_body(user)], [requestlines.json_body(system)])[0]
 
     def fingerprints(self, users: list[bytes], systems: list[bytes] | None) -> list[str]:
-        """fingerprint() of many rows, from their texts serialised as for lines()."""
-        parts, user_first = self._canonical_parts
+        """fingerprint() of many rows, from their texts as for lines()."""
+        parts, user_first = self._canonical_frame
         if len(parts) == 2:
             texts = map(operator.add, map(parts[0].__add__, users), itertools.repeat(parts[1]))
         else:
@@ -202,6 +203,13 @@ class RequestBuilder:
         return parts, markers[0] == orjson.dumps(_MARK + "user")
 
     @cached_property
+    def _canonical_frame(self) -> tuple[list[bytes], bool]:
+        """_canonical_parts with the quotes around the texts in them, to put JSON string bodies between."""
+        parts, user_first = self._canonical_parts
+        inner = [b'"' + part + b'"' for part in parts[1:-1]]
+        return [parts[0] + b'"', *inner, b'"' + parts[-1]], user_first
+
+    @cached_property
     def _line_parts(self) -> list[bytes]:
         """The line serialised once around markers, split where the row's own values go.
 
@@ -219,10 +227,8 @@ class RequestBuilder:
         )
         parts = []
         for marker in (b"row", b"system", b"user") if system.startswith(_MARK) else (b"row", b"user"):
-            quoted = orjson.dumps(_MARK + marker.decode())
-            # The row number sits inside the custom_id string; the texts are whole JSON strings.
-            target = quoted[1:-1] if marker == b"row" else quoted
-            before, _, line = line.partition(target)
+            # The row number sits inside the custom_id string, and each text inside its quotes.
+            before, _, line = line.partition(orjson.dumps(_MARK + marker.decode())[1:-1])
             parts.append(before)
         parts.append(line)
         return parts

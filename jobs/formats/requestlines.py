@@ -39,24 +39,24 @@ log = logging.getLogger(__name__)
 
 # Rows rendered per block: enough that a block's steps run in C with few messages between processes,
 # few enough that a block's objects stay in the processor's caches (2,000 was a third slower than 500).
-BLOCK = 500
+BLOCK = 1000
 # A table is handed to a pool only past this many rows: below, starting processes and loading
 # tokenizers costs more than it saves.
 POOL_AFTER_ROWS = 10_000
 # Blocks in flight per pool process: while a pool process starts (about half a second), this one
 # reads on rather than waits; about 5 MB of texts.
-IN_FLIGHT = 64
+IN_FLIGHT = 16
 
 
 @dataclass
 class Block:
     """Rows read, in order: those to encode with their texts (`systems` is None when every row has the
-    same instructions), and those left out as empty on the way.
+    same instructions; `users` may be `joined`), and those left out as empty on the way.
     """
 
     rows: list[int] = field(default_factory=list)
     systems: list[str] | None = None
-    users: list[str] = field(default_factory=list)
+    users: list[str] | str = field(default_factory=list)
     empty: list[int] = field(default_factory=list)
 
 
@@ -71,6 +71,41 @@ class Encoded:
     lengths: list[int]
     tokens: list[int]
     marks: list[str] | None
+
+
+def json_body(text: str) -> bytes:
+    """A text as JSON writes it between its quotes."""
+    return orjson.dumps(text)[1:-1]
+
+
+def json_bodies(texts: list[str] | str) -> list[bytes]:
+    """json_body() of each text (a list, or joined by NUL as `joined` gives them), serialised in one
+    call: the texts joined by NUL, which JSON writes as the escape \\u0000, and split there; each
+    text serialised alone when one holds a NUL or the six characters of that escape (the split
+    would miscount)."""
+    together = joined(texts) if isinstance(texts, list) else texts
+    if isinstance(together, str):
+        bodies = orjson.dumps(together)[1:-1].split(b"\\u0000")
+        if len(bodies) == together.count(_GAP) + 1:
+            return bodies
+    return list(map(json_body, separate(texts)))
+
+
+# What joins a block's texts into one string: JSON writes it as an escape, and no table holds it
+# (a NUL makes a file binary; XML cannot hold one).
+_GAP = "\x00"
+
+
+def joined(texts: list[str]) -> list[str] | str:
+    """The texts as one string, joined by NUL, or as they are if one of them holds a NUL or there
+    are none: one object to send to another process and to keep meanwhile, not a thousand."""
+    together = _GAP.join(texts)
+    return together if texts and together.count(_GAP) == len(texts) - 1 else texts
+
+
+def separate(texts: list[str] | str) -> list[str]:
+    """The texts `joined` put together."""
+    return texts.split(_GAP) if isinstance(texts, str) else texts
 
 
 def kept_rows(used: list[int], which: str) -> Callable[[list[list[str]]], list | None]:
@@ -108,11 +143,13 @@ class Encoder:
     ) -> Encoded:
         """The block's lines and fingerprints, with its `tokens` when they were counted elsewhere."""
         builder = self.builder
-        dumped_users = list(map(orjson.dumps, users))
-        dumped_systems = list(map(orjson.dumps, systems)) if systems is not None else None
+        dumped_users = json_bodies(users)
+        dumped_systems = json_bodies(systems) if systems is not None else None
         data, lengths = builder.lines(rows, dumped_users, dumped_systems)
         marks = builder.fingerprints(dumped_users, dumped_systems) if self.fingerprints else None
-        return Encoded(data, lengths, self.count(systems, users) if tokens is None else tokens, marks)
+        return Encoded(
+            data, lengths, self.count(systems, separate(users)) if tokens is None else tokens, marks
+        )
 
     def count(self, systems: list[str] | None, users: list[str]) -> list[int]:
         """The prompt tokens of a block's rows."""
@@ -189,8 +226,8 @@ def _start(encoder: Encoder) -> None:
     gc.set_threshold(100_000)
 
 
-def _count(systems: list[str] | None, users: list[str]) -> list[int]:
-    return _encoder.count(systems, users)
+def _count(systems: list[str] | None, users: list[str] | str) -> list[int]:
+    return _encoder.count(systems, separate(users))
 
 
 def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterator[tuple[Block, Encoded]]:
@@ -211,8 +248,8 @@ def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterato
     log.info("Request lines made by %d more processes.", workers)
     try:
         for block in blocks:
-            waiting.append([block, None])
-            waiting[-1][1] = pool.submit(_count, block.systems, block.users)
+            block.users = joined(block.users)  # one object to send, and to keep until its count is back
+            waiting.append([block, pool.submit(_count, block.systems, block.users)])
             if len(waiting) >= workers * IN_FLIGHT:
                 yield _oldest(encoder, waiting)
         while waiting:
