@@ -15,8 +15,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 from django.core.files import File
-from django.db import connection
-from django.db.models import Q
+from django.db.models import Aggregate, Q, TextField
 
 from jobs import rawfiles
 from jobs.formats import reconcile
@@ -132,14 +131,21 @@ class Answered:
             job.copies_file.save(f"{job.code}-copies.jsonl", File(self._copies), save=False)
 
 
+class _Joined(Aggregate):
+    """A text column's values joined by commas, in the database (SQLite's GROUP_CONCAT)."""
+
+    function = "GROUP_CONCAT"
+    template = "%(function)s(%(expressions)s, ',')"
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="STRING_AGG", **extra)
+
+
 def _fingerprints(entries) -> set[str]:
     """The fingerprints of these index entries, as one string from the database split here: a million
     of them in a third of a second, half the time of a row each."""
-    sql, params = entries.values("fingerprint").query.sql_with_params()
-    joined = "string_agg" if connection.vendor == "postgresql" else "group_concat"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {joined}(fingerprint, ',') FROM ({sql}) AS entries", params)
-        (text,) = cursor.fetchone()
+    text = entries.aggregate(text=_Joined("fingerprint"))["text"]
     return set(text.split(",")) if text else set()
 
 
