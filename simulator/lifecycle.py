@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import orjson
 from django.conf import settings
 from django.core.files import File
+from django.db.models import Q
 
 from simulator import answers, clock, storage, validation
 from simulator.models import SimBatch, SimFile
@@ -100,6 +101,11 @@ def _token_limit_error(model: str) -> dict:
     }
 
 
+# The longest a batch can live, in simulated seconds: it expires at the end of its window, and
+# finalizing (20 s and a millisecond a request, 50,000 at most) or cancelling follows.
+_LONGEST_LIFE_S = WINDOW_S + FINALIZING_S + validation.MAX_REQUESTS * 0.001 + CANCELLING_S
+
+
 def _over_token_limit(batch: SimBatch, checked: validation.Checked) -> bool:
     """Whether the batch's tokens, with those of the project's earlier batches of the same model
     still enqueued when its validation ends, pass the budget. Each key has its own budget, so
@@ -107,13 +113,20 @@ def _over_token_limit(batch: SimBatch, checked: validation.Checked) -> bool:
     if not checked.model:
         return False
     at = batch.created + _phases(batch)[0] / settings.SIMULATOR_SPEED
-    earlier = SimBatch.objects.filter(
-        project=batch.project,
-        model=checked.model,
-        validated=True,
-        errors__isnull=True,
-        created__lte=batch.created,
-    ).exclude(pk=batch.pk)
+    # Only a batch stuck finalizing lives longer than this: those created before it have ended by `at`.
+    horizon = at - _LONGEST_LIFE_S / settings.SIMULATOR_SPEED
+    earlier = (
+        SimBatch.objects.filter(
+            Q(created__gt=horizon) | Q(faults__has_key="stuck_finalizing"),
+            project=batch.project,
+            model=checked.model,
+            validated=True,
+            errors__isnull=True,
+            created__lte=batch.created,
+        )
+        .exclude(pk=batch.pk)
+        .defer("failing", "metadata")  # lists as long as the batch, which the timeline never reads
+    )
     in_flight = sum(
         other.input_tokens
         for other in earlier

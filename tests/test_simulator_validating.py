@@ -93,3 +93,47 @@ def test_a_batch_with_a_bad_line_cancelled_while_validating_ends_cancelled_with_
     assert cancelled.status == "cancelled" and cancelled.cancelled_at
     assert (cancelled.output_file_id, cancelled.error_file_id) == (None, None)
     assert cancelled.request_counts.completed == cancelled.request_counts.failed == 0
+
+
+def test_a_batch_stuck_finalizing_for_days_still_holds_its_enqueued_tokens(sdk, moving_clock, speed):
+    from simulator import faults
+
+    speed.SIMULATOR_ENQUEUED_TOKEN_LIMIT = 1500
+    long = "word " * 1000
+    faults.arm("batches.create", "stuck_finalizing")
+    stuck = create(sdk, orjson.dumps(chat(1, long)) + b"\n")
+    moving_clock["t"] += 5 * 24 * 3600
+    assert sdk.batches.retrieve(stuck.id).status == "finalizing"
+    later = create(sdk, orjson.dumps(chat(2, long)) + b"\n")
+    moving_clock["t"] += 100
+    refused = sdk.batches.retrieve(later.id)
+    assert refused.status == "failed" and refused.errors.data[0].code == "token_limit_exceeded"
+
+
+def test_the_enqueued_token_check_reads_only_the_batches_that_can_still_be_enqueued(
+    sdk, moving_clock, speed, monkeypatch
+):
+    """Batches that ended before the 24-hour window of a new one could reach cannot hold tokens: the
+    check does not read them, however many a project has made."""
+    from simulator import lifecycle
+
+    for i in range(5):
+        old = create(sdk, orjson.dumps(chat(i)) + b"\n")
+        moving_clock["t"] += 1000
+        assert sdk.batches.retrieve(old.id).status == "completed"
+    moving_clock["t"] += 3 * 24 * 3600
+    recent = create(sdk, orjson.dumps(chat(6)) + b"\n")
+    moving_clock["t"] += 1000
+    assert sdk.batches.retrieve(recent.id).status == "completed"
+    read = []
+    state = lifecycle.state
+
+    def reading(batch, now=None):
+        read.append(batch.id)
+        return state(batch, now)
+
+    monkeypatch.setattr(lifecycle, "state", reading)
+    new = create(sdk, orjson.dumps(chat(7)) + b"\n")
+    moving_clock["t"] += 100
+    assert sdk.batches.retrieve(new.id).status == "completed"
+    assert old.id not in read and recent.id in read
