@@ -161,3 +161,20 @@ def test_the_simulators_own_server_answers_the_simulators_urls_and_nothing_of_th
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.mark.django_db
+def test_the_first_admin_gets_the_email_address_given_or_is_told_to_add_one(monkeypatch):
+    from django.contrib.auth.models import User
+
+    out = io.StringIO()
+    call_command("ensure_setup", stdout=out)
+    assert User.objects.get(username="admin").email == ""
+    assert "Add your email address under People" in out.getvalue()
+
+    User.objects.all().delete()
+    monkeypatch.setenv("BATCHDASH_ADMIN_EMAIL", "ops@example.com")
+    out = io.StringIO()
+    call_command("ensure_setup", stdout=out)
+    assert User.objects.get(username="admin").email == "ops@example.com"
+    assert "Add your email address" not in out.getvalue()

@@ -29,13 +29,20 @@ class Command(BaseCommand):
         User = get_user_model()
         if not User.objects.exists():
             password = os.environ.get("BATCHDASH_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-            User.objects.create_superuser("admin", "", password)
+            email = os.environ.get("BATCHDASH_ADMIN_EMAIL", "").strip()
+            User.objects.create_superuser("admin", email, password)
             self.stdout.write(
                 self.style.SUCCESS(
                     "\n  Created the first account.\n"
                     f"  Log in at http://127.0.0.1:{settings.PORT}/ as  admin  with password  {password}\n"
                 )
             )
+            if not email:
+                # Refused keys and jobs waiting for approval are sent to the admins by email.
+                self.stdout.write(
+                    "  Add your email address under People, so that refused keys and jobs waiting "
+                    "for your approval reach you.\n"
+                )
         if settings.SIMULATOR_ENABLED:
             credential = ProviderCredential.objects.filter(kind=ProviderCredential.Kind.SIMULATOR).first()
             if credential is None:
