@@ -35,6 +35,9 @@ function setUpUpload() {
     }
   });
   input.addEventListener("change", tooBig);
+  // A file chosen before this script ran (a slow connection) or kept by the browser on going back
+  // fired its change event unheard: check it now.
+  tooBig();
 
   form.addEventListener("submit", (event) => {
     if (!input.files.length) return;

@@ -115,6 +115,29 @@ def test_a_person_does_the_whole_journey_in_a_browser(
 
 
 @pytest.mark.browser
+def test_a_file_chosen_before_the_page_s_script_ran_is_still_checked_for_size(
+    page, live_server, settings, tmp_path, django_user_model
+):
+    """On a slow connection the file can be chosen before upload.js has loaded: its change event
+    then goes unheard, and the size is checked when the script starts."""
+    settings.UPLOAD_MAX_BYTES = 100
+    django_user_model.objects.create_user("zoe", password="zoe-password-1")
+    page.goto(live_server.url)
+    page.get_by_label("User name").fill("zoe")
+    page.get_by_label("Password").fill("zoe-password-1")
+    page.get_by_role("button", name="Log in").click()
+    held = []
+    page.route("**/upload*.js", lambda route: held.append(route))
+    page.get_by_role("link", name="Start a new job").click()
+    page.get_by_label("Your table").wait_for()
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"Review Text\n" + b"x" * 200 + b"\n")
+    page.get_by_label("Your table").set_input_files(str(big))
+    assert len(held) == 1 and not page.get_by_text("This file is larger than 100").count()
+    held[0].continue_()
+    page.get_by_text("This file is larger than 100").wait_for()
+
+
 def test_upload_says_at_once_when_a_file_is_too_big_or_empty(
     page, live_server, settings, tmp_path, django_user_model
 ):
