@@ -338,7 +338,8 @@ def _csv_row_blocks(
                     continue
                 header = False
                 records, lines = records[first + 1 :], lines[first + 1 :]
-            if all(map(width.__eq__, map(len, records))) and all(map(str.strip, map(_FIRST, records))):
+            firsts = map(operator.itemgetter(0), records)
+            if all(map(width.__eq__, map(len, records))) and all(map(str.strip, firsts)):
                 yield list(zip(range(number + 1, number + len(records) + 1), records, strict=True))
                 number += len(records)
                 continue
@@ -355,9 +356,6 @@ def _csv_row_blocks(
         ) from exc
     finally:
         text.detach()
-
-
-_FIRST = operator.itemgetter(0)
 
 
 def _has_lf(stream: BinaryIO, encoding: str) -> bool:
