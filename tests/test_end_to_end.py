@@ -9,6 +9,7 @@ from django.urls import reverse
 from bench.stack import wait_for
 from jobs.models import Job
 from tests.conftest import REVIEW_TEXTS, REVIEWS_CSV, screenshot
+from tests.test_browser import log_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -121,11 +122,7 @@ def test_a_file_chosen_before_the_page_s_script_ran_is_still_checked_for_size(
     """On a slow connection the file can be chosen before upload.js has loaded: its change event
     then goes unheard, and the size is checked when the script starts."""
     settings.UPLOAD_MAX_BYTES = 100
-    django_user_model.objects.create_user("zoe", password="zoe-password-1")
-    page.goto(live_server.url)
-    page.get_by_label("User name").fill("zoe")
-    page.get_by_label("Password").fill("zoe-password-1")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_server, django_user_model)
     held = []
     page.route("**/upload*.js", lambda route: held.append(route))
     page.get_by_role("link", name="Start a new job").click()
@@ -138,15 +135,12 @@ def test_a_file_chosen_before_the_page_s_script_ran_is_still_checked_for_size(
     page.get_by_text("This file is larger than 100").wait_for()
 
 
+@pytest.mark.browser
 def test_upload_says_at_once_when_a_file_is_too_big_or_empty(
     page, live_server, settings, tmp_path, django_user_model
 ):
     settings.UPLOAD_MAX_BYTES = 100
-    django_user_model.objects.create_user("zoe", password="zoe-password-1")
-    page.goto(live_server.url)
-    page.get_by_label("User name").fill("zoe")
-    page.get_by_label("Password").fill("zoe-password-1")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_server, django_user_model)
     page.get_by_role("link", name="Start a new job").click()
 
     big = tmp_path / "big.csv"
