@@ -140,9 +140,14 @@ class Encoder:
         self.fingerprints = fingerprints
 
     def __call__(
-        self, rows: list[int], systems: list[str] | None, users: list[str], tokens: list[int] | None = None
+        self,
+        rows: list[int],
+        systems: list[str] | None,
+        users: list[str] | str,
+        tokens: list[int] | None = None,
     ) -> Encoded:
-        """The block's lines and fingerprints, with its `tokens` when they were counted elsewhere."""
+        """The block's lines and fingerprints (its texts a list, or as `joined` gives them), with its
+        `tokens` when they were counted elsewhere."""
         builder = self.builder
         dumped_users = json_bodies(users)
         dumped_systems = json_bodies(systems) if systems is not None else None
