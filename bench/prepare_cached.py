@@ -2,19 +2,21 @@
 
 The same work as bench.prepare's `ours reviews`, as a job at temperature 0 is prepared: repeats
 within the table sent once and, when the index holds answers in scope made with the same settings,
-every row fingerprinted and looked up (in memory, then the database for those found; SQLite here).
-The index's 1,000,000 entries answer other texts, so no lookup saves work: the slowest case.
+every row's CRC looked up in memory, and the rows found fingerprinted and read from the database
+(SQLite here). The index's 1,000,000 entries answer other texts, so no lookup saves work: the
+slowest case.
 Measured beside it, in this process, alternately, best of three each: the same with an empty
 index, with the index's answers made with other settings (another prompt), and without reuse.
 """
 
 import contextlib
 import os
+import random
 import secrets
 import tempfile
 from pathlib import Path
 
-from bench.data import ROOT, reviews_csv
+from bench.data import ROOT, WORDS, reviews_csv
 from bench.measure import report, stopwatch
 from bench.prepare import MODEL, PROMPT
 
@@ -32,12 +34,14 @@ def index_job():
     from django.core.management import call_command
 
     from jobs import datasets
+    from jobs.formats.requestfiles import CHAT, RequestBuilder, RequestSpec
     from jobs.models import Job, ProviderCredential, ReusableAnswer
 
     call_command("migrate", verbosity=0)
     job = Job.objects.filter(name="Prepared").select_related("credential", "owner").first()
     if job and ReusableAnswer.objects.count() == ENTRIES:
         return job, Job.objects.get(name="Earlier")
+    Job.objects.filter(name__in=("Earlier", "Prepared")).delete()  # a database made by an older bench
     user = User.objects.create_user(f"bench-{secrets.token_hex(4)}")
     team = Group.objects.create(name=f"Bench {user.username}")
     user.groups.add(team)
@@ -49,11 +53,24 @@ def index_job():
     )
     common = dict(owner=user, team=team, dataset=dataset, credential=credential, model=MODEL, temperature=0)
     earlier = Job.objects.create(name="Earlier", status=Job.Status.COMPLETED, **common)
-    ReusableAnswer.objects.all().delete()
+    # Answers to other reviews of the same shape and length, so that their keys are as alike as a real
+    # index's: each a review the table does not hold.
+    builder = RequestBuilder(RequestSpec(CHAT, MODEL, user_prompt=PROMPT, temperature=0), ["Review Text"])
+    rng = random.Random(7)
     for start in range(0, ENTRIES, 20_000):
+        texts = [
+            builder.texts([" ".join(rng.choices(WORDS, k=rng.randint(5, 14))) + " (earlier)"])[1]
+            for _ in range(20_000)
+        ]
         ReusableAnswer.objects.bulk_create(
-            ReusableAnswer(fingerprint=secrets.token_hex(16), job=earlier, row=row, answer="positive")
-            for row in range(start + 1, start + 20_001)
+            ReusableAnswer(
+                fingerprint=secrets.token_hex(16),
+                text_key=key,
+                job=earlier,
+                row=row,
+                answer="positive",
+            )
+            for row, key in enumerate(builder.text_keys(texts, None), start + 1)
         )
     job = Job.objects.create(name="Prepared", status=Job.Status.PREPARING, user_prompt=PROMPT, **common)
     return job, earlier
@@ -83,6 +100,7 @@ def prepare(path: Path, out: Path, job=None) -> int:
             skip_empty="all",
             max_prompt_tokens=128_000,
             lookup=answered.lookup if answered else None,
+            known=answered.known if answered else None,
             answered=answered.answered if answered else None,
             same_as=answered.same_as if answered else None,
             processes=settings.PREPARE_PROCESSES,

@@ -36,7 +36,7 @@ def table():
 
 
 def prepare(
-    tmp_path, processes, *, system="", max_bytes=10**9, max_prompt_tokens=300, answered_marks=(), model=None
+    tmp_path, processes, *, system="", max_bytes=10**9, max_prompt_tokens=300, answered_rows=(), model=None
 ):
     endpoint, model = (EMBEDDINGS, model) if model else (CHAT, "gpt-4o-mini")
     builder = RequestBuilder(
@@ -44,7 +44,10 @@ def prepare(
     )
     # Each kind of report goes to a file of its own (reuse.Answered): its order within the kind counts.
     reports = {"skip": [], "answered": [], "same_as": []}
-    known = set(answered_marks)
+    # The index answers these rows' requests, and holds the text key of another one.
+    cells = dict(table())
+    known = {builder.fingerprint(*builder.texts(cells[row])) for row in answered_rows}
+    keys = {builder.text_key(builder.body(cells[row])) for row in answered_rows} | {12345}
     directory = tmp_path / f"with-{processes}"
     parts = write_batch_files(
         table(),
@@ -57,6 +60,7 @@ def prepare(
         skip_empty="all",
         max_prompt_tokens=max_prompt_tokens,
         lookup=lambda marks: {mark: f"answer to {mark}" for mark in marks if mark in known},
+        known=lambda: keys,
         answered=lambda row, answer: reports["answered"].append((row, answer)),
         same_as=lambda row, first: reports["same_as"].append((row, first)),
         processes=processes,
@@ -69,19 +73,12 @@ def prepare(
     return files, contents, reports
 
 
-def marks_of(rows):
-    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", PROMPT, 0), COLUMNS)
-    cells = dict(table())
-    return [builder.fingerprint(*builder.texts(cells[row])) for row in rows]
-
-
 @pytest.mark.parametrize("system", ["", "Answer with one word.", "About {{ Country }}: one word."])
 def test_a_pool_of_processes_writes_the_same_bytes_and_reports_as_one_process(tmp_path, caplog, system):
-    answered_marks = marks_of([2, 1500, 14_002]) if not system else ()
     caplog.set_level(logging.INFO, logger="jobs.formats.requestlines")
-    alone = prepare(tmp_path / "alone", 1, system=system, answered_marks=answered_marks)
+    alone = prepare(tmp_path / "alone", 1, system=system, answered_rows=[2, 1500, 14_002])
     assert "more processes" not in caplog.text
-    pooled = prepare(tmp_path / "pooled", 2, system=system, answered_marks=answered_marks)
+    pooled = prepare(tmp_path / "pooled", 2, system=system, answered_rows=[2, 1500, 14_002])
     assert "Request lines made by 1 more processes." in caplog.text
 
     assert pooled == alone
@@ -89,7 +86,7 @@ def test_a_pool_of_processes_writes_the_same_bytes_and_reports_as_one_process(tm
     assert len(files) > 2 and sum(f[3] for f in files) > ROWS * 0.8
     assert {code for _, code, _ in reports["skip"]} == {"skipped_empty", "too_long"}
     assert len(reports["same_as"]) > 1000
-    assert [row for row, _ in reports["answered"]] == ([2, 1500, 14_002] if answered_marks else [])
+    assert [row for row, _ in reports["answered"]] == [2, 1500, 14_002]
     # Reported in row order, whatever process made the lines.
     for kind in reports.values():
         assert kind == sorted(kind)

@@ -6,13 +6,16 @@ from datetime import timedelta
 import orjson
 import pytest
 from django.contrib.auth.models import Group
+from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import pipeline
-from jobs.formats.requestfiles import CHAT, RESPONSES, RequestBuilder, RequestSpec, fingerprint
+from jobs import pipeline, rawfiles
+from jobs.formats.requestfiles import CHAT, EMBEDDINGS, RESPONSES, RequestBuilder, RequestSpec, fingerprint
 from jobs.models import Job, ModelPrice, ProviderCredential, ReusableAnswer
 from jobs.money import spend
+from jobs.pipeline.common import request_spec
 from tests.conftest import REVIEWS_CSV
 from tests.test_pipeline import drive, new_job, read_csv
 
@@ -69,6 +72,25 @@ def test_a_fingerprint_is_the_canonical_body_whatever_the_key_order_or_the_way_a
         assert builder.fingerprint(*builder.texts(cells)) == fingerprint(endpoint, builder.body(cells))
 
 
+@pytest.mark.parametrize("endpoint", [CHAT, RESPONSES, EMBEDDINGS])
+@pytest.mark.parametrize("system", ["", "Be brief.", "About {{ b }}"])
+def test_a_rows_text_key_from_its_texts_is_the_one_read_back_from_its_body_whatever_the_prompt_shape(
+    endpoint, system
+):
+    spec = RequestSpec(endpoint, "gpt-4o", system_prompt=system, user_prompt="{{ a }}!", temperature=0)
+    builder = RequestBuilder(spec, ["a", "b"])
+    rows = [['say "hi"\n', "shoes"], ["ünïcödé \ud800", "\\u0000"], ["", "x"], ["", "y"]]
+    texts = [builder.texts(cells) for cells in rows]
+    users = [user for _, user in texts]
+    systems = [system for system, _ in texts] if builder._system and not builder.fixed_system else None
+    # As prepare takes them, in a block, and as the index takes them, from the body sent.
+    keys = builder.text_keys(users, systems)
+    assert keys == [builder.text_key(builder.body(cells)) for cells in rows]
+    assert keys[0] != keys[1]
+    # Rows whose requests differ only in their instructions differ too.
+    assert (keys[2] != keys[3]) == ("{{ b }}" in system and endpoint != EMBEDDINGS)
+
+
 def test_identical_rows_of_one_job_are_sent_once_and_each_gets_the_answer(alice, simulator_credential):
     job = drive(new_job(alice, simulator_credential, content=REPEATED_CSV, temperature=0))
     assert job.status == Job.Status.COMPLETED
@@ -111,6 +133,43 @@ def test_a_second_job_in_scope_takes_the_earlier_answers_sends_nothing_and_is_ch
     assert {r["reused_from"] for r in jsonl(second)} == {
         f"Answered before in “October reviews” (row {n}); not sent again." for n in range(1, 6)
     }
+
+
+def test_index_entries_keep_the_text_key_of_the_request_they_answer(alice, simulator_credential):
+    job = drive(new_job(alice, simulator_credential, temperature=0))
+    builder = RequestBuilder(request_spec(job), job.dataset.columns)
+    with rawfiles.lines(job.batches.get().input_file) as fh:
+        requests = [orjson.loads(line) for line in fh]
+    expected = {
+        n: (fingerprint(r["url"], r["body"]), builder.text_key(r["body"])) for n, r in enumerate(requests, 1)
+    }
+    entries = ReusableAnswer.objects.filter(job=job).values_list("row", "fingerprint", "text_key")
+    assert {row: (mark, value) for row, mark, value in entries} == expected
+
+
+def test_an_entry_sharing_a_rows_text_key_but_not_its_fingerprint_answers_nothing(
+    alice, simulator_credential
+):
+    first = drive(new_job(alice, simulator_credential, temperature=0))
+    # Other requests whose keys happen to be the same (here made so): only the fingerprint says two
+    # requests are the same.
+    ReusableAnswer.objects.filter(job=first).update(fingerprint="0" * 32)
+    job = new_job(alice, simulator_credential, temperature=0)
+    pipeline.prepare_job(job.pk)
+    job.refresh_from_db()
+    assert (job.rows_reused, job.rows_total) == (0, 5)
+
+
+def test_within_a_transaction_the_index_is_read_as_that_transaction_sees_it(alice, simulator_credential):
+    first = drive(new_job(alice, simulator_credential, temperature=0))
+    entries = ReusableAnswer.objects.filter(job=first)
+    entries.update(text_key=F("text_key") + 1)  # what other connections see: no row's key
+    with transaction.atomic():
+        entries.update(text_key=F("text_key") - 1)
+        job = new_job(alice, simulator_credential, temperature=0)
+        pipeline.prepare_job(job.pk)
+        job.refresh_from_db()
+        assert job.rows_reused == 5
 
 
 def test_only_the_rows_not_answered_before_are_sent_and_counted_by_the_gate(alice, simulator_credential):
@@ -219,3 +278,23 @@ def test_a_failed_row_repeating_an_earlier_one_shares_its_failure_and_resending_
     assert job.rows_retryable == 2
     assert pipeline.retry_job(job.pk, rows=[3]) == 1  # row 1's request, which answers row 3 too
     assert job.batches.get(attempt=2).first_row == 1
+
+
+def test_entries_made_before_text_keys_get_theirs_from_their_request_files_and_those_without_files_go(
+    alice, simulator_credential
+):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    kept = drive(new_job(alice, simulator_credential, temperature=0))
+    lost = drive(new_job(alice, simulator_credential, temperature=0, send_again=True))
+    fields = ("row", "fingerprint", "text_key")
+    before = set(ReusableAnswer.objects.filter(job=kept).values_list(*fields))
+    assert len(before) == 5 and ReusableAnswer.objects.filter(job=lost).count() == 5
+    lost.batches.get().input_file.delete(save=False)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("jobs", "0030_run_now")])  # back to the entries without a text key
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes("jobs"))
+    assert set(ReusableAnswer.objects.filter(job=kept).values_list(*fields)) == before
+    assert not ReusableAnswer.objects.filter(job=lost).exists()

@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -180,6 +181,34 @@ class RequestBuilder:
             texts = map(b"".join, zip(start, first, middle, second, end, strict=False))
         return list(map(_HEX, map(_DIGEST, texts)))
 
+    def text_keys(self, users: list[str], systems: list[str] | None) -> list[int]:
+        """A key of each row's texts (the user's, and the instructions' when `systems` gives them by
+        row, as for lines()): their CRC-32, and their length above it. Requests of these settings with
+        different keys are different, and two different ones share a key about once in 4 billion
+        times the number of lengths. A few times cheaper than a fingerprint, so prepare takes one of
+        every row and fingerprints only those whose key the index holds.
+        """
+        crcs = map(crc32, _utf8(users))
+        lengths = map(len, users)
+        if systems is not None and self.url != EMBEDDINGS:  # an embedding's request holds no instructions
+            crcs = map(crc32, _utf8(systems), crcs)
+            lengths = map(operator.add, lengths, map(len, systems))
+        return list(map(operator.or_, map(operator.lshift, lengths, itertools.repeat(32)), crcs))
+
+    def text_key(self, body: dict[str, Any]) -> int:
+        """text_keys() of the row whose request has this body."""
+        system, user = self.texts_of(body)
+        return self.text_keys([user], [system] if self.fixed_system is None and self._system else None)[0]
+
+    def texts_of(self, body: dict[str, Any]) -> tuple[str, str]:
+        """The system and user text of a body made by body_from_texts()."""
+        if self.spec.endpoint == EMBEDDINGS:
+            return "", body["input"]
+        if self.spec.endpoint == RESPONSES:
+            return body.get("instructions", ""), body["input"]
+        messages = body["messages"]
+        return (messages[0]["content"] if len(messages) > 1 else ""), messages[-1]["content"]
+
     @cached_property
     def spec_fingerprint(self) -> str:
         """What the requests of these settings share (endpoint, model, parameters, schema, fixed text)."""
@@ -241,6 +270,15 @@ _DIGEST = functools.partial(hashlib.blake2b, digest_size=16)
 _HEX = operator.methodcaller("hexdigest")
 
 
+def _utf8(texts: list[str]) -> list[bytes]:
+    """The texts' UTF-8; a lone surrogate, which UTF-8 cannot hold, kept as its code unit (twice as slow
+    for all, so only when one is met)."""
+    try:
+        return list(map(str.encode, texts))
+    except UnicodeEncodeError:
+        return list(map(operator.methodcaller("encode", "utf-8", "surrogatepass"), texts))
+
+
 @dataclass
 class BatchFile:
     """One written request file: which rows it holds and how big it is."""
@@ -295,6 +333,7 @@ def write_batch_files(
     skip_empty: str | None = None,
     max_prompt_tokens: int | None = None,
     lookup: Callable[[list[str]], dict[str, Any]] | None = None,
+    known: Callable[[], AbstractSet[int]] | None = None,
     answered: Callable[[int, Any], None] | None = None,
     same_as: Callable[[int, int], None] | None = None,
     processes: int = 1,
@@ -307,8 +346,11 @@ def write_batch_files(
     empty (`skip_empty="all"`) or any of them empty (`skip_empty="any"`), and rows whose
     prompt is over `max_prompt_tokens`, are left out and reported as
     `skip(row, "skipped_empty" or "too_long", tokens)`, in row order.
-    With `lookup(fingerprints)`, called once per block of rows, a row whose fingerprint it
-    returns an earlier answer for is not written but reported as `answered(row, that answer)`;
+    With `lookup(fingerprints)` and `known()`, the set of the text keys (RequestBuilder.text_keys) of
+    the requests it may know (asked for once the first block's lines are made, so that it may be
+    loaded meanwhile), the rows whose key is among them are fingerprinted and looked up, once per
+    block that has any; a row whose fingerprint it returns an earlier answer for is not written
+    but reported as `answered(row, that answer)`;
     with `same_as`, a row whose request is identical to an earlier row's is not written but
     reported as `same_as(row, that row)`.
     With `processes` > 1, a long table's lines are made and counted by that many processes
@@ -326,7 +368,8 @@ def write_batch_files(
 
     # Rows already seen, by a key standing for their texts: within one job every request has the same
     # settings, so its texts alone tell it apart. A keyed 64-bit hash of them beside their CRC-32
-    # (96 bits, a false match beyond any table's reach) is five times cheaper than a fingerprint.
+    # (text_keys; 96 bits, a false match beyond any table's reach) is five times cheaper than a
+    # fingerprint.
     first_row: dict[int, int] | None = {} if same_as else None
 
     def blocks() -> Iterator[requestlines.Block]:
@@ -340,26 +383,42 @@ def write_batch_files(
                 numbers, cells = _kept(numbers, keep), _kept(cells, keep)
             users = render_user(cells)
             systems = render_system(cells) if render_system else None
+            keys = builder.text_keys(users, systems) if first_row is not None or lookup else None
             if first_row is not None:
                 texts = map(hash, zip(systems, users, strict=True)) if systems else map(hash, users)
                 hashes = map(operator.lshift, texts, itertools.repeat(32))
-                keys = map(operator.or_, hashes, map(crc32, map(str.encode, users)))
-                firsts = list(map(first_row.setdefault, keys, numbers))
+                firsts = list(map(first_row.setdefault, map(operator.xor, hashes, keys), numbers))
                 if firsts != numbers:
                     keep = list(map(operator.eq, firsts, numbers))
                     for row, first in zip(numbers, firsts, strict=True):
                         if row != first:
                             same_as(row, first)
-                    numbers, users = _kept(numbers, keep), _kept(users, keep)
+                    numbers, users, keys = _kept(numbers, keep), _kept(users, keep), _kept(keys, keep)
                     systems = _kept(systems, keep) if systems is not None else None
-            yield requestlines.Block(numbers, systems, users, empty)
+            yield requestlines.Block(numbers, systems, users, empty, keys if lookup else None)
+
+    def answered_before(block: requestlines.Block) -> dict[int, Any]:
+        """lookup's answers for rows of the block, by their position in it: only the rows whose text
+        key the index holds, usually none, are fingerprinted and looked up."""
+        index = known()
+        if index.isdisjoint(block.keys):
+            return {}
+        found = index.intersection(block.keys)
+        worth = list(itertools.compress(range(len(block.keys)), map(found.__contains__, block.keys)))
+        users, systems = requestlines.separate(block.users), block.systems
+        prints = builder.fingerprints(
+            [requestlines.json_body(users[i]) for i in worth],
+            None if systems is None else [requestlines.json_body(systems[i]) for i in worth],
+        )
+        answers = lookup(prints)
+        return {i: answers[mark] for i, mark in zip(worth, prints, strict=True) if mark in answers}
 
     def to_write(block: requestlines.Block, done: requestlines.Encoded) -> Lines:
         """The block's lines to write; the rows left out of it (empty, too long, answered) reported."""
         lines = Lines(block.rows, done.data, done.lengths, done.tokens)
         limit = max_prompt_tokens
         too_long = limit and done.tokens and max(done.tokens) > limit
-        earlier = lookup(done.marks) if lookup else {}
+        earlier = answered_before(block) if lookup else {}
         if not (too_long or earlier):
             for row in block.empty:
                 skip(row, "skipped_empty", 0)
@@ -374,15 +433,15 @@ def write_batch_files(
             tokens = done.tokens[index]
             if too_long and tokens > limit:
                 skip(row, "too_long", tokens)
-            elif earlier and done.marks[index] in earlier:
-                answered(row, earlier[done.marks[index]])
+            elif index in earlier:
+                answered(row, earlier[index])
             else:
                 kept.append(index)
         for row in itertools.chain([next_empty] if next_empty is not None else [], empty):
             skip(row, "skipped_empty", 0)
         return lines.only(kept)
 
-    encoder = requestlines.Encoder(builder, count_tokens, fingerprints=lookup is not None)
+    encoder = requestlines.Encoder(builder, count_tokens)
     made = requestlines.encoded(encoder, blocks(), processes)
     return split_requests(
         itertools.starmap(to_write, made), directory, max_requests=max_requests, max_bytes=max_bytes

@@ -1,12 +1,12 @@
-"""Blocks of rendered rows → their request lines, prompt tokens and fingerprints, here or on other cores.
+"""Blocks of rendered rows → their request lines and prompt tokens, here or on other cores.
 
 Pure, the worker half of requestfiles.write_batch_files. Counting tokens (bpe-openai: native, but it
 holds the GIL) is most of the prepare step's work, so on a big table the reading process hands blocks
 of rendered texts to a pool of other processes, which count them, and takes the counts back in the
-order it sent them; it serialises and fingerprints each block itself meanwhile (cheaper here than
-sending the lines back, a quarter of a pool process's time when they were made there). Whatever the
-number of processes, every block goes through the same `Encoder`, so the files written are the same
-bytes. Every step runs over a whole block in C loops (map, slice assignment), not once per row.
+order it sent them; it serialises each block itself meanwhile (cheaper here than sending the lines
+back, a quarter of a pool process's time when they were made there). Whatever the number of
+processes, every block goes through the same `Encoder`, so the files written are the same bytes. Every
+step runs over a whole block in C loops (map, slice assignment), not once per row.
 
 The pool's processes are spawned, not forked: the caller may be a Celery worker's child holding
 database connections and threads, and a fresh interpreter inherits neither. Each loads only the
@@ -52,26 +52,26 @@ IN_FLIGHT = 16
 @dataclass
 class Block:
     """Rows read, in order: those to encode with their texts (`systems` is None when every row has the
-    same instructions; `users` may be `joined`), and those left out as empty on the way.
+    same instructions; `users` may be `joined`), those left out as empty on the way, and the texts'
+    keys when earlier answers are looked up (RequestBuilder.text_keys).
     """
 
     rows: list[int] = field(default_factory=list)
     systems: list[str] | None = None
     users: list[str] | str = field(default_factory=list)
     empty: list[int] = field(default_factory=list)
+    keys: list[int] | None = None
 
 
 @dataclass
 class Encoded:
-    """A block's request lines joined (each ending in a line break), the length of each, their prompt
-    tokens and, when asked, their fingerprints. One bytes object rather than a line each, written in
-    one piece.
+    """A block's request lines joined (each ending in a line break), the length of each and their
+    prompt tokens. One bytes object rather than a line each, written in one piece.
     """
 
     data: bytes
     lengths: list[int]
     tokens: list[int]
-    marks: list[str] | None
 
 
 def json_body(text: str) -> bytes:
@@ -127,35 +127,25 @@ def kept_rows(used: list[int], which: str) -> Callable[[list[list[str]]], list |
 
 
 class Encoder:
-    """Turns a block's texts into lines, tokens and fingerprints; picklable, to be sent to a pool.
+    """Turns a block's texts into lines and tokens; picklable, to be sent to a pool.
 
     `builder` is a requestfiles.RequestBuilder and `count_tokens` a function of (system, user), or a
     tokens.PromptCounter, whose `many` counts a block without a Python step per row; so are the lines
-    and fingerprints made, each text serialised once for both.
+    made.
     """
 
-    def __init__(self, builder: Any, count_tokens: Callable[[str, str], int] | None, fingerprints: bool):
+    def __init__(self, builder: Any, count_tokens: Callable[[str, str], int] | None):
         self.builder = builder
         self.count_tokens = count_tokens
-        self.fingerprints = fingerprints
 
-    def __call__(
-        self,
-        rows: list[int],
-        systems: list[str] | None,
-        users: list[str] | str,
-        tokens: list[int] | None = None,
-    ) -> Encoded:
-        """The block's lines and fingerprints (its texts a list, or as `joined` gives them), with its
-        `tokens` when they were counted elsewhere."""
-        builder = self.builder
-        dumped_users = json_bodies(users)
-        dumped_systems = json_bodies(systems) if systems is not None else None
-        data, lengths = builder.lines(rows, dumped_users, dumped_systems)
-        marks = builder.fingerprints(dumped_users, dumped_systems) if self.fingerprints else None
-        return Encoded(
-            data, lengths, self.count(systems, separate(users)) if tokens is None else tokens, marks
-        )
+    def __call__(self, block: Block, tokens: list[int] | None = None) -> Encoded:
+        """The block's lines, with its `tokens` when they were counted elsewhere."""
+        users = json_bodies(block.users)
+        systems = json_bodies(block.systems) if block.systems is not None else None
+        data, lengths = self.builder.lines(block.rows, users, systems)
+        if tokens is None:
+            tokens = self.count(block.systems, separate(block.users))
+        return Encoded(data, lengths, tokens)
 
     def count(self, systems: list[str] | None, users: list[str]) -> list[int]:
         """The prompt tokens of a block's rows."""
@@ -184,7 +174,7 @@ def encoded(encoder: Encoder, blocks: Iterable[Block], processes: int) -> Iterat
                     yield from _in_pool(encoder, itertools.chain(head, blocks), processes - 1)
                     return
         for block in itertools.chain(head, blocks):
-            yield block, encoder(block.rows, block.systems, block.users)
+            yield block, encoder(block)
 
 
 @contextlib.contextmanager
@@ -265,7 +255,7 @@ def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterato
         # rest, are made here, the same bytes, only slower.
         log.warning("The prepare pool broke; the rest of the table is prepared in one process.")
         for block in itertools.chain((block for block, _ in waiting), blocks):
-            yield block, encoder(block.rows, block.systems, block.users)
+            yield block, encoder(block)
     finally:
         # Stopped early (an error, a row over the size limit) or done: nothing more is worked on.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -276,4 +266,4 @@ def _oldest(encoder: Encoder, waiting: deque[list]) -> tuple[Block, Encoded]:
     block, future = waiting[0]
     tokens = future.result()
     waiting.popleft()
-    return block, encoder(block.rows, block.systems, block.users, tokens)
+    return block, encoder(block, tokens)

@@ -426,11 +426,17 @@ class ReusableAnswer(models.Model):
     """
 
     fingerprint = models.CharField(max_length=32, db_index=True)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="reusable_answers")
+    # RequestBuilder.text_key of the same request: prepare loads these, a job's from the index below
+    # alone, and fingerprints only the rows whose key one of them shares.
+    text_key = models.PositiveBigIntegerField()
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="reusable_answers", db_index=False)
     row = models.PositiveIntegerField()
     answer = models.TextField()
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "text_key"], name="reusable_answer_job_key")]
 
     def __str__(self) -> str:
         return f"{self.fingerprint} (job {self.job_id}, row {self.row})"

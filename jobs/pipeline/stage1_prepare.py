@@ -137,6 +137,7 @@ def _first_batches(job: Job) -> list[Batch]:
             skip_empty=None if job.empty_rows == Job.EmptyRows.SEND else job.empty_rows,
             max_prompt_tokens=limit,
             lookup=answered.lookup,
+            known=answered.known,
             answered=answered.answered,
             same_as=answered.same_as,
             processes=settings.PREPARE_PROCESSES,
