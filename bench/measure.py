@@ -31,14 +31,14 @@ def _rss_kb(pid: str) -> int:
 
 
 def _children() -> list[str]:
-    me = str(os.getpid())
+    """This process's children, as each of its threads lists those it started (Linux 3.5 and later):
+    a few small reads, where scanning /proc read a file per process of the machine (3 ms a sample,
+    taken from the process being measured)."""
     found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for thread in os.listdir("/proc/self/task"):
         try:
-            # The parent's pid is the 4th field, after the name in parentheses (which may hold spaces).
-            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1] == me:
-                found.append(pid)
-        except OSError:
+            found += Path(f"/proc/self/task/{thread}/children").read_text().split()
+        except OSError:  # ended meanwhile
             continue
     return found
 

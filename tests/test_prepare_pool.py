@@ -3,6 +3,9 @@
 import csv
 import io
 import logging
+import multiprocessing
+import os
+import signal
 
 import orjson
 import pytest
@@ -36,7 +39,15 @@ def table():
 
 
 def prepare(
-    tmp_path, processes, *, system="", max_bytes=10**9, max_prompt_tokens=300, answered_rows=(), model=None
+    tmp_path,
+    processes,
+    *,
+    system="",
+    max_bytes=10**9,
+    max_prompt_tokens=300,
+    answered_rows=(),
+    model=None,
+    rows=table,
 ):
     endpoint, model = (EMBEDDINGS, model) if model else (CHAT, "gpt-4o-mini")
     builder = RequestBuilder(
@@ -50,7 +61,7 @@ def prepare(
     keys = {builder.text_key(builder.body(cells[row])) for row in answered_rows} | {12345}
     directory = tmp_path / f"with-{processes}"
     parts = write_batch_files(
-        table(),
+        rows(),
         builder,
         directory,
         max_requests=4_000,
@@ -111,6 +122,46 @@ def test_a_request_over_the_size_limit_is_named_by_its_row_with_a_pool_too(tmp_p
     assert "Request lines made by 1 more processes." in caplog.text
     assert str(pooled.value) == str(alone.value)
     assert str(alone.value).startswith("Row 1999 makes a request of ")
+
+
+def test_a_pool_process_that_dies_leaves_the_rest_to_this_one_and_the_files_are_the_same(
+    tmp_path, caplog
+):
+    def killed_midway():
+        for row, cells in table():
+            if row == requestlines.POOL_AFTER_ROWS + 2_000:  # blocks are in flight
+                for child in multiprocessing.active_children():
+                    os.kill(child.pid, signal.SIGKILL)
+            yield row, cells
+
+    alone = prepare(tmp_path / "alone", 1)
+    pooled = prepare(tmp_path / "pooled", 2, rows=killed_midway)
+    assert "The prepare pool broke; the rest of the table is prepared in one process." in caplog.text
+    assert pooled == alone
+    assert not multiprocessing.active_children()
+
+
+def refusing_count(system: str, user: str) -> int:
+    if "refuse" in user:
+        raise ValueError("This text cannot be counted.")
+    return len(user)
+
+
+def test_an_error_counting_in_a_pool_process_is_raised_here(tmp_path):
+    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", PROMPT), COLUMNS)
+    rows = ((row, ["t", "refuse" if row == 14_000 else "r", "c"]) for row in range(1, ROWS + 1))
+    made = write_batch_files(
+        rows,
+        builder,
+        tmp_path,
+        max_requests=50_000,
+        max_bytes=10**9,
+        count_tokens=refusing_count,
+        processes=2,
+    )
+    with pytest.raises(ValueError, match="This text cannot be counted."):
+        list(made)
+    assert not multiprocessing.active_children()
 
 
 def test_a_short_table_is_made_in_this_process_whatever_the_setting(tmp_path, caplog):

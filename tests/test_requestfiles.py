@@ -1,4 +1,5 @@
 import hashlib
+import random
 
 import orjson
 import pytest
@@ -156,3 +157,24 @@ def test_a_block_of_texts_serialised_in_one_call_is_each_text_serialised_alone(t
     assert requestlines.json_bodies(texts) == alone
     assert requestlines.json_bodies(requestlines.joined(texts)) == alone
     assert requestlines.separate(requestlines.joined(texts)) == texts
+
+
+@pytest.mark.parametrize("which", ["all", "any"])
+@pytest.mark.parametrize("used", [[0], [0, 2], [2, 1, 0]], ids=str)
+def test_the_blank_test_over_a_block_keeps_the_rows_a_row_by_row_test_keeps(which, used):
+    # White space of every kind str.strip() takes, NULs (which join a column's cells for its one
+    # search), text: blocks where no used cell is blank, where some are, where all are.
+    texts = ["x", " y ", "\x00", "\x00 \x00", "z\x00"]
+    blanks = ["", " ", "\t\n", "\u00a0", "\u3000", "\x1c", "\x85"]
+    rng = random.Random(which + str(used))
+    kept = requestlines.kept_rows(used, which)
+    combine = all if which == "any" else any
+    for blank_share in (0, 0.05, 0.5, 1):
+        for _ in range(20):
+            block = [
+                [rng.choice(blanks if rng.random() < blank_share else texts) for _ in range(3)]
+                for _ in range(rng.randint(1, 40))
+            ]
+            expected = [combine(cells[column].strip() for column in used) for cells in block]
+            got = kept(block)
+            assert (got is None and all(expected)) or list(map(bool, got)) == expected

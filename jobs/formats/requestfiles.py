@@ -1,4 +1,4 @@
-"""Rows → JSONL request lines → batch files that each fit the provider's limits.
+"""Rows → JSONL request lines → batch files (written by requestparts) that each fit the provider's limits.
 
 Pure: takes rows and a request spec, writes files into a directory, returns what it
 wrote. Every line gets a deterministic custom_id from its row number, so the same
@@ -22,6 +22,7 @@ import orjson
 
 from jobs.formats import requestlines
 from jobs.formats.prompts import CompiledTemplate, compile_template
+from jobs.formats.requestparts import BatchFile, Lines, split_requests
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
@@ -279,48 +280,6 @@ def _utf8(texts: list[str]) -> list[bytes]:
         return list(map(operator.methodcaller("encode", "utf-8", "surrogatepass"), texts))
 
 
-@dataclass
-class BatchFile:
-    """One written request file: which rows it holds and how big it is."""
-
-    path: Path
-    first_row: int
-    last_row: int
-    request_count: int = 0
-    bytes: int = 0
-    input_tokens: int = 0
-    sha256: str = ""
-
-
-@dataclass
-class Lines:
-    """Request lines ready to write, in row order: their rows, the lines joined (each ending in a line
-    break), the length of each and their prompt tokens. split_requests writes a block that fits the
-    current file in one go.
-    """
-
-    rows: list[int]
-    data: bytes
-    lengths: list[int]
-    tokens: list[int]
-
-    def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
-        ends = list(itertools.accumulate(self.lengths))
-        lines = map(self.data.__getitem__, itertools.starmap(slice, zip([0, *ends][:-1], ends, strict=True)))
-        return zip(self.rows, lines, self.tokens, strict=True)
-
-    def only(self, indexes: list[int]) -> "Lines":
-        """The lines at these positions."""
-        lines = list(self)
-        kept = [lines[index] for index in indexes]
-        return Lines(
-            [row for row, _, _ in kept],
-            b"".join(line for _, line, _ in kept),
-            [len(line) for _, line, _ in kept],
-            [tokens for _, _, tokens in kept],
-        )
-
-
 def write_batch_files(
     rows: Iterable[tuple[int, list[str]]],
     builder: RequestBuilder,
@@ -364,7 +323,6 @@ def write_batch_files(
     render_user = builder._user.render_many
     render_system = builder._system.render_many if builder._system and builder.fixed_system is None else None
     kept_rows = requestlines.kept_rows(builder.used_columns, skip_empty) if skip_empty else None
-    rows = iter(rows)
 
     # Rows already seen, by a key standing for their texts: within one job every request has the same
     # settings, so its texts alone tell it apart. A keyed 64-bit hash of them beside their CRC-32
@@ -374,8 +332,7 @@ def write_batch_files(
 
     def blocks() -> Iterator[requestlines.Block]:
         """The rows to send, rendered, in blocks; repeats reported as they are met."""
-        while taken := list(itertools.islice(rows, requestlines.BLOCK)):
-            numbers, cells = map(list, zip(*taken, strict=True))
+        for numbers, cells in _in_blocks(rows):
             empty: list[int] = []
             keep = kept_rows(cells) if kept_rows else None
             if keep is not None:
@@ -448,69 +405,26 @@ def write_batch_files(
     )
 
 
+def _in_blocks(rows: Iterable[tuple[int, list[str]]]) -> Iterator[tuple[list[int], list[list[str]]]]:
+    """The rows' numbers and cells, about requestlines.BLOCK at a time: joined from the blocks of a
+    table read in blocks (tables.iter_rows), or taken a block at a time from any other rows."""
+    if hasattr(rows, "blocks"):
+        numbers: list[int] = []
+        cells: list[list[str]] = []
+        for block_numbers, block_cells in rows.blocks:
+            numbers += block_numbers
+            cells += block_cells
+            if len(numbers) >= requestlines.BLOCK:
+                yield numbers, cells
+                numbers, cells = [], []
+        if numbers:
+            yield numbers, cells
+        return
+    rows = iter(rows)
+    while taken := list(itertools.islice(rows, requestlines.BLOCK)):
+        numbers, cells = map(list, zip(*taken, strict=True))
+        yield numbers, cells
+
+
 def _kept(values: list, keep: list) -> list:
     return list(itertools.compress(values, keep))
-
-
-def split_requests(
-    blocks: Iterable[Iterable[tuple[int, bytes, int]]], directory: Path, *, max_requests: int, max_bytes: int
-) -> Iterator[BatchFile]:
-    """Write (row, request line, prompt tokens), given in blocks, into files within the provider's limits."""
-    directory.mkdir(parents=True, exist_ok=True)
-    index = 0
-    part: BatchFile | None = None
-    # Per-row work is kept to local variables and lines are written in blocks: this loop
-    # runs once per row of files with millions of rows.
-    buffer: list[bytes] = []
-    count = size = tokens = last_row = 0
-
-    def flush() -> None:
-        block = b"".join(buffer)
-        handle.write(block)
-        digest.update(block)
-        buffer.clear()
-
-    def close() -> BatchFile:
-        flush()
-        handle.close()
-        part.last_row, part.request_count, part.bytes, part.input_tokens = last_row, count, size, tokens
-        part.sha256 = digest.hexdigest()
-        return part
-
-    for block in blocks:
-        if isinstance(block, Lines) and part is not None and count + len(block.rows) <= max_requests:
-            # The usual case: a whole block of lines fits the file being written.
-            data = block.data
-            if size + len(data) <= max_bytes:
-                buffer.append(data)
-                flush()
-                if block.rows:
-                    last_row = block.rows[-1]
-                count += len(block.rows)
-                size += len(data)
-                tokens += sum(block.tokens)
-                continue
-        for row, line, line_tokens in block:
-            length = len(line)
-            if length > max_bytes:
-                raise ValueError(
-                    f"Row {row} makes a request of {length:,} bytes, over the limit of {max_bytes:,}."
-                )
-            if part is not None and (count >= max_requests or size + length > max_bytes):
-                yield close()
-                part = None
-            if part is None:
-                part = BatchFile(path=directory / f"part-{index:05d}.jsonl", first_row=row, last_row=row)
-                index += 1
-                handle = part.path.open("wb")
-                digest = hashlib.sha256()
-                count = size = tokens = 0
-            buffer.append(line)
-            if len(buffer) >= 1000:
-                flush()
-            last_row = row
-            count += 1
-            size += length
-            tokens += line_tokens
-    if part is not None:
-        yield close()

@@ -28,7 +28,7 @@ import codecs
 import io
 import itertools
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -302,22 +302,23 @@ def iter_rows(
 
 class _Rows(itertools.chain):
     """Blocks of rows put end to end by C code, with no step of Python per row between the reader
-    and the caller; closed as a generator is (the file's reader finished while its file is open)."""
+    and the caller; closed as a generator is (the file's reader finished while its file is open).
+    A caller working a block at a time takes `blocks` instead: (row numbers, their cells) each."""
 
     @classmethod
     def from_iterable(cls, blocks):
-        rows = super().from_iterable(blocks)
-        rows._blocks = blocks
+        rows = super().from_iterable(itertools.starmap(zip, blocks))
+        rows.blocks = blocks
         return rows
 
     def close(self) -> None:
-        self._blocks.close()
+        self.blocks.close()
 
 
 def _csv_row_blocks(
     stream: BinaryIO, info: TableInfo, log: ProblemLog, long_rows: str, short_rows: str
-) -> Iterator[list[tuple[int, list[str]]]]:
-    """iter_rows of a CSV file, a block of rows at a time.
+) -> Iterator[tuple[Sequence[int], list[list[str]]]]:
+    """iter_rows of a CSV file, a block of rows at a time: their numbers and their cells.
 
     A block whose records all have the header's width and text in their first cell, the usual case,
     is numbered whole; the others go through _rows, record by record, with their lines.
@@ -340,14 +341,14 @@ def _csv_row_blocks(
                 records, lines = records[first + 1 :], lines[first + 1 :]
             firsts = map(operator.itemgetter(0), records)
             if all(map(width.__eq__, map(len, records))) and all(map(str.strip, firsts)):
-                yield list(zip(range(number + 1, number + len(records) + 1), records, strict=True))
+                yield range(number + 1, number + len(records) + 1), records
                 number += len(records)
                 continue
             lines = lines or textfiles.record_lines(records, last_line)
             # A row at a time, so that those before a row that stops the reading are had first.
             for row in _rows(zip(lines, records, strict=True), width, log, long_rows, short_rows, number):
                 number = row[0]
-                yield [row]
+                yield [number], [row[1]]
     except UnicodeDecodeError as exc:
         line = _line_of_bad_bytes(stream, encoding)
         raise TableError(

@@ -17,11 +17,8 @@ from django.utils import timezone
 
 from jobs import rawfiles
 from jobs.formats import reconcile, schema
-from jobs.formats.requestfiles import (
-    BatchFile,
-    RequestSpec,
-    split_requests,
-)
+from jobs.formats.requestfiles import RequestSpec
+from jobs.formats.requestparts import BatchFile, split_requests
 from jobs.formats.requestreads import latest_requests, select_requests
 from jobs.models import Batch, Job
 from jobs.providers.client import ProviderClient, ProviderError, client_for

@@ -12,7 +12,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from jobs.formats import reconcile
-from jobs.formats.requestfiles import split_requests
+from jobs.formats.requestparts import split_requests
 from jobs.models import Batch, Job, ProviderCredential
 from jobs.money import gate, plans
 from jobs.pipeline.common import mark_not_sent, new_batch, refresh_job_counters, resume_unsent, settle
