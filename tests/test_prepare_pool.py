@@ -77,7 +77,7 @@ def prepare(
         processes=processes,
     )
     files = [
-        (p.path.name, p.first_row, p.last_row, p.request_count, p.bytes, p.input_tokens, p.sha256)
+        (p.path.name, p.first_row, p.last_row, p.request_count, p.bytes, p.input_tokens)
         for p in parts
     ]
     contents = {path.name: path.read_bytes() for path in sorted(directory.iterdir())}

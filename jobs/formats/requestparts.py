@@ -1,9 +1,8 @@
 """Request lines, given in row order and in blocks, → the files of a job's parts, each within the
-provider's limits (requests per file, bytes per file), with their rows, sizes, prompt tokens and
-SHA-256. Pure: writes files into a directory and returns what it wrote.
+provider's limits (requests per file, bytes per file), with their rows, sizes and prompt tokens.
+Pure: writes files into a directory and returns what it wrote.
 """
 
-import hashlib
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ class BatchFile:
     request_count: int = 0
     bytes: int = 0
     input_tokens: int = 0
-    sha256: str = ""
 
 
 @dataclass
@@ -67,14 +65,12 @@ def split_requests(
     def flush() -> None:
         block = b"".join(buffer)
         handle.write(block)
-        digest.update(block)
         buffer.clear()
 
     def close() -> BatchFile:
         flush()
         handle.close()
         part.last_row, part.request_count, part.bytes, part.input_tokens = last_row, count, size, tokens
-        part.sha256 = digest.hexdigest()
         return part
 
     for block in blocks:
@@ -103,7 +99,6 @@ def split_requests(
                 part = BatchFile(path=directory / f"part-{index:05d}.jsonl", first_row=row, last_row=row)
                 index += 1
                 handle = part.path.open("wb")
-                digest = hashlib.sha256()
                 count = size = tokens = 0
             buffer.append(line)
             if len(buffer) >= 1000:

@@ -250,7 +250,6 @@ class Batch(models.Model):
     input_bytes = models.PositiveBigIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
     input_file = models.FileField(upload_to=_PrivatePath("batches"))
-    input_sha256 = models.CharField(max_length=64)
 
     remote_file_id = models.CharField(max_length=100, blank=True)
     remote_batch_id = models.CharField(max_length=100, null=True, blank=True, unique=True)

@@ -51,7 +51,6 @@ def new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:
         request_count=part.request_count,
         input_bytes=part.bytes,
         input_tokens=part.input_tokens,
-        input_sha256=part.sha256,
     )
     with part.path.open("rb") as fh:
         rawfiles.save(batch.input_file, f"{job.code}-{attempt}-{index}.jsonl", fh)

@@ -313,7 +313,6 @@ def _hand_over(batch: Batch, answered: int, *, cancelled: bool) -> bool:
             request_count=kept.request_count,
             input_bytes=kept.bytes,
             input_tokens=kept.input_tokens,
-            input_sha256=kept.sha256,
         )
         if not moved:
             return False
