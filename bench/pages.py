@@ -70,7 +70,6 @@ def populate():
             rows_succeeded=49_000 if i % 4 == 0 else 0,
             rows_failed=1_000 if i % 4 == 0 else 0,
             input_file=f"batches/{i}.jsonl",
-            input_sha256="0" * 64,
         )
         for i in range(PARTS)
     )
