@@ -1,11 +1,12 @@
 """Never pay twice: identical requests are answered once.
 
-Every request has a fingerprint (requestfiles.fingerprint: endpoint and body, keys sorted) and a CRC
-of its texts (RequestBuilder.text_keys). While a job is prepared, rows whose fingerprint already has
-a succeeded answer in the key's scope take it and are not sent (only rows whose text key the index
-holds are fingerprinted), and rows repeating an earlier row of the same job are sent once, the answer given
-to each. The index (ReusableAnswer) is filled when a job's results are built, from its request files
-and outcomes, and emptied when the job is deleted or its raw files pass their retention.
+Every request has a fingerprint (requestfiles.fingerprint: endpoint and body, keys sorted) and a
+cheaper key of its texts (RequestBuilder.text_keys: their CRC-32 and length). While a job is
+prepared, rows whose fingerprint already has a succeeded answer in the key's scope take it and are
+not sent (only the rows whose text key the index holds are fingerprinted), and rows repeating an
+earlier row of the same job are sent once, the answer given to each. The index (ReusableAnswer) is
+filled when a job's results are built, from its request files and outcomes, and emptied when the
+job is deleted or its raw files pass their retention.
 """
 
 import contextlib
