@@ -113,6 +113,18 @@ def test_an_embeddings_table_is_counted_in_a_pool_as_its_texts_alone_like_one_pr
     assert len(inputs) > ROWS * 0.8 and sum(f[5] for f in files) == sum(map(count, inputs))
 
 
+@pytest.mark.parametrize("system", ["", "Answer with one word.", "About {{ Country }}: one word."])
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_tokens_counted_with_the_templates_words_taken_out_are_those_of_the_whole_requests(
+    tmp_path, system, processes
+):
+    # PROMPT's "Title", "Review" and "Country" are counted once (tokens.Shortcuts), not in each row.
+    files, contents, _ = prepare(tmp_path, processes, system=system, max_prompt_tokens=None)
+    bodies = [orjson.loads(line)["body"] for data in contents.values() for line in data.splitlines()]
+    whole = [tokens.chat_tokens("gpt-4o-mini", body["messages"]) for body in bodies]
+    assert len(bodies) > ROWS * 0.8 and sum(f[5] for f in files) == sum(whole)
+
+
 def test_a_request_over_the_size_limit_is_named_by_its_row_with_a_pool_too(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="jobs.formats.requestlines")
     alone, pooled = (

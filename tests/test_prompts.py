@@ -51,3 +51,22 @@ def test_every_header_has_a_placeholder_that_names_it_back(column):
 def test_plain_headers_keep_the_plain_form_and_braces_are_quoted():
     assert prompts.placeholder("Review Text") == "{{ Review Text }}"
     assert prompts.placeholder("{{x}}") == '{{ "{{x}}" }}'
+
+
+def test_a_block_rendered_at_once_is_each_row_rendered_alone_and_so_is_each_variant():
+    columns = ["a", "b", "c"]
+    rows = [["{0}", "{b}", "}{"], ["", "line\nbreak", "🙂"], ["%s", "{{ a }}", "x"], ["has\x00nul", "y", "z"]]
+    for template in ("Say {{ a }} then {{ b }}{{ c }}!", "{{ c }}", "no cells", "{ {{ a }} }"):
+        compiled = prompts.compile_template(template, columns)
+        variant = tuple(part.upper() + "·" for part in compiled.parts)
+        shorter = prompts.CompiledTemplate(variant, compiled.columns)
+        joined, other = compiled.render_joined(rows[:3], "\x00", variant)
+        assert joined.split("\x00") == [compiled.render(row) for row in rows[:3]]
+        assert other.split("\x00") == [shorter.render(row) for row in rows[:3]]
+        # A cell holding the joining character: the texts come as a list, each whole.
+        texts = compiled.render_joined(rows, "\x00", variant)
+        for got, template_of in zip(texts, (compiled, shorter), strict=True):
+            expected = [template_of.render(row) for row in rows]
+            nul = any("\x00" in text for text in expected)
+            assert got == (expected if nul else "\x00".join(expected))
+        assert compiled.render_joined([], "\x00") == [[]]

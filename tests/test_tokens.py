@@ -1,10 +1,11 @@
 """Token counts: the tokenizer, and prompts counted as the provider bills them, against published counts."""
 
 import pickle
+import unicodedata
 
 import pytest
 
-from jobs.formats import tokens
+from jobs.formats import requestlines, tokens
 from jobs.formats.requestfiles import CHAT, EMBEDDINGS, RequestBuilder, RequestSpec
 
 
@@ -136,3 +137,86 @@ def test_a_prompt_counter_sent_to_a_pool_process_counts_for_its_model_and_endpoi
     received = pickle.loads(sent)
     assert received(system, user) == published
     assert received("Answer in French.", user) == count("Answer in French.", user)
+
+
+# Shortcuts: fixed words of a template counted once, not once a row.
+
+SHAPES = [
+    ("Title: {{ A }}\nReview: {{ B }}\nCountry: {{ C }}", ["Title", "Review", "Country"]),
+    ("Classify this review, please: {{ A }}\nit's {{ B }}\nok/{{ C }}", ["Classify this review, please"]),
+    ("Item 12: {{ A }}\r\nNotes (short): {{ B }}\nEnd.", ["Item 12", "End"]),
+    ("{{ A }}\nQ: {{ B }}\nA{{ C }}\nWhy? it's\nok/ no\n's", ["Q", "Why"]),
+    ("Résumé: {{ A }} and\nÉté; {{ B }}", ["Résumé", "Été"]),
+    ("Note, say it : {{ A }} and then!. {{ B }}\n Why: {{ C }}", ["Note"]),
+    ("{{ A }}{{ B }}", []),
+    ("Just text, no cells.", ["Just text, no cells"]),
+]
+
+
+@pytest.mark.parametrize(("template", "taken"), SHAPES)
+def test_a_template_takes_out_only_words_that_are_tokens_of_their_own(template, taken):
+    builder = RequestBuilder(RequestSpec(CHAT, "gpt-4o-mini", "", template), ["A", "B", "C"])
+    assert builder.taken == taken
+    parts = builder.counted_parts or builder._user.parts
+    counted = builder._user.render_joined([["x", "y", "z"]], "\x00", parts)[1]
+    for word in taken:
+        assert word not in counted
+
+
+def _counts_by_shortcut(model, template, rows):
+    """Each row's count from its text rendered short, the words taken out added back, and from its
+    whole text."""
+    builder = RequestBuilder(RequestSpec(CHAT, model, "", template), ["A", "B", "C"])
+    whole, short = builder._user.render_joined(rows, "\x00", builder.counted_parts or builder._user.parts)
+    counter = tokens.prompt_counter(model, CHAT)
+    taken = builder.taken if builder.counted_parts else ()
+    by_shortcut = counter.many("", requestlines.separate(short), taken=taken)
+    return by_shortcut, counter.many("", requestlines.separate(whole))
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4-turbo"])  # o200k_base and cl100k_base
+def test_rows_count_the_same_by_shortcut_whatever_character_their_cells_start_and_end_with(model):
+    # Every character of Unicode, where a cell meets the fixed text on either side (next to a letter,
+    # a digit, itself), in templates with words taken out at the start and after line breaks.
+    # (Not NUL, which joins a block's texts: a cell holding it is counted whole.)
+    characters = [chr(code) for code in range(1, 0x110000) if not 0xD800 <= code <= 0xDFFF]
+    rows = [[c, "a" + c, c + "1"] for c in characters]
+    for template, _ in SHAPES[:3]:
+        by_shortcut, whole = _counts_by_shortcut(model, template, rows)
+        assert by_shortcut == whole, template
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4-turbo"])
+def test_every_letter_and_digit_of_unicode_ends_a_word_that_can_be_taken_out_of_a_template(model):
+    # What Python calls a letter or digit, the tokenizer's pre-tokenizer must too (their Unicode tables
+    # differ in age): a template's words are taken out where Python sees them.
+    characters = [chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF]
+    words = [c for c in characters if unicodedata.category(c)[0] in "LN"]
+    counter, text = tokens.prompt_counter(model, EMBEDDINGS), tokens.counter(model)  # no framing
+    for template, word in (("{}: {{{{ A }}}}", "7"), ("x {{{{ A }}}}\n{}: {{{{ B }}}}", "é")):
+        builder = RequestBuilder(RequestSpec(EMBEDDINGS, model, "", template.format(word)), ["A", "B"])
+        assert builder.taken == [word]
+    cells = [" x", "\n", "'s", "/", "🙂"]
+    for cell in cells:
+        whole = counter.many("", [f"{w}: {cell}\n{w}{w}:{cell}" for w in words])
+        short = counter.many("", [f": {cell}\n:{cell}" for _ in words])
+        taken = [text(w) + text(w + w) for w in words]
+        assert whole == [s + t for s, t in zip(short, taken, strict=True)], cell
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4-turbo"])
+def test_rows_count_the_same_by_shortcut_with_cells_that_hold_the_templates_own_words(model):
+    # Cells of what splits differently: line breaks, spaces, apostrophes, slashes, marks, digits, the
+    # template's own words and punctuation, in random runs (seeded, so a failure can be replayed).
+    import random
+
+    pieces = [
+        "\n", "\r\n", "\r", " ", "  ", "\t", "'", "'s", "/", ":", ",", "!", "?", "-", "1", "123", "x", "X",
+        "Review", "\nReview:", "Title", "é", "\u0301", "Ωμέγα", "日本", "🙂", "\u00a0", "\u2028", "'ll", "(",
+    ]  # fmt: skip
+    generator = random.Random(13)
+    cell = lambda: "".join(generator.choices(pieces, k=generator.randint(0, 6)))  # noqa: E731
+    rows = [[cell(), cell(), cell()] for _ in range(20_000)]
+    for template, _ in SHAPES:
+        by_shortcut, whole = _counts_by_shortcut(model, template, rows)
+        assert by_shortcut == whole, template

@@ -8,12 +8,11 @@ spaces at either end) is written quoted, as a JSON string: `{{ "{{x}}" }}`; `pla
 form every header needs, and the column buttons insert what it writes.
 """
 
-import itertools
 import json
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 
 PLACEHOLDER = re.compile(r'\{\{\s*(?:"((?:[^"\\]|\\.)*)"|(.+?))\s*\}\}')
 _NEEDS_QUOTES = re.compile(r'[{}"\\\x00-\x1f]|^\s|\s$|^$')
@@ -49,19 +48,35 @@ class CompiledTemplate:
     def __post_init__(self) -> None:
         object.__setattr__(self, "render", _renderer(self.parts, self.columns))
 
-    def render_many(self, rows: list[list[str]]) -> list[str]:
-        """render() of each row, in a loop that runs no Python per row: the literal parts, braces
-        doubled, make a format string whose fields are the cells' positions, and str.format fills
-        them in (the cells are its arguments, never read as a format).
-        """
-        return list(itertools.starmap(self._format, rows))
+    def render_joined(
+        self, rows: list[list[str]], gap: str, *variants: tuple[str, ...]
+    ) -> list[str | list[str]]:
+        """render() of each row, the texts joined by `gap` (requestlines' form of a block's texts), or
+        as a list when one of them holds `gap` (the join could not be undone); then the same for each
+        variant of the template's literal parts (the same cells between other text).
 
-    @cached_property
-    def _format(self) -> Callable[..., str]:
-        literal = [part.replace("{", "{{").replace("}", "}}") for part in self.parts]
-        fields = [f"{{{column}}}" for column in self.columns]
-        pieces = itertools.chain.from_iterable(itertools.zip_longest(literal, fields, fillvalue=""))
-        return "".join(pieces).format
+        One str.join over the literal parts and the cells, which slice assignment puts in place: no
+        Python step per row, and no format string (a cell is never read as one).
+        """
+        if not rows:
+            return [[] for _ in range(1 + len(variants))]
+        width = 2 * len(self.parts) - 1
+        pieces = [""] * (width * len(rows))
+        for slot, column in enumerate(self.columns):
+            pieces[2 * slot + 1 :: width] = map(operator.itemgetter(column), rows)
+        texts = []
+        for parts in (self.parts, *variants):
+            for slot, part in enumerate(parts[:-1]):
+                pieces[2 * slot :: width] = [part] * len(rows)
+            pieces[width - 1 :: width] = [parts[-1] + gap] * len(rows)
+            pieces[-1] = parts[-1]  # no gap after the last text
+            together = "".join(pieces)
+            if together.count(gap) == len(rows) - 1:
+                texts.append(together)
+            else:
+                render = self.render if parts is self.parts else _renderer(parts, self.columns)
+                texts.append(list(map(render, rows)))
+        return texts
 
 
 def _renderer(parts: tuple[str, ...], columns: tuple[int, ...]) -> Callable[[list[str]], str]:

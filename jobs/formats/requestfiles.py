@@ -20,7 +20,7 @@ from zlib import crc32
 
 import orjson
 
-from jobs.formats import requestlines
+from jobs.formats import requestlines, tokens
 from jobs.formats.prompts import CompiledTemplate, compile_template
 from jobs.formats.requestparts import BatchFile, Lines, split_requests
 
@@ -84,6 +84,11 @@ class RequestBuilder:
         self.url = spec.endpoint
         self._system = compile_template(spec.system_prompt, columns) if spec.system_prompt else None
         self._user: CompiledTemplate = compile_template(spec.user_prompt, columns)
+        # The user text as its tokens are counted: less the fixed words that every row's text has the
+        # tokens of, `taken`, counted once (tokens.Shortcuts).
+        shortcuts = tokens.Shortcuts(self._user.parts)
+        self.taken = shortcuts.taken
+        self.counted_parts = shortcuts.parts if self.taken else None
         # Instructions that use no column are the same for every row: rendered and serialised once.
         self.fixed_system = spec.system_prompt if self._system and not self._system.columns else None
         # The positions of the columns the prompts use: a row is "empty" if all of these are.
@@ -318,10 +323,11 @@ def write_batch_files(
     Raises ValueError if a single request is larger than `max_bytes`.
 
     Rows are taken a block at a time and each step runs over the whole block in C (map, compress,
-    str.format), not once per row in Python: this is the loop of tables with millions of rows.
+    str.join), not once per row in Python: this is the loop of tables with millions of rows.
     """
-    render_user = builder._user.render_many
-    render_system = builder._system.render_many if builder._system and builder.fixed_system is None else None
+    system_by_row = builder._system if builder._system and builder.fixed_system is None else None
+    # A PromptCounter counts the user's texts less the template's words it can count once.
+    counted_parts = builder.counted_parts if hasattr(count_tokens, "many") else None
     kept_rows = requestlines.kept_rows(builder.used_columns, skip_empty) if skip_empty else None
 
     # Rows already seen, by a key standing for their texts: within one job every request has the same
@@ -338,11 +344,20 @@ def write_batch_files(
             if keep is not None:
                 empty = list(itertools.compress(numbers, map(operator.not_, keep)))
                 numbers, cells = _kept(numbers, keep), _kept(cells, keep)
-            users = render_user(cells)
-            systems = render_system(cells) if render_system else None
-            keys = builder.text_keys(users, systems) if first_row is not None or lookup else None
+            # A block's texts are one string (requestlines.joined) as far as they can be.
+            if counted_parts:
+                users, counted = builder._user.render_joined(cells, requestlines.GAP, counted_parts)
+            else:
+                (users,), counted = builder._user.render_joined(cells, requestlines.GAP), None
+            systems = None
+            if system_by_row:
+                systems = requestlines.separate(system_by_row.render_joined(cells, requestlines.GAP)[0])
+            keys = None
+            if first_row is not None or lookup:
+                each = requestlines.separate(users)
+                keys = builder.text_keys(each, systems)
             if first_row is not None:
-                texts = map(hash, zip(systems, users, strict=True)) if systems else map(hash, users)
+                texts = map(hash, zip(systems, each, strict=True)) if systems else map(hash, each)
                 hashes = map(operator.lshift, texts, itertools.repeat(32))
                 firsts = list(map(first_row.setdefault, map(operator.xor, hashes, keys), numbers))
                 if firsts != numbers:
@@ -350,9 +365,10 @@ def write_batch_files(
                     for row, first in zip(numbers, firsts, strict=True):
                         if row != first:
                             same_as(row, first)
-                    numbers, users, keys = _kept(numbers, keep), _kept(users, keep), _kept(keys, keep)
+                    numbers, users, keys = _kept(numbers, keep), _kept(each, keep), _kept(keys, keep)
                     systems = _kept(systems, keep) if systems is not None else None
-            yield requestlines.Block(numbers, systems, users, empty, keys if lookup else None)
+                    counted = _kept(requestlines.separate(counted), keep) if counted is not None else None
+            yield requestlines.Block(numbers, systems, users, empty, keys if lookup else None, counted)
 
     def answered_before(block: requestlines.Block) -> dict[int, Any]:
         """lookup's answers for rows of the block, by their position in it: only the rows whose text

@@ -63,6 +63,12 @@ class Block:
     users: list[str] | str = field(default_factory=list)
     empty: list[int] = field(default_factory=list)
     keys: list[int] | None = None
+    # The texts to count when they are not `users`: rendered from the template the builder counts by.
+    counted: list[str] | str | None = None
+
+    def to_count(self) -> tuple[list[str] | str, bool]:
+        """The user texts to count, and whether they are the shortened ones."""
+        return (self.users, False) if self.counted is None else (self.counted, True)
 
 
 @dataclass
@@ -81,34 +87,37 @@ def json_body(text: str) -> bytes:
     return orjson.dumps(text)[1:-1]
 
 
-def json_bodies(texts: list[str] | str) -> list[bytes]:
-    """json_body() of each text (a list, or joined by NUL as `joined` gives them), serialised in one
-    call: the texts joined by NUL, which JSON writes as the escape \\u0000, and split there; each
-    text serialised alone when one holds a NUL or the six characters of that escape (the split
-    would miscount)."""
-    together = joined(texts) if isinstance(texts, list) else texts
+def json_bodies(texts: list[str] | str, count: int | None = None) -> list[bytes]:
+    """json_body() of each text (a list, or joined by NUL as `joined` gives them; `count` of them,
+    when known), serialised in one call: the texts joined by NUL, which JSON writes as the escape
+    \\u0000, and split there; each text serialised alone when one holds a NUL or the six characters
+    of that escape (the split would miscount)."""
+    together = joined(texts)
     if isinstance(together, str):
         bodies = orjson.dumps(together)[1:-1].split(b"\\u0000")
-        if len(bodies) == together.count(_GAP) + 1:
+        if len(bodies) == (together.count(GAP) + 1 if count is None else count):
             return bodies
     return list(map(json_body, separate(texts)))
 
 
 # What joins a block's texts into one string: JSON writes it as an escape, and no table holds it
 # (a NUL makes a file binary; XML cannot hold one).
-_GAP = "\x00"
+GAP = "\x00"
 
 
-def joined(texts: list[str]) -> list[str] | str:
+def joined(texts: list[str] | str) -> list[str] | str:
     """The texts as one string, joined by NUL, or as they are if one of them holds a NUL or there
-    are none: one object to send to another process and to keep meanwhile, not a thousand."""
-    together = _GAP.join(texts)
-    return together if texts and together.count(_GAP) == len(texts) - 1 else texts
+    are none (or they are joined already): one object to send to another process and to keep
+    meanwhile, not a thousand."""
+    if isinstance(texts, str):
+        return texts
+    together = GAP.join(texts)
+    return together if texts and together.count(GAP) == len(texts) - 1 else texts
 
 
 def separate(texts: list[str] | str) -> list[str]:
     """The texts `joined` put together."""
-    return texts.split(_GAP) if isinstance(texts, str) else texts
+    return texts.split(GAP) if isinstance(texts, str) else texts
 
 
 def kept_rows(used: list[int], which: str) -> Callable[[list[list[str]]], list | None]:
@@ -137,7 +146,7 @@ def kept_rows(used: list[int], which: str) -> Callable[[list[list[str]]], list |
 def _no_blank(cells: list[str]) -> bool:
     """Whether none of the cells is empty or only white space (a cell holding a NUL may be taken for
     blank: then the row-by-row test decides)."""
-    return _BLANK_CELL.search(f"{_GAP}{_GAP.join(cells)}{_GAP}") is None
+    return _BLANK_CELL.search(f"{GAP}{GAP.join(cells)}{GAP}") is None
 
 
 # A blank cell between the NULs that join a column's cells; \s is what str.strip() takes away.
@@ -158,20 +167,23 @@ class Encoder:
 
     def __call__(self, block: Block, tokens: list[int] | None = None) -> Encoded:
         """The block's lines, with its `tokens` when they were counted elsewhere."""
-        users = json_bodies(block.users)
-        systems = json_bodies(block.systems) if block.systems is not None else None
+        users = json_bodies(block.users, len(block.rows))
+        systems = json_bodies(block.systems, len(block.rows)) if block.systems is not None else None
         data, lengths = self.builder.lines(block.rows, users, systems)
         if tokens is None:
-            tokens = self.count(block.systems, separate(block.users))
+            tokens = self.count(block.systems, *block.to_count())
         return Encoded(data, lengths, tokens)
 
-    def count(self, systems: list[str] | None, users: list[str]) -> list[int]:
-        """The prompt tokens of a block's rows."""
+    def count(self, systems: list[str] | None, users: list[str] | str, shortened: bool = False) -> list[int]:
+        """The prompt tokens of a block's rows (`users` as a list, or `joined`; `shortened`: rendered
+        from the fixed text the builder counts by, RequestBuilder.counted_parts)."""
         count = self.count_tokens
+        users = separate(users)
         if count is None:
             return [0] * len(users)
         if hasattr(count, "many"):
-            return count.many(self.builder.fixed_system, users, systems)
+            taken = self.builder.taken if shortened else ()
+            return count.many(self.builder.fixed_system, users, systems, taken)
         systems = systems or [self.builder.fixed_system or ""] * len(users)
         return [count(system, user) for system, user in zip(systems, users, strict=True)]
 
@@ -240,11 +252,11 @@ def _serve(connection: Connection, encoder: Encoder) -> None:
     gc.set_threshold(100_000)
     while True:
         try:
-            systems, users = connection.recv()
+            systems, users, shortened = connection.recv()
         except EOFError:  # the reading process is done, or gone
             return
         try:
-            answer = array.array("I", encoder.count(systems, separate(users)))
+            answer = array.array("I", encoder.count(systems, users, shortened))
         except Exception as exc:  # noqa: BLE001 (sent back, raised there)
             answer = exc
         connection.send(answer)
@@ -280,10 +292,12 @@ def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterato
         log.info("Request lines made by %d more processes.", workers)
         turns = itertools.cycle(pipes)
         for block in blocks:
-            block.users = joined(block.users)  # one object to send, and to keep until its count is back
+            # One object to send, and to keep until its count is back.
+            block.users = joined(block.users)
             pipe = next(turns)
             waiting.append([block, pipe])  # before sending: if that fails, the block is made here
             _send(pipe, block)
+            block.counted = None  # not kept: should the pool break, the whole texts are counted here
             if len(waiting) >= workers * IN_FLIGHT:
                 yield _oldest(encoder, waiting)
         while waiting:
@@ -308,7 +322,8 @@ def _in_pool(encoder: Encoder, blocks: Iterator[Block], workers: int) -> Iterato
 
 def _send(pipe: Connection, block: Block) -> None:
     try:
-        pipe.send((block.systems, block.users))
+        texts, shortened = block.to_count()
+        pipe.send((block.systems, joined(texts), shortened))
     except OSError as exc:  # its process is gone
         raise _PoolBroke from exc
 
