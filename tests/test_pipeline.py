@@ -102,6 +102,28 @@ def test_a_job_larger_than_one_batch_is_split_and_joined_back(alice, simulator_c
     assert [row[4] for row in read_csv(job.results_file)[1:]] == ["succeeded"] * 5
 
 
+def test_a_row_over_the_size_limit_fails_the_prepare_and_leaves_none_of_its_parts_stored(
+    alice, simulator_credential
+):
+    from django.core.files.storage import default_storage
+
+    simulator_credential.max_requests_per_batch = 2
+    simulator_credential.max_bytes_per_batch = 1_000
+    simulator_credential.save()
+    content = b"Review Text\n" + b"".join(b"short %d\n" % n for n in range(1, 5)) + b"x" * 2_000 + b"\n"
+    def stored():
+        return set(default_storage.listdir("batches")[1]) if default_storage.exists("batches") else set()
+
+    before = stored()
+    job = new_job(alice, simulator_credential, content=content)
+    pipeline.prepare_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error.startswith("Nothing was sent: Row 5 makes a request of ")
+    # The parts of rows 1-4 were stored before row 5 was met: they are gone again.
+    assert stored() == before and not job.batches.exists()
+
+
 def test_rows_the_model_rejects_are_reported_with_their_error(alice, simulator_credential, fast_simulator):
     content = b"Review Text\nfine\n[[simulate:context_length_exceeded]] far too long\nalso fine\n"
     job = drive(new_job(alice, simulator_credential, content=content))

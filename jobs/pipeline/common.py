@@ -6,9 +6,11 @@ import contextlib
 import itertools
 import logging
 import operator
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.db import transaction
@@ -56,6 +58,32 @@ def new_batch(job: Job, part: BatchFile, *, attempt: int, index: int) -> Batch:
         rawfiles.save(batch.input_file, f"{job.code}-{attempt}-{index}.jsonl", fh)
     part.path.unlink()
     return batch
+
+
+def new_batches(job: Job, parts: Iterable[BatchFile], *, attempt: int) -> list[Batch]:
+    """new_batch() of each part as it is written, in order (index from 0).
+
+    Each part is stored (compressed, uploaded) in a thread while the next is written: zlib and the
+    storage's upload let go of the interpreter, so a big table's compression runs beside its prepare
+    rather than after it. A part's file is first moved into a folder of this function's own, since
+    the writer's may go once the last is written. Should the writing fail (a row over the size
+    limit), the parts stored before are deleted from the storage and the error raised.
+    """
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-parts") as storing,
+    ):
+        stored = []
+        try:
+            for index, part in enumerate(parts):
+                part.path = Path(shutil.move(part.path, Path(folder) / part.path.name))
+                stored.append(storing.submit(new_batch, job, part, attempt=attempt, index=index))
+            return [future.result() for future in stored]
+        except Exception:
+            for future in stored:
+                with contextlib.suppress(Exception):  # a part that failed to store left nothing
+                    future.result().input_file.delete(save=False)
+            raise
 
 
 def store_outcomes(batch: Batch, outcomes) -> reconcile.Summary:
@@ -198,7 +226,7 @@ def copy_requests(sources: list[Batch], rows: Iterable[int], *, max_requests: in
         ]
         # One attempt: only the files holding the rows are read.
         lines = select_requests(attempts[0], rows) if len(attempts) == 1 else latest_requests(attempts, rows)
-        # Each part is moved into storage by new_batch before the directory goes away.
+        # Each part is moved out by new_batches before the directory goes away.
         yield from split_requests([lines], Path(tmp), max_requests=max_requests, max_bytes=max_bytes)
 
 

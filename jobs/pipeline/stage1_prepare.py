@@ -21,7 +21,7 @@ from jobs.formats.requestfiles import (
 from jobs.models import Batch, Job, ModelPrice
 from jobs.money import plans
 from jobs.pipeline import reuse
-from jobs.pipeline.common import new_batch, request_spec
+from jobs.pipeline.common import new_batches, request_spec
 
 
 def prepare_job(job_id: int) -> list[int]:
@@ -142,7 +142,7 @@ def _first_batches(job: Job) -> list[Batch]:
             same_as=answered.same_as,
             processes=settings.PREPARE_PROCESSES,
         )
-        batches = [new_batch(job, part, attempt=1, index=index) for index, part in enumerate(parts)]
+        batches = new_batches(job, parts, attempt=1)
         answered.save()
         if job.rows_skipped:
             skipped.seek(0)

@@ -23,7 +23,7 @@ from jobs.money import gate, plans, pricing
 from jobs.pipeline import reuse
 from jobs.pipeline.common import (
     copy_requests,
-    new_batch,
+    new_batches,
     outcome_streams,
     refresh_job_counters,
     request_spec,
@@ -62,17 +62,13 @@ def retry_job(job_id: int, rows: Iterable[int] | None = None) -> int:
             for outcome, tries in latest_outcomes(attempts)
             if resendable(outcome, tries) and (chosen is None or outcome.row in chosen)
         )
-        batches = [
-            new_batch(job, part, attempt=attempt, index=index)
-            for index, part in enumerate(
-                copy_requests(
-                    sources,
-                    wanted,
-                    max_requests=credential.max_requests_per_batch,
-                    max_bytes=credential.max_bytes_per_batch,
-                )
-            )
-        ]
+        parts = copy_requests(
+            sources,
+            wanted,
+            max_requests=credential.max_requests_per_batch,
+            max_bytes=credential.max_bytes_per_batch,
+        )
+        batches = new_batches(job, parts, attempt=attempt)
     # Never at the provider, and nothing of them answered or failed: the cancel came first.
     unsent = (
         list(job.batches.filter(status=Batch.Status.DONE, remote_file_id="", rows_succeeded=0, rows_failed=0))
@@ -113,7 +109,6 @@ def resend_with_prompt(job_id: int, rows: Iterable[int], *, system_prompt: str, 
         return 0
     attempt = (job.batches.aggregate(last=Max("attempt"))["last"] or 0) + 1
     credential = job.credential
-    batches: list[Batch] = []
     with tempfile.TemporaryDirectory() as tmp, datasets.rows(job.dataset) as all_rows:
         parts = write_batch_files(
             ((row, cells) for row, cells in all_rows if row in failed),
@@ -125,11 +120,8 @@ def resend_with_prompt(job_id: int, rows: Iterable[int], *, system_prompt: str, 
             processes=settings.PREPARE_PROCESSES,
         )
         try:
-            for index, part in enumerate(parts):
-                batches.append(new_batch(job, part, attempt=attempt, index=index))
+            batches = new_batches(job, parts, attempt=attempt)
         except ValueError as exc:  # one row's request over the key's size limit
-            for batch in batches:
-                batch.input_file.delete(save=False)
             raise RetryRefused(str(exc)) from None
     return _send_again(job, batches, [])
 
