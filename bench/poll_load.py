@@ -36,7 +36,7 @@ def run(rows: int, work: Path, folder: Path = data.ROOT, viewers: int = VIEWERS,
         stack.wait_until_up()
         browser = Browser(stack.url)
         browser.login()
-        code = plan_job(stack, browser, data.multi_csv(rows, folder), patience=300)
+        code, _ = plan_job(stack, browser, data.multi_csv(rows, folder), patience=300)
         assert browser.post(f"/jobs/{code}/start/").status_code == 302
         wait_for(
             lambda: stack.query("SELECT count(*) FROM jobs_batch WHERE status = 'running'")[0][0],
