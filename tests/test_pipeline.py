@@ -103,25 +103,31 @@ def test_a_job_larger_than_one_batch_is_split_and_joined_back(alice, simulator_c
 
 
 def test_a_row_over_the_size_limit_fails_the_prepare_and_leaves_none_of_its_parts_stored(
-    alice, simulator_credential
+    alice, simulator_credential, settings, tmp_path, monkeypatch
 ):
-    from django.core.files.storage import default_storage
+    from django.core.files.storage import FileSystemStorage, default_storage
 
+    settings.MEDIA_ROOT = tmp_path / "files"  # this test's own storage: nothing else writes there
+    deleted = []
+    delete = FileSystemStorage.delete
+
+    def recorded(storage, name):
+        deleted.append(name)
+        delete(storage, name)
+
+    monkeypatch.setattr(FileSystemStorage, "delete", recorded)
     simulator_credential.max_requests_per_batch = 2
     simulator_credential.max_bytes_per_batch = 1_000
     simulator_credential.save()
     content = b"Review Text\n" + b"".join(b"short %d\n" % n for n in range(1, 5)) + b"x" * 2_000 + b"\n"
-    def stored():
-        return set(default_storage.listdir("batches")[1]) if default_storage.exists("batches") else set()
-
-    before = stored()
     job = new_job(alice, simulator_credential, content=content)
     pipeline.prepare_job(job.pk)
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert job.error.startswith("Nothing was sent: Row 5 makes a request of ")
-    # The parts of rows 1-4 were stored before row 5 was met: they are gone again.
-    assert stored() == before and not job.batches.exists()
+    # The part of rows 1-2 was stored before row 5 was met: it is gone again.
+    assert len(deleted) == 1 and deleted[0].startswith("batches/")
+    assert default_storage.listdir("batches") == ([], []) and not job.batches.exists()
 
 
 def test_rows_the_model_rejects_are_reported_with_their_error(alice, simulator_credential, fast_simulator):

@@ -66,6 +66,8 @@ class CompiledTemplate:
             pieces[2 * slot + 1 :: width] = map(operator.itemgetter(column), rows)
         texts = []
         for parts in (self.parts, *variants):
+            if len(parts) != len(self.parts):
+                raise ValueError("A variant of a template has a literal part around each of its cells.")
             for slot, part in enumerate(parts[:-1]):
                 pieces[2 * slot :: width] = [part] * len(rows)
             pieces[width - 1 :: width] = [parts[-1] + gap] * len(rows)

@@ -66,8 +66,10 @@ def new_batches(job: Job, parts: Iterable[BatchFile], *, attempt: int) -> list[B
     Each part is stored (compressed, uploaded) in a thread while the next is written: zlib and the
     storage's upload let go of the interpreter, so a big table's compression runs beside its prepare
     rather than after it. A part's file is first moved into a folder of this function's own, since
-    the writer's may go once the last is written. Should the writing fail (a row over the size
-    limit), the parts stored before are deleted from the storage and the error raised.
+    the writer's may go once the last is written; a part waits there only until the one before it is
+    stored (so at most two are on local disk, and a storage error stops the writing at the next
+    part). Should anything fail (a row over the size limit, the storage), the parts stored before
+    are deleted from the storage and the error raised.
     """
     with (
         tempfile.TemporaryDirectory() as folder,
@@ -76,10 +78,12 @@ def new_batches(job: Job, parts: Iterable[BatchFile], *, attempt: int) -> list[B
         stored = []
         try:
             for index, part in enumerate(parts):
+                if stored:
+                    stored[-1].result()
                 part.path = Path(shutil.move(part.path, Path(folder) / part.path.name))
                 stored.append(storing.submit(new_batch, job, part, attempt=attempt, index=index))
             return [future.result() for future in stored]
-        except Exception:
+        except BaseException:  # a worker shut down mid-way too: nothing half-made is left stored
             for future in stored:
                 with contextlib.suppress(Exception):  # a part that failed to store left nothing
                     future.result().input_file.delete(save=False)
