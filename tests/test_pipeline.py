@@ -4,6 +4,7 @@ import csv
 import io
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from bench.stack import wait_for
@@ -180,6 +181,27 @@ def test_a_restart_after_create_adopts_the_batch_instead_of_creating_another(
     assert batch.remote_file_id == remote_file.id
     assert len(list(sdk.batches.list())) == 1
     assert len(list(sdk.files.list(purpose="batch"))) == 1
+
+
+def test_an_attempt_overtaken_while_it_uploads_leaves_the_batch_to_the_newer_one(
+    alice, simulator_credential, sdk, monkeypatch
+):
+    """A long upload outlives STALLED_AFTER_SECONDS: the sweeper starts another attempt meanwhile, which
+    makes the batch. The older one, its upload done, must not create a second: that would run twice."""
+    job = new_job(alice, simulator_credential)
+    [batch_id] = send(job)
+    upload = ProviderClient.upload_batch_file
+
+    def overtaken(client, stream, filename):
+        uploaded = upload(client, stream, filename)
+        # The sweeper's attempt claims the batch while this upload is still going.
+        Batch.objects.filter(pk=batch_id).update(submit_attempts=F("submit_attempts") + 1)
+        return uploaded
+
+    monkeypatch.setattr(ProviderClient, "upload_batch_file", overtaken)
+    assert pipeline.submit_batch(batch_id) is False
+    assert list(sdk.batches.list()) == []
+    assert Batch.objects.get(pk=batch_id).status == Batch.Status.SUBMITTING  # left to the newer attempt
 
 
 def test_finishing_twice_does_nothing_the_second_time(alice, simulator_credential, fast_simulator):

@@ -230,7 +230,8 @@ def copy_requests(sources: list[Batch], rows: Iterable[int], *, max_requests: in
         ]
         # One attempt: only the files holding the rows are read.
         lines = select_requests(attempts[0], rows) if len(attempts) == 1 else latest_requests(attempts, rows)
-        # Each part is moved out by new_batches before the directory goes away.
+        # A caller stores each part (new_batch) or moves it out (new_batches) before asking for the next:
+        # this folder goes once the last is written.
         yield from split_requests([lines], Path(tmp), max_requests=max_requests, max_bytes=max_bytes)
 
 

@@ -63,6 +63,14 @@ def submit_batch(batch_id: int) -> bool:
             since = int((batch.submit_started_at - CLOCK_MARGIN).timestamp())
             remote = client.find_batch(METADATA_KEY, str(batch.token), since)
         if remote is None:
+            # Still this run's turn? An upload can outlast STALLED_AFTER_SECONDS, and the sweeper then
+            # starts another attempt, which makes the batch: this one must not make a second (whose
+            # create might time out unseen, and run twice). The UPDATE also tells the sweeper this
+            # run is alive for the create call, which ends within the provider timeout.
+            if not Batch.objects.filter(
+                pk=batch.pk, status=Batch.Status.SUBMITTING, submit_attempts=attempts + 1
+            ).update(updated_at=timezone.now()):
+                return False
             remote = client.create_batch(
                 batch.remote_file_id,
                 job.endpoint,
