@@ -131,6 +131,33 @@ def test_a_row_over_the_size_limit_fails_the_prepare_and_leaves_none_of_its_part
     assert default_storage.listdir("batches") == ([], []) and not job.batches.exists()
 
 
+def test_a_prepare_overtaken_by_a_cancel_leaves_none_of_its_files_stored(
+    alice, simulator_credential, settings, tmp_path, monkeypatch
+):
+    from django.core.files.storage import default_storage
+
+    from jobs.pipeline import stage1_prepare
+
+    settings.MEDIA_ROOT = tmp_path / "files"
+    simulator_credential.max_requests_per_batch = 2
+    simulator_credential.save()
+    content = b"id,Review Text\n" + b"".join(b"%d,review %d\n" % (n, n) for n in range(1, 6)) + b"6,\n"
+    job = new_job(alice, simulator_credential, content=content, empty_rows=Job.EmptyRows.ALL)
+    first_batches = stage1_prepare._first_batches
+
+    def cancelled_meanwhile(job):
+        made = first_batches(job)
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.CANCELLED)  # the owner cancelled meanwhile
+        return made
+
+    monkeypatch.setattr(stage1_prepare, "_first_batches", cancelled_meanwhile)
+    assert pipeline.prepare_job(job.pk) == []
+    # The three parts and the skipped rows' file were stored, then deleted again.
+    assert default_storage.listdir("batches") == ([], [])
+    assert default_storage.listdir("results") == ([], [])
+    assert not Batch.objects.filter(job=job).exists()
+
+
 def test_rows_the_model_rejects_are_reported_with_their_error(alice, simulator_credential, fast_simulator):
     content = b"Review Text\nfine\n[[simulate:context_length_exceeded]] far too long\nalso fine\n"
     job = drive(new_job(alice, simulator_credential, content=content))

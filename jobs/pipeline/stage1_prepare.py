@@ -78,9 +78,14 @@ def prepare_job(job_id: int) -> list[int]:
             reuse_saving=job.reuse_saving,
             reused_from=job.reused_from,
         )
-        if not won:
-            return []
-        created = Batch.objects.bulk_create(batches)
+        if won:
+            created = Batch.objects.bulk_create(batches)
+    if not won:
+        # Overtaken (cancelled meanwhile, or planned by another run): what this run stored goes.
+        for field in [job.skipped_file, job.reused_file, job.copies_file, *(b.input_file for b in batches)]:
+            if field.name:
+                field.delete(save=False)
+        return []
     return [b.pk for b in created]
 
 
